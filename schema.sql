@@ -1,0 +1,104 @@
+-- taskbox schema, version 1.
+--
+-- The one schema of the service. It is embedded in the binary and applied at start by
+-- src/store/migrate.rs; later versions append numbered steps there and move
+-- PRAGMA user_version forward. The states of a task and their invariants live here as CHECK
+-- constraints, so no code path can store a task that contradicts them.
+
+-- A task: one long operation submitted by a client. Mirrors the original WEBCC_SERVICE_TASK
+-- table (id, user, created, IO file name, files, percent complete, status, message) plus what
+-- the engine needs.
+CREATE TABLE tasks (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused
+    user_id           INTEGER NOT NULL DEFAULT 0,
+    user_name         TEXT    NOT NULL DEFAULT '',
+    client            TEXT    NOT NULL DEFAULT 'default',
+    created_at        TEXT    NOT NULL,                   -- UTC, YYYY-MM-DDTHH:MM:SS
+    kind              TEXT    NOT NULL,
+    params            TEXT    NOT NULL DEFAULT '{}',      -- JSON object of string values
+    io_filename       TEXT    NOT NULL DEFAULT '',
+    -- The task's files. No foreign key: a file is only ever deleted with its task (files
+    -- cascade from tasks) or when the store replaces the pointer in the same transaction,
+    -- and a foreign key here would make every file deletion scan this table.
+    io_file_id        INTEGER,
+    log_file_id       INTEGER,
+    err_file_id       INTEGER,
+    percent_complete  INTEGER NOT NULL DEFAULT 0 CHECK (percent_complete BETWEEN 0 AND 100),
+    status            TEXT    NOT NULL DEFAULT 'Pending'
+                      CHECK (status IN ('Pending', 'In progress', 'SUCCESS', 'ERROR', 'CANCELED')),
+    message           TEXT    NOT NULL DEFAULT '',
+    total_records     INTEGER NOT NULL DEFAULT 0 CHECK (total_records >= 0),
+    succeeded_records INTEGER NOT NULL DEFAULT 0 CHECK (succeeded_records >= 0),
+    duplicate_records INTEGER NOT NULL DEFAULT 0 CHECK (duplicate_records >= 0),
+    failed_records    INTEGER NOT NULL DEFAULT 0 CHECK (failed_records >= 0),
+    due_at            INTEGER NOT NULL,                   -- unix ms: not claimed before this
+    start_time        TEXT,
+    end_time          TEXT,
+    updated_at        TEXT    NOT NULL,
+    attempts          INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    lease_owner       TEXT,                               -- the process instance running it
+    lease_expires_at  INTEGER,                            -- unix ms
+    cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    -- A running task has started and is leased; nothing else is.
+    CHECK ((status = 'In progress') = (lease_owner IS NOT NULL)),
+    -- A task has ended exactly when it has an end time, and then it is complete.
+    CHECK ((status IN ('SUCCESS', 'ERROR', 'CANCELED')) = (end_time IS NOT NULL)),
+    CHECK (end_time IS NULL OR percent_complete = 100)
+);
+
+-- The dispatcher's claim: pending tasks by due time. Partial, so finished tasks cost nothing.
+CREATE INDEX tasks_pending_due ON tasks (due_at, id) WHERE status = 'Pending';
+-- Recovery and shutdown: the running tasks.
+CREATE INDEX tasks_running ON tasks (lease_owner) WHERE status = 'In progress';
+-- The list query, newest first, with its filters.
+CREATE INDEX tasks_client_id ON tasks (client, id);
+CREATE INDEX tasks_client_status_id ON tasks (client, status, id);
+CREATE INDEX tasks_client_kind_id ON tasks (client, kind, id);
+CREATE INDEX tasks_client_user_id ON tasks (client, user_id, id);
+
+-- A file: an IO, LOG or ERR file of a task, stored as a sequence of chunks so that any size
+-- streams in and out in bounded memory and a growing log can be appended to. A file with no
+-- task_id is an upload still being received (or an orphan of a crash, removed at start).
+CREATE TABLE files (
+    id          INTEGER PRIMARY KEY,
+    task_id     INTEGER REFERENCES tasks(id) ON DELETE CASCADE,
+    size        INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+    created_at  TEXT    NOT NULL
+);
+CREATE INDEX files_task ON files (task_id);
+
+CREATE TABLE file_chunks (
+    file_id  INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL CHECK (seq >= 0),
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (file_id, seq)
+);
+
+-- Idempotency keys: a retried POST with the same key returns the task the first one created.
+CREATE TABLE idempotency_keys (
+    client       TEXT    NOT NULL,
+    user_id      INTEGER NOT NULL,
+    key          TEXT    NOT NULL,
+    task_id      INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    fingerprint  TEXT    NOT NULL,                        -- kind and params, as JSON
+    created_ms   INTEGER NOT NULL,
+    PRIMARY KEY (client, user_id, key)
+);
+CREATE INDEX idempotency_keys_task ON idempotency_keys (task_id);
+
+-- Datasets: tables that csv.import fills and csv.export reads, kept in this same file as
+-- tables named ds_<name>. Every dataset table has a hidden column __taskbox_task naming the
+-- import that wrote the row, so an import that did not finish can be removed whole.
+CREATE TABLE datasets (
+    name        TEXT PRIMARY KEY,
+    columns     TEXT NOT NULL,                            -- JSON array of column names, in order
+    created_at  TEXT NOT NULL
+);
+
+-- An import in progress: its rows are not visible to exports until it is done, and a crash
+-- leaves it 'running', so recovery deletes its rows.
+CREATE TABLE dataset_imports (
+    task_id  INTEGER PRIMARY KEY,
+    dataset  TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+    state    TEXT NOT NULL CHECK (state IN ('running', 'done'))
+);

@@ -1,0 +1,259 @@
+//! What a handler sees of its task: its params and IO file, the three files it may write,
+//! its progress, counters and message, whether it was asked to stop, and the datasets. It
+//! never sees the pool, a connection or the channel.
+//!
+//! Progress is throttled: a handler may report as often as it likes; the store is written
+//! at most every [`PROGRESS_INTERVAL`] (the same write tells whether a cancellation was
+//! requested), and the LOG file is committed at most every [`LOG_INTERVAL`], so a running
+//! task's log is readable a second or so behind.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::TaskError;
+use crate::store::{
+    Claimed, Dataset, DatasetError, FileReader, FileWriter, ImportSession, Liveness, Progress, Store,
+};
+use crate::task::{Counts, FileId, Params, TaskId};
+
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// A LOG buffer this large is committed at once, whatever the interval.
+const LOG_BUFFER_LIMIT: usize = 64 * 1024;
+
+pub struct TaskContext<'a> {
+    store: &'a Store,
+    owner: &'a str,
+    task: &'a Claimed,
+    progress: Progress,
+    last_report: Instant,
+    cancelled: bool,
+    log_buf: Vec<u8>,
+    log_file: Option<FileWriter>,
+    log_failed: bool,
+    last_log_flush: Instant,
+    err: Option<FileWriter>,
+    output: Option<(String, FileWriter)>,
+}
+
+/// The files a finished context hands back to be attached to the task.
+pub(super) struct ClosedFiles {
+    pub output: Option<(FileId, String)>,
+    pub log: Option<FileId>,
+    /// LOG bytes not yet stored (stored with the task's end, in one transaction).
+    pub log_tail: Vec<u8>,
+    pub err: Option<FileId>,
+}
+
+impl<'a> TaskContext<'a> {
+    pub(super) fn new(store: &'a Store, owner: &'a str, task: &'a Claimed) -> TaskContext<'a> {
+        let now = Instant::now();
+        TaskContext {
+            store,
+            owner,
+            task,
+            progress: Progress::default(),
+            last_report: now,
+            cancelled: false,
+            log_buf: Vec::new(),
+            log_file: None,
+            log_failed: false,
+            last_log_flush: now,
+            err: None,
+            output: None,
+        }
+    }
+
+    pub fn id(&self) -> TaskId {
+        self.task.id
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.task.params
+    }
+
+    /// A param's value, if given.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.task.params.get(name).map(String::as_str)
+    }
+
+    /// The IO file's name ("" when none).
+    pub fn io_filename(&self) -> &str {
+        &self.task.io_filename
+    }
+
+    /// The IO file as a stream, with its size; None when the task has no IO file.
+    pub fn input(&self) -> Result<Option<(FileReader, u64)>, TaskError> {
+        match self.task.io_file {
+            Some(id) => {
+                let file = self.store.stored_file(id)?;
+                Ok(Some((self.store.open_file(file), file.size)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Appends a line to the LOG file, stamped with the time.
+    pub fn log(&mut self, line: impl AsRef<str>) {
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let _ = writeln!(self.log_buf, "{stamp} {}", line.as_ref());
+        if self.log_buf.len() >= LOG_BUFFER_LIMIT {
+            self.flush_log();
+        }
+    }
+
+    /// The ERR file, created on first use.
+    pub fn err_file(&mut self) -> Result<&mut FileWriter, TaskError> {
+        if self.err.is_none() {
+            self.err = Some(self.store.create_file(Some(self.task.id))?);
+        }
+        Ok(self.err.as_mut().expect("just created"))
+    }
+
+    /// Starts the task's output: on success it replaces the IO file, under `name`.
+    pub fn create_output(&mut self, name: &str) -> Result<&mut FileWriter, TaskError> {
+        if let Some((_, old)) = self.output.take() {
+            old.discard()?;
+        }
+        let writer = self.store.create_file(Some(self.task.id))?;
+        Ok(&mut self.output.insert((name.to_string(), writer)).1)
+    }
+
+    /// The output started with [`TaskContext::create_output`].
+    pub fn output(&mut self) -> Result<&mut FileWriter, TaskError> {
+        match self.output.as_mut() {
+            Some((_, writer)) => Ok(writer),
+            None => Err(TaskError::Failed("internal: the output was not started".into())),
+        }
+    }
+
+    pub fn set_percent(&mut self, percent: u8) {
+        self.progress.percent = percent.min(100);
+    }
+
+    pub fn set_counts(&mut self, counts: Counts) {
+        self.progress.counts = counts;
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.progress.counts
+    }
+
+    pub fn set_message(&mut self, message: impl Into<String>) {
+        self.progress.message = message.into();
+    }
+
+    /// Writes progress and the LOG file if their intervals have passed, and fails with
+    /// `Cancelled` once a cancellation was requested (or the task was deleted). Cheap enough
+    /// to call for every record.
+    pub fn checkpoint(&mut self) -> Result<(), TaskError> {
+        if !self.cancelled && self.last_report.elapsed() >= PROGRESS_INTERVAL {
+            self.report()?;
+        }
+        if self.last_log_flush.elapsed() >= LOG_INTERVAL {
+            self.flush_log();
+        }
+        if self.cancelled {
+            Err(TaskError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a cancellation was requested (checks the store when the interval has passed).
+    pub fn is_cancelled(&mut self) -> bool {
+        matches!(self.checkpoint(), Err(TaskError::Cancelled))
+    }
+
+    fn report(&mut self) -> Result<(), TaskError> {
+        self.last_report = Instant::now();
+        match self.store.report_progress(self.task.id, self.owner, &self.progress)? {
+            Liveness::Running { cancel_requested } => self.cancelled = cancel_requested,
+            Liveness::Gone => self.cancelled = true,
+        }
+        Ok(())
+    }
+
+    fn flush_log(&mut self) {
+        self.last_log_flush = Instant::now();
+        if self.log_buf.is_empty() || self.log_failed {
+            return;
+        }
+        let result = (|| -> Result<(), TaskError> {
+            if self.log_file.is_none() {
+                let file = self.store.create_file(Some(self.task.id))?;
+                if !self.store.attach_log(self.task.id, self.owner, file.id())? {
+                    self.cancelled = true;
+                }
+                self.log_file = Some(file);
+            }
+            let file = self.log_file.as_mut().expect("just created");
+            file.write_all(&self.log_buf)?;
+            file.flush()?;
+            Ok(())
+        })();
+        self.log_buf.clear();
+        if let Err(e) = result {
+            // A log that cannot be written must not fail the task; say so once.
+            log::warn!("task {}: writing its LOG file failed: {e}", self.task.id);
+            self.log_failed = true;
+        }
+    }
+
+    /// Commits the files and hands them back; the output is kept only when `keep_output`.
+    pub(super) fn close(mut self, keep_output: bool) -> (Counts, ClosedFiles) {
+        let finish = |w: FileWriter, what: &str, task: TaskId| match w.finish() {
+            Ok(f) => Some(f.id),
+            Err(e) => {
+                log::warn!("task {task}: storing its {what} file failed: {e}");
+                None
+            }
+        };
+        let id = self.task.id;
+        let log = self.log_file.take().map(|w| w.id());
+        let log_tail = if self.log_failed { Vec::new() } else { std::mem::take(&mut self.log_buf) };
+        let err = self.err.take().and_then(|w| finish(w, "ERR", id));
+        let output = match self.output.take() {
+            Some((name, w)) if keep_output => finish(w, "IO", id).map(|f| (f, name)),
+            Some((_, w)) => {
+                let _ = w.discard();
+                None
+            }
+            None => None,
+        };
+        (
+            self.progress.counts,
+            ClosedFiles {
+                output,
+                log,
+                log_tail,
+                err,
+            },
+        )
+    }
+
+    /// A dataset's description, if it exists.
+    pub fn dataset(&self, name: &str) -> Result<Option<Dataset>, TaskError> {
+        Ok(self.store.dataset(name)?)
+    }
+
+    /// Rows of a dataset after row `after`, in import order (see `Store::dataset_page`).
+    pub fn dataset_page(
+        &self,
+        name: &str,
+        columns: &[String],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<String>)>, TaskError> {
+        Ok(self.store.dataset_page(name, columns, after, limit)?)
+    }
+
+    pub fn dataset_len(&self, name: &str) -> Result<u64, TaskError> {
+        Ok(self.store.dataset_len(name)?)
+    }
+
+    /// Starts an import into a dataset for this task (see `Store::begin_import`).
+    pub fn begin_import(&self, name: &str, header: &[String], key: &[String]) -> Result<ImportSession, DatasetError> {
+        self.store.begin_import(self.task.id, name, header, key)
+    }
+}

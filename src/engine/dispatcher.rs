@@ -1,0 +1,66 @@
+//! The dispatcher: the only thing that claims tasks. It claims as many due tasks as there
+//! are idle workers, in one statement, and hands them over the channel. It never polls: it
+//! sleeps on the store's activity signal until a submission or a finished task rings it, or
+//! until the next pending task falls due.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::Shared;
+use crate::store::Claimed;
+use crate::task::time;
+
+/// The longest sleep with nothing to do; a safety net, not a poll.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
+/// The wait before trying again after the store failed.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Runs until the engine stops. Dropping `tx` on return is what tells the workers to exit.
+pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
+    let store = &shared.store;
+    loop {
+        let seen = store.activity().generation();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let free = shared.workers.saturating_sub(shared.busy.load(Ordering::SeqCst));
+        if free > 0 {
+            match store.claim_due(&shared.owner, free) {
+                Ok(tasks) if !tasks.is_empty() => {
+                    for task in tasks {
+                        shared.busy.fetch_add(1, Ordering::SeqCst);
+                        log::debug!("task {} claimed ({})", task.id, task.kind);
+                        if tx.send(task).is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("dispatcher: claiming tasks failed: {e}");
+                    store.activity().wait_past(seen, ERROR_BACKOFF);
+                    continue;
+                }
+            }
+        }
+        let wait = if free == 0 {
+            IDLE_WAIT
+        } else {
+            match store.next_due_ms() {
+                Ok(Some(due)) => {
+                    let ms = (due - time::now_ms()).max(5) as u64;
+                    Duration::from_millis(ms).min(IDLE_WAIT)
+                }
+                Ok(None) => IDLE_WAIT,
+                Err(e) => {
+                    log::error!("dispatcher: reading the next due time failed: {e}");
+                    ERROR_BACKOFF
+                }
+            }
+        };
+        store.activity().wait_past(seen, wait);
+    }
+}

@@ -1,0 +1,229 @@
+//! `csv.import`: loads a CSV file (RFC 4180, header row, UTF-8, optional BOM) into a
+//! dataset. Each data row is counted once: succeeded, duplicate (its key was seen) or failed
+//! (wrong number of fields, an empty key value, not UTF-8). Failed rows go to the ERR file
+//! with the reason; the LOG file tells the story; PercentComplete follows the bytes read.
+
+use std::io::{BufReader, Write};
+use std::time::Instant;
+
+use super::csv_format::write_record;
+use super::{list_param, validate_table, Handler};
+use crate::engine::{TaskContext, TaskError};
+use crate::store::{DatasetError, ImportSession, RowOutcome};
+use crate::task::{Counts, Params};
+
+/// Rows inserted per transaction.
+const BATCH_ROWS: usize = 2000;
+/// ERR bytes buffered before they are written to the ERR file.
+const ERR_BUFFER: usize = 64 * 1024;
+
+pub struct CsvImport;
+
+impl Handler for CsvImport {
+    fn kind(&self) -> &'static str {
+        "csv.import"
+    }
+
+    fn validate(&self, params: &Params, has_input: bool) -> Result<(), String> {
+        if !has_input {
+            return Err("csv.import needs a file: send the CSV as the request body, or as the \
+                        form's file part."
+                .into());
+        }
+        validate_table(params)?;
+        if let Some(key) = list_param(params, "key") {
+            if key.is_empty() {
+                return Err("The param key names no column: give comma-separated column names.".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError> {
+        let table = ctx.param("table").unwrap_or_default().to_string();
+        let key = list_param(ctx.params(), "key").unwrap_or_default();
+        let Some((input, size)) = ctx.input()? else {
+            return Err(TaskError::Failed("File is empty or does not exist.".into()));
+        };
+        let started = Instant::now();
+        let name = if ctx.io_filename().is_empty() { "the upload".to_string() } else { format!("{:?}", ctx.io_filename()) };
+        ctx.log(format!("Importing {name} ({size} bytes) into dataset {table}"));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(64 * 1024)
+            .from_reader(BufReader::with_capacity(64 * 1024, input));
+
+        let mut record = csv::ByteRecord::new();
+        if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+            ctx.log("The file has no header row");
+            return Err(TaskError::Failed("The file has no header row: nothing was imported.".into()));
+        }
+        let header: Vec<String> = match record.iter().map(|f| std::str::from_utf8(f).map(String::from)).collect() {
+            Ok(h) => h,
+            Err(_) => {
+                return Err(TaskError::Failed(
+                    "The header row is not valid UTF-8: nothing was imported.".into(),
+                ))
+            }
+        };
+        let raw_header = record.clone();
+        let mut session = match ctx.begin_import(&table, &header, &key) {
+            Ok(s) => s,
+            Err(DatasetError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                let message = format!("The file cannot be imported: {e}. Nothing was imported.");
+                ctx.log(&message);
+                return Err(TaskError::Failed(message));
+            }
+        };
+        let key_positions: Vec<(usize, &str)> = key
+            .iter()
+            .map(|k| (header.iter().position(|h| h == k).unwrap_or_default(), k.as_str()))
+            .collect();
+
+        let mut counts = Counts::default();
+        let mut batch: Vec<Vec<String>> = Vec::with_capacity(BATCH_ROWS);
+        let mut errors = ErrFile::new(&raw_header);
+        let mut next_log_percent = 10;
+        while reader.read_byte_record(&mut record).map_err(csv_error)? {
+            counts.total += 1;
+            match check_row(&record, header.len(), &key_positions) {
+                Ok(row) => batch.push(row),
+                Err(reason) => {
+                    counts.failed += 1;
+                    errors.add(&record, &reason);
+                }
+            }
+            if batch.len() == BATCH_ROWS {
+                insert(&mut session, &mut batch, &mut counts)?;
+            }
+            if errors.buffered() >= ERR_BUFFER {
+                errors.drain_into(ctx)?;
+            }
+            let percent = percent_of(reader.position().byte(), size);
+            ctx.set_percent(percent);
+            ctx.set_counts(counts);
+            if percent >= next_log_percent {
+                ctx.log(format!("{percent}% read: {} records so far", counts.total));
+                next_log_percent = percent / 10 * 10 + 10;
+            }
+            if let Err(e) = ctx.checkpoint() {
+                ctx.log("Cancelled: the rows imported so far are removed");
+                return Err(e);
+            }
+        }
+        insert(&mut session, &mut batch, &mut counts)?;
+        errors.drain_into(ctx)?;
+        session.commit()?;
+        ctx.set_counts(counts);
+        ctx.log(format!(
+            "Read {} records: {} imported, {} duplicates, {} failed, in {:.3} s",
+            counts.total,
+            counts.succeeded,
+            counts.duplicate,
+            counts.failed,
+            started.elapsed().as_secs_f64()
+        ));
+        if counts.failed > 0 {
+            return Err(TaskError::Failed(format!(
+                "Some records were not imported: {} of {} failed. They are in the error file, \
+                 each with the reason.",
+                counts.failed, counts.total
+            )));
+        }
+        Ok(format!(
+            "Imported {} of {} records into {table}{}.",
+            counts.succeeded,
+            counts.total,
+            match counts.duplicate {
+                0 => String::new(),
+                d => format!("; {d} duplicates were skipped"),
+            }
+        ))
+    }
+}
+
+fn csv_error(e: csv::Error) -> TaskError {
+    TaskError::Failed(format!("The file could not be read: {e}."))
+}
+
+fn percent_of(done: u64, total: u64) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    ((done.min(total) as u128 * 100 / total as u128) as u8).min(99)
+}
+
+/// A row's cells, or why it fails.
+fn check_row(record: &csv::ByteRecord, width: usize, key: &[(usize, &str)]) -> Result<Vec<String>, String> {
+    if record.len() != width {
+        return Err(format!("expected {width} fields, found {}", record.len()));
+    }
+    let mut cells = Vec::with_capacity(width);
+    for (i, field) in record.iter().enumerate() {
+        match std::str::from_utf8(field) {
+            Ok(text) => cells.push(text.to_string()),
+            Err(_) => return Err(format!("field {} is not valid UTF-8", i + 1)),
+        }
+    }
+    for &(position, name) in key {
+        if cells[position].is_empty() {
+            return Err(format!("the key column {name:?} is empty"));
+        }
+    }
+    Ok(cells)
+}
+
+fn insert(session: &mut ImportSession, batch: &mut Vec<Vec<String>>, counts: &mut Counts) -> Result<(), TaskError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    for outcome in session.insert(batch)? {
+        match outcome {
+            RowOutcome::Inserted => counts.succeeded += 1,
+            RowOutcome::Duplicate => counts.duplicate += 1,
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// The ERR file being built: the header plus `error`, then each failed row and its reason.
+struct ErrFile {
+    header: Vec<u8>,
+    header_written: bool,
+    buf: Vec<u8>,
+}
+
+impl ErrFile {
+    fn new(header: &csv::ByteRecord) -> ErrFile {
+        let mut line = Vec::new();
+        write_record(&mut line, header.iter().chain(std::iter::once(&b"error"[..])));
+        ErrFile {
+            header: line,
+            header_written: false,
+            buf: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, record: &csv::ByteRecord, reason: &str) {
+        if !self.header_written {
+            self.buf.extend_from_slice(&self.header);
+            self.header_written = true;
+        }
+        write_record(&mut self.buf, record.iter().chain(std::iter::once(reason.as_bytes())));
+    }
+
+    fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn drain_into(&mut self, ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        if !self.buf.is_empty() {
+            ctx.err_file()?.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}

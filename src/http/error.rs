@@ -1,0 +1,86 @@
+//! `ApiError`: what a client is told when a request fails, and the one place where failures
+//! become HTTP status codes. Internal details go to the server log, never to the client.
+
+use crate::store::StoreError;
+
+/// The message of every 404 on a task's file, exactly as clients of the original API match it.
+pub const FILE_MISSING: &str = "File is empty or does not exist.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    /// For 405: the methods the path allows.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, message)
+    }
+
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(405, format!("The method {method} is not allowed here; use {allow}."))
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, message)
+    }
+
+    pub fn length_required(message: impl Into<String>) -> ApiError {
+        ApiError::new(411, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(413, message)
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(415, message)
+    }
+
+    /// A fault of ours: the client gets a generic sentence, the log gets `detail`.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        log::error!("internal error: {detail}");
+        ApiError::new(500, "Internal error: the request could not be completed. The details are in the server log.")
+    }
+
+    pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+        log::warn!("database unavailable: {detail}");
+        ApiError::new(503, "The database is unavailable right now; try again shortly.")
+    }
+
+    pub fn disk_full() -> ApiError {
+        ApiError::new(507, "The disk is full: nothing was stored. Free some space and try again.")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => ApiError::not_found("Not found."),
+            StoreError::DiskFull => ApiError::disk_full(),
+            StoreError::Unavailable(detail) | StoreError::Locked(detail) => ApiError::unavailable(detail),
+            StoreError::IdempotencyConflict => ApiError::conflict(
+                "This Idempotency-Key was already used for a different task (another kind or other params); \
+                 use a new key for a new task.",
+            ),
+            StoreError::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}

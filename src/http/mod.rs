@@ -1,0 +1,119 @@
+//! The HTTP layer: tiny_http behind this one module, a fixed pool of threads that take
+//! requests, resolve who sent them, route them and answer. A route that panics answers 500
+//! and the thread goes on. The HTTP layer meets the engine only in the store.
+//!
+//! Shutdown: `stop` sets the stop flag and unblocks every thread waiting in `recv`; each
+//! finishes the request it is answering and exits; dropping the server closes the socket.
+
+mod context;
+mod error;
+mod multipart;
+mod reply;
+mod request;
+mod router;
+mod webservicetasks;
+
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tiny_http::{Request, Server};
+
+pub use context::{App, Limits, RequestContext};
+pub use error::{ApiError, FILE_MISSING};
+pub use router::{route, Endpoint};
+pub use webservicetasks::task_json;
+
+use reply::Reply;
+
+pub struct HttpServer {
+    server: Arc<Server>,
+    addr: SocketAddr,
+    /// Set by `stop`; each thread checks it after `recv` returns.
+    stopping: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds `listen` and starts `threads` request threads.
+    pub fn start(listen: &str, threads: usize, app: Arc<App>) -> Result<HttpServer, String> {
+        let server = Arc::new(Server::http(listen).map_err(|e| e.to_string())?);
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| "the listener has no IP address".to_string())?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let (server, app, stopping) = (server.clone(), app.clone(), stopping.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("http-{n}"))
+                .spawn(move || accept_loop(&server, &app, &stopping))
+                .map_err(|e| e.to_string())?;
+            handles.push(handle);
+        }
+        Ok(HttpServer {
+            server,
+            addr,
+            stopping,
+            threads: handles,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests and waits for the threads to finish the ones they answer.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for handle in self.threads {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::SeqCst) {
+        match server.recv() {
+            Ok(request) => serve(app, request),
+            Err(e) => {
+                if !stopping.load(Ordering::SeqCst) {
+                    log::warn!("accepting a request failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn serve(app: &App, mut request: Request) {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let url: String = request.url().chars().take(300).collect();
+    let reply = panic::catch_unwind(AssertUnwindSafe(|| handle(app, &mut request)))
+        .unwrap_or_else(|_| Err(ApiError::internal(format!("a route panicked on {method} {url}"))))
+        .unwrap_or_else(|e| Reply::error(&e));
+    let status = reply.status;
+    if let Err(e) = request.respond(reply.into_response()) {
+        log::debug!("{method} {url}: the answer could not be sent: {e}");
+    }
+    log::debug!("{method} {url} {status} {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+}
+
+fn handle(app: &App, request: &mut Request) -> Result<Reply, ApiError> {
+    let ctx = RequestContext::resolve(request);
+    let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
+    match endpoint {
+        Endpoint::ListTasks => webservicetasks::list(app, &ctx, request),
+        Endpoint::CreateTask => webservicetasks::create(app, &ctx, request),
+        Endpoint::GetTask(id) => webservicetasks::get(app, &ctx, id),
+        Endpoint::DeleteTask(id) => webservicetasks::delete(app, &ctx, id),
+        Endpoint::GetTaskFile(id, role) => webservicetasks::file(app, &ctx, id, role),
+    }
+}

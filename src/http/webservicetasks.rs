@@ -1,0 +1,503 @@
+//! The Web Service Tasks API (contract: docs/api.md): create, list, read, download the
+//! files of, and delete tasks. A thin adapter over the store; it never runs a task.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tiny_http::Request;
+
+use super::context::{App, RequestContext};
+use super::error::{ApiError, FILE_MISSING};
+use super::multipart::{Multipart, MultipartError};
+use super::reply::Reply;
+use super::request::{
+    check_filename, disposition_filename, header, query_pairs, read_limited, MediaType,
+};
+use crate::store::{DeleteOutcome, ListFilter, StoreError, StoredFile};
+use crate::task::{FileRole, NewTask, Params, Status, Task, TaskId};
+
+/// The IO file name of a raw upload that names none.
+const DEFAULT_FILENAME: &str = "upload";
+/// The longest Idempotency-Key.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// How long a DELETE waits for a running task to stop before deleting it regardless.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+/// The chunk in which an upload is copied from the socket to the store.
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// The task object of the contract, fields in the contract's order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskView<'a> {
+    web_service_task_id: TaskId,
+    user_id: i64,
+    user_name: &'a str,
+    date_time: &'a str,
+    io_file_name: &'a str,
+    log_file_name: String,
+    err_file_name: String,
+    percent_complete: u8,
+    status: &'static str,
+    message: &'a str,
+    kind: &'a str,
+    params: &'a Params,
+    start_time: Option<&'a str>,
+    end_time: Option<&'a str>,
+    total_records: u64,
+    succeeded_records: u64,
+    duplicate_records: u64,
+    failed_records: u64,
+}
+
+/// A task as the API shows it.
+pub fn task_json(task: &Task) -> Value {
+    let file_name = |has: bool, role| if has { task.file_name(role) } else { String::new() };
+    let view = TaskView {
+        web_service_task_id: task.id,
+        user_id: task.user_id,
+        user_name: &task.user_name,
+        date_time: &task.created_at,
+        io_file_name: &task.io_filename,
+        log_file_name: file_name(task.has_log_file, FileRole::Log),
+        err_file_name: file_name(task.has_err_file, FileRole::Err),
+        percent_complete: task.percent_complete,
+        status: task.status.as_str(),
+        message: &task.message,
+        kind: &task.kind,
+        params: &task.params,
+        start_time: task.start_time.as_deref(),
+        end_time: task.end_time.as_deref(),
+        total_records: task.counts.total,
+        succeeded_records: task.counts.succeeded,
+        duplicate_records: task.counts.duplicate,
+        failed_records: task.counts.failed,
+    };
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+fn task_not_found(id: TaskId) -> ApiError {
+    ApiError::not_found(format!("Task {id} does not exist."))
+}
+
+fn location(id: TaskId) -> String {
+    format!("/webservicetasks/{id}")
+}
+
+/// GET /webservicetasks
+pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply, ApiError> {
+    let mut filter = ListFilter {
+        limit: DEFAULT_LIMIT,
+        ..ListFilter::default()
+    };
+    for (name, value) in query_pairs(request.url())? {
+        match name.as_str() {
+            "status" => {
+                filter.status = Some(Status::parse(&value).ok_or_else(|| {
+                    let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::bad_request(format!(
+                        "The parameter status must be one of {}, not {value:?}.",
+                        known.join(", ")
+                    ))
+                })?)
+            }
+            "kind" => filter.kind = Some(value),
+            "userid" => {
+                filter.user_id = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request(format!("The parameter userid must be an integer, not {value:?}."))
+                })?)
+            }
+            "limit" => {
+                filter.limit = match value.parse::<u32>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "The parameter limit must be an integer from 1 to {MAX_LIMIT}, not {value:?}."
+                        )))
+                    }
+                }
+            }
+            "offset" => {
+                filter.offset = match value.parse::<i64>() {
+                    Ok(n) if n >= 0 => n as u64,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "The parameter offset must be an integer from 0 to {}, not {value:?}.",
+                            i64::MAX
+                        )))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let (tasks, total) = app.store.list(&ctx.scope(), &filter)?;
+    let data = Value::Array(tasks.iter().map(task_json).collect());
+    Ok(Reply::success(200, data).with_header("X-Total-Count", total.to_string()))
+}
+
+/// GET /webservicetasks/{id}
+pub fn get(app: &App, ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
+    match app.store.task(&ctx.scope(), id) {
+        Ok(task) => Ok(Reply::success(200, task_json(&task))),
+        Err(StoreError::NotFound) => Err(task_not_found(id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// GET /webservicetasks/{id}/IoFile, /ErrorFile, /LogFile
+pub fn file(app: &App, ctx: &RequestContext, id: TaskId, role: FileRole) -> Result<Reply, ApiError> {
+    let scope = ctx.scope();
+    let missing = || ApiError::not_found(FILE_MISSING);
+    let task = match app.store.task(&scope, id) {
+        Ok(task) => task,
+        Err(StoreError::NotFound) => return Err(missing()),
+        Err(e) => return Err(e.into()),
+    };
+    let file = app.store.task_file(&scope, id, role)?.filter(|f| f.size > 0).ok_or_else(missing)?;
+    let name = task.file_name(role);
+    let name = if name.is_empty() { DEFAULT_FILENAME.to_string() } else { name };
+    Ok(Reply::file(&name, file.size, Box::new(app.store.open_file(file))))
+}
+
+/// DELETE /webservicetasks/{id}: a running task is cancelled first, then deleted.
+pub fn delete(app: &App, ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
+    let scope = ctx.scope();
+    let deadline = Instant::now() + CANCEL_WAIT;
+    let mut cancel_sent = false;
+    loop {
+        let seen = app.store.activity().generation();
+        let force = Instant::now() >= deadline;
+        match app.store.delete(&scope, id, force)? {
+            DeleteOutcome::Deleted => return Ok(Reply::success(200, Value::Null)),
+            DeleteOutcome::NotFound => return Err(task_not_found(id)),
+            DeleteOutcome::Running => {
+                if !cancel_sent {
+                    app.store.request_cancel(&scope, id)?;
+                    cancel_sent = true;
+                    log::info!("task {id}: cancellation requested by DELETE");
+                }
+                app.store
+                    .activity()
+                    .wait_past(seen, deadline.saturating_duration_since(Instant::now()));
+            }
+        }
+    }
+}
+
+/// What a POST asks for, whichever form it came in.
+struct Submission {
+    kind: String,
+    params: Params,
+    filename: String,
+    upload: Option<StoredFile>,
+}
+
+/// POST /webservicetasks
+pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<Reply, ApiError> {
+    let idempotency_key = idempotency_key(request)?;
+    let media = header(request, "Content-Type").map(MediaType::parse);
+    let declares_length = header(request, "Content-Length").is_some() || header(request, "Transfer-Encoding").is_some();
+    if media.is_some() && !declares_length {
+        return Err(ApiError::length_required(
+            "The request has a Content-Type but no Content-Length: send the length, or use \
+             chunked transfer encoding.",
+        ));
+    }
+    let essence = media.as_ref().map(|m| m.essence.as_str()).unwrap_or("");
+    let submission = match essence {
+        "application/json" => json_submission(app, request)?,
+        "multipart/form-data" => {
+            let boundary = media
+                .as_ref()
+                .and_then(|m| m.param("boundary"))
+                .filter(|b| !b.is_empty() && b.len() <= 70)
+                .ok_or_else(|| ApiError::bad_request("The multipart Content-Type has no valid boundary parameter."))?
+                .to_string();
+            multipart_submission(app, request, &boundary)?
+        }
+        "application/x-www-form-urlencoded" => {
+            return Err(ApiError::unsupported_media_type(
+                "URL-encoded forms cannot carry a file: send multipart/form-data (enctype=\"multipart/form-data\"), \
+                 JSON, or the file itself as the body.",
+            ))
+        }
+        e if e.starts_with("multipart/") => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "The Content-Type {e} is not supported: use multipart/form-data."
+            )))
+        }
+        _ => raw_submission(app, request)?,
+    };
+    let upload = submission.upload;
+    let result = submit(app, ctx, submission, idempotency_key);
+    if result.is_err() {
+        if let Some(file) = upload {
+            let _ = app.store.delete_file(file.id);
+        }
+    }
+    result
+}
+
+fn submit(app: &App, ctx: &RequestContext, s: Submission, key: Option<String>) -> Result<Reply, ApiError> {
+    validate(app, &s.kind, &s.params, s.upload.is_some())?;
+    if s.upload.is_some() {
+        check_filename(&s.filename)?;
+    }
+    let new = NewTask {
+        kind: s.kind,
+        params: s.params,
+        owner: ctx.identity.clone(),
+        io_filename: if s.upload.is_some() { s.filename } else { String::new() },
+        io_file: s.upload.map(|f| f.id),
+        idempotency_key: key,
+    };
+    let submitted = app.store.submit(&new)?;
+    let status = if submitted.created { 202 } else { 200 };
+    Ok(Reply::success(status, task_json(&submitted.task)).with_header("Location", location(submitted.task.id)))
+}
+
+/// Checks the kind and its params before anything is stored.
+fn validate(app: &App, kind: &str, params: &Params, has_input: bool) -> Result<(), ApiError> {
+    if kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "The parameter kind is required; known kinds: {}.",
+            app.registry.kinds().join(", ")
+        )));
+    }
+    let handler = app.registry.get(kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "The kind {kind:?} is unknown; known kinds: {}.",
+            app.registry.kinds().join(", ")
+        ))
+    })?;
+    handler.validate(params, has_input).map_err(ApiError::bad_request)
+}
+
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    match header(request, "Idempotency-Key") {
+        None => Ok(None),
+        Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.chars().any(char::is_control) => {
+            Err(ApiError::bad_request(format!(
+                "The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters."
+            )))
+        }
+        Some(key) => Ok(Some(key.to_string())),
+    }
+}
+
+/// Form (a): the file is the body; kind, filename and params are in the query.
+fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
+    let mut kind = String::new();
+    let mut filename = None;
+    let mut params = Params::new();
+    for (name, value) in query_pairs(request.url())? {
+        match name.as_str() {
+            "kind" => kind = value,
+            "filename" => filename = Some(value),
+            _ => {
+                params.insert(name, value);
+            }
+        }
+    }
+    let filename = filename
+        .or_else(|| header(request, "Content-Disposition").and_then(disposition_filename))
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| DEFAULT_FILENAME.to_string());
+    let may_have_body = request.body_length().is_some_and(|n| n > 0) || header(request, "Transfer-Encoding").is_some();
+    // Refuse what is wrong before receiving a (possibly large) body.
+    validate(app, &kind, &params, may_have_body)?;
+    if may_have_body {
+        check_filename(&filename)?;
+    }
+    if let Some(length) = request.body_length() {
+        if length as u64 > app.limits.max_upload {
+            return Err(upload_too_large(app));
+        }
+    }
+    let upload = store_upload(app, request.as_reader())?;
+    Ok(Submission {
+        kind,
+        params,
+        filename,
+        upload,
+    })
+}
+
+/// Form (b): `{"kind": ..., "params": {...}}`.
+fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
+    if request.body_length().is_some_and(|n| n as u64 > app.limits.max_json) {
+        return Err(json_too_large(app));
+    }
+    let body = read_limited(request.as_reader(), app.limits.max_json, "JSON body")?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))?;
+    let Value::Object(object) = value else {
+        return Err(ApiError::bad_request("The JSON body must be an object with kind and params."));
+    };
+    let mut kind = String::new();
+    let mut params = Params::new();
+    for (name, value) in object {
+        match (name.as_str(), value) {
+            ("kind", Value::String(k)) => kind = k,
+            ("kind", _) => return Err(ApiError::bad_request("The field kind must be a string.")),
+            ("params", Value::Object(map)) => {
+                for (param, value) in map {
+                    let text = match value {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "The param {param} must be a string, a number or a boolean."
+                            )))
+                        }
+                    };
+                    params.insert(param, text);
+                }
+            }
+            ("params", Value::Null) => {}
+            ("params", _) => return Err(ApiError::bad_request("The field params must be an object.")),
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "The JSON body has an unknown field {other:?}; it takes kind and params."
+                )))
+            }
+        }
+    }
+    Ok(Submission {
+        kind,
+        params,
+        filename: String::new(),
+        upload: None,
+    })
+}
+
+/// Form (c): multipart/form-data with an optional `file` part and fields for kind and params.
+/// Query parameters count as fields too, so a form's action URL may carry the kind.
+fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Result<Submission, ApiError> {
+    let mut kind = String::new();
+    let mut filename = None;
+    let mut params = Params::new();
+    for (name, value) in query_pairs(request.url())? {
+        match name.as_str() {
+            "kind" => kind = value,
+            "filename" => filename = Some(value),
+            _ => {
+                params.insert(name, value);
+            }
+        }
+    }
+    let max_upload = app.limits.max_upload;
+    if request.body_length().is_some_and(|n| n as u64 > max_upload.saturating_add(app.limits.max_json)) {
+        return Err(upload_too_large(app));
+    }
+    let mut upload: Option<StoredFile> = None;
+    let mut field_bytes: u64 = 0;
+    let result = (|| -> Result<(), ApiError> {
+        let mut form = Multipart::new(request.as_reader(), boundary);
+        while let Some(part) = form.next_part().map_err(multipart_error)? {
+            if part.name == "file" {
+                if upload.is_some() {
+                    return Err(ApiError::bad_request("The form has more than one file part."));
+                }
+                if let Some(name) = part.filename.filter(|n| !n.is_empty()) {
+                    filename.get_or_insert(name);
+                }
+                upload = store_upload(app, &mut form.body())?;
+                continue;
+            }
+            let left = app.limits.max_json.saturating_sub(field_bytes);
+            let value = read_limited(&mut form.body(), left, "form's fields")
+                .map_err(|e| if e.status == 413 { form_fields_too_large(app) } else { e })?;
+            field_bytes += value.len() as u64;
+            let value = String::from_utf8(value)
+                .map_err(|_| ApiError::bad_request(format!("The form field {} is not valid UTF-8.", part.name)))?;
+            match part.name.as_str() {
+                "kind" => kind = value,
+                "filename" => filename = Some(value),
+                _ => {
+                    params.insert(part.name, value);
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if let Some(file) = upload {
+            let _ = app.store.delete_file(file.id);
+        }
+        return Err(e);
+    }
+    Ok(Submission {
+        kind,
+        params,
+        filename: filename.filter(|f| !f.is_empty()).unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
+        upload,
+    })
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    ApiError::bad_request(format!("{e}."))
+}
+
+/// Streams a body into a new staged file, within the upload limit. None for an empty body.
+fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, ApiError> {
+    let limit = app.limits.max_upload;
+    let mut writer = app.store.create_file(None)?;
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let copied = loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(ApiError::bad_request(format!("The request body could not be read: {e}."))),
+        };
+        if writer.len() + n as u64 > limit {
+            break Err(upload_too_large(app));
+        }
+        if let Err(e) = writer.append(&buf[..n]) {
+            break Err(e.into());
+        }
+    };
+    match copied {
+        Ok(()) if writer.is_empty() => {
+            writer.discard()?;
+            Ok(None)
+        }
+        Ok(()) => match writer.finish() {
+            Ok(file) => Ok(Some(file)),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => {
+            if let Err(cleanup) = writer.discard() {
+                log::warn!("could not remove a refused upload: {cleanup}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn upload_too_large(app: &App) -> ApiError {
+    ApiError::too_large(format!(
+        "The file is larger than the upload limit of {} bytes (--max-upload).",
+        app.limits.max_upload
+    ))
+}
+
+fn json_too_large(app: &App) -> ApiError {
+    ApiError::too_large(format!(
+        "The JSON body is larger than the limit of {} bytes (--max-json).",
+        app.limits.max_json
+    ))
+}
+
+fn form_fields_too_large(app: &App) -> ApiError {
+    ApiError::too_large(format!(
+        "The form's fields are larger than the limit of {} bytes (--max-json).",
+        app.limits.max_json
+    ))
+}

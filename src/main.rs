@@ -1,0 +1,113 @@
+//! The taskbox command line: `taskbox serve [options]`. Flags and TASKBOX_* variables become a
+//! `Config`; SIGINT and SIGTERM become a graceful shutdown; errors leave through one exit
+//! point that prints their chain.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use taskbox::config::{self, Config, Durability};
+use taskbox::handlers::{Panic, Registry};
+use taskbox::Service;
+
+#[derive(Parser)]
+#[command(name = "taskbox", version, about = "An embedded background-task service: one binary, one SQLite file, one HTTP port.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The SQLite database file (created if missing).
+    #[arg(long, env = "TASKBOX_DB", default_value = config::DEFAULT_DB)]
+    db: PathBuf,
+    /// The address to listen on; port 0 picks a free port.
+    #[arg(long, env = "TASKBOX_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: String,
+    /// Worker threads running tasks [default: the number of CPUs].
+    #[arg(long, env = "TASKBOX_WORKERS")]
+    workers: Option<usize>,
+    /// The largest file upload, in bytes.
+    #[arg(long, env = "TASKBOX_MAX_UPLOAD", default_value_t = config::DEFAULT_MAX_UPLOAD)]
+    max_upload: u64,
+    /// The largest JSON body (and form fields), in bytes.
+    #[arg(long, env = "TASKBOX_MAX_JSON", default_value_t = config::DEFAULT_MAX_JSON)]
+    max_json: u64,
+    /// Seconds a shutdown lets running tasks finish before marking them interrupted.
+    #[arg(long, env = "TASKBOX_GRACE_SECS", default_value_t = config::DEFAULT_GRACE_SECS)]
+    grace_secs: u64,
+    /// full: commits survive power loss; normal: faster, commits survive a crash of the
+    /// process but a power loss may lose the last ones.
+    #[arg(long, env = "TASKBOX_DURABILITY", default_value = "full", value_parser = parse_durability)]
+    durability: Durability,
+    /// Threads answering HTTP requests.
+    #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
+    http_threads: usize,
+    /// Also register the diagnostic kind debug.panic (for tests).
+    #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
+    test_kinds: bool,
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    Durability::parse(text).ok_or_else(|| format!("{text:?} is not a durability: use full or normal"))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut message = format!("taskbox: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let Command::Serve(args) = cli.command;
+    let config = Config {
+        db_path: args.db,
+        listen: args.listen,
+        workers: args.workers.unwrap_or_else(config::default_workers),
+        http_threads: args.http_threads,
+        max_upload: args.max_upload,
+        max_json: args.max_json,
+        grace: Duration::from_secs(args.grace_secs),
+        durability: args.durability,
+    };
+    let mut registry = Registry::builtin();
+    if args.test_kinds {
+        registry.register(Panic);
+    }
+    // Signals are caught before the service starts, so none is lost in between.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let service = Service::start_with(config, registry)?;
+    // The one line a supervisor (or a test) reads to learn the address.
+    println!("taskbox listening on http://{}", service.addr());
+    std::io::stdout().flush()?;
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal}: stopping (running tasks get the grace period)");
+    }
+    let interrupted = service.shutdown();
+    log::info!("stopped; {} task(s) interrupted", interrupted.len());
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The service: starts the pieces in order (store → recovery → engine → HTTP) and stops
+//! them in reverse (HTTP → engine with its grace period → store).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::handlers::Registry;
+use crate::http::{App, HttpServer, Limits};
+use crate::store::{Store, Submitted};
+use crate::task::{NewTask, TaskId};
+
+pub struct Service {
+    store: Store,
+    engine: Option<Engine>,
+    http: Option<HttpServer>,
+    addr: SocketAddr,
+    grace: Duration,
+}
+
+impl Service {
+    /// Starts the service with the built-in kinds.
+    pub fn start(config: Config) -> Result<Service> {
+        Service::start_with(config, Registry::builtin())
+    }
+
+    /// Starts the service with the given kinds.
+    pub fn start_with(config: Config, registry: Registry) -> Result<Service> {
+        config.validate()?;
+        let store = Store::open(&config.db_path, config.durability)?;
+        let interrupted = store.interrupt_running(None)?;
+        if !interrupted.is_empty() {
+            log::warn!(
+                "recovery: {} task(s) were running when the service last stopped and are marked interrupted: {:?}",
+                interrupted.len(),
+                interrupted
+            );
+        }
+        let registry = Arc::new(registry);
+        let engine = Engine::start(store.clone(), registry.clone(), config.workers)?;
+        let app = Arc::new(App {
+            store: store.clone(),
+            registry,
+            limits: Limits {
+                max_upload: config.max_upload,
+                max_json: config.max_json,
+            },
+        });
+        let http = match HttpServer::start(&config.listen, config.http_threads, app) {
+            Ok(http) => http,
+            Err(reason) => {
+                engine.stop(Duration::ZERO);
+                return Err(Error::Listen {
+                    addr: config.listen.clone(),
+                    reason,
+                });
+            }
+        };
+        let addr = http.addr();
+        log::info!(
+            "taskbox listening on http://{addr} (database {}, {} workers)",
+            config.db_path.display(),
+            config.workers
+        );
+        Ok(Service {
+            store,
+            engine: Some(engine),
+            http: Some(http),
+            addr,
+            grace: config.grace,
+        })
+    }
+
+    /// The address the HTTP server listens on (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store, for submitting and reading tasks in-process.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Submits a task without HTTP.
+    pub fn submit(&self, task: &NewTask) -> Result<Submitted> {
+        Ok(self.store.submit(task)?)
+    }
+
+    /// Stops taking requests, lets running tasks finish within the grace period, and marks
+    /// those still running as interrupted. Returns their ids.
+    pub fn shutdown(mut self) -> Vec<TaskId> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Vec<TaskId> {
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
+        match self.engine.take() {
+            Some(engine) => engine.stop(self.grace),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

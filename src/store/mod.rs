@@ -1,0 +1,238 @@
+//! The store: the only place that speaks SQL. It owns the SQLite file, its connection pool
+//! and pragmas, the schema, and every statement on tasks, files and datasets. Its interface
+//! is in taskbox's own types (no rusqlite type crosses it), so a second store (PostgreSQL,
+//! for several nodes) can later sit beside this one.
+//!
+//! Writes run in IMMEDIATE transactions through [`Store::write`], so two writers never
+//! deadlock upgrading a read lock; readers never block writers (WAL).
+
+mod datasets;
+mod files;
+mod migrate;
+mod signal;
+mod tasks;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+
+use crate::config::Durability;
+
+pub use datasets::{is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome};
+pub use files::{FileReader, FileWriter, StoredFile, CHUNK_SIZE};
+pub use signal::Signal;
+pub use tasks::{
+    Claimed, DeleteOutcome, Finish, Liveness, ListFilter, Progress, Submitted, INTERRUPTED,
+};
+
+/// How long a connection waits for the write lock before reporting the database busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections in the pool: HTTP threads, workers, the dispatcher and file streams share them.
+const POOL_SIZE: u32 = 32;
+/// Per-connection page cache, in KiB (SQLite's `cache_size` takes negative KiB). Small on
+/// purpose: the server's memory must not grow with the number of connections.
+const CACHE_KIB: i64 = 2048;
+
+/// What went wrong in the store, as facts the layers above can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The disk (or the file's quota) is full: nothing was stored.
+    #[error("the disk is full")]
+    DiskFull,
+    /// The database cannot be used right now (locked too long, read-only, I/O error):
+    /// the same request may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// An Idempotency-Key was reused for a different task.
+    #[error("idempotency key reused for a different task")]
+    IdempotencyConflict,
+    /// Another process holds the database.
+    #[error("{0}")]
+    Locked(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::QueryReturnedNoRows = err {
+            return StoreError::NotFound;
+        }
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::NoLargeFileSupport
+                | ErrorCode::OutOfMemory,
+            ) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> StoreError {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+/// The store: cheap to clone, shared by every thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool<SqliteConnectionManager>,
+    /// Rung on every change that may let a waiter proceed: a task submitted (the dispatcher
+    /// claims it), a task finished (a worker slot is free, a DELETE may go on).
+    activity: Signal,
+    /// Datasets with an import running: imports into one dataset run one at a time.
+    importing: datasets::ImportLocks,
+    /// Held for the life of the store so no second process serves the same file.
+    _lock_file: File,
+}
+
+type Conn = PooledConnection<SqliteConnectionManager>;
+
+impl Store {
+    /// Opens (creating if needed) the database file, applies the schema and checks that every
+    /// pragma took effect on the pooled connections.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        let lock_file = lock_database(path)?;
+        // WAL is a property of the file: switch it once, before the pool opens connections
+        // that would otherwise race to do it.
+        {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Internal(format!(
+                    "journal_mode is {mode}, WAL could not be set"
+                )));
+            }
+            migrate::apply(&conn)?;
+        }
+        let sync = durability.synchronous_level();
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            c.execute_batch(&format!(
+                "PRAGMA foreign_keys=ON; PRAGMA synchronous={sync}; PRAGMA cache_size=-{CACHE_KIB};"
+            ))?;
+            c.set_prepared_statement_cache_capacity(64);
+            Ok(())
+        });
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(2))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                pool,
+                activity: Signal::default(),
+                importing: datasets::ImportLocks::default(),
+                _lock_file: lock_file,
+            }),
+        };
+        let pragmas = store.pragmas()?;
+        let expected = Pragmas {
+            journal_mode: "wal".into(),
+            synchronous: sync,
+            foreign_keys: true,
+            busy_timeout_ms: BUSY_TIMEOUT.as_millis() as i64,
+        };
+        if pragmas != expected {
+            return Err(StoreError::Internal(format!(
+                "pragmas did not take effect: expected {expected:?}, got {pragmas:?}"
+            )));
+        }
+        Ok(store)
+    }
+
+    /// The pragmas in force on a pooled connection (for the start-up check and tests).
+    pub fn pragmas(&self) -> Result<Pragmas> {
+        let conn = self.conn()?;
+        let get_i = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
+        Ok(Pragmas {
+            journal_mode: conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
+                .to_ascii_lowercase(),
+            synchronous: get_i("synchronous")?,
+            foreign_keys: get_i("foreign_keys")? == 1,
+            busy_timeout_ms: get_i("busy_timeout")?,
+        })
+    }
+
+    /// Rung whenever a task is submitted or finishes; see [`Signal`].
+    pub fn activity(&self) -> &Signal {
+        &self.inner.activity
+    }
+
+    /// `PRAGMA integrity_check`: "ok" for a sound file.
+    pub fn integrity_check(&self) -> Result<String> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        Ok(self.inner.pool.get()?)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction and commits it.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// The pragmas that matter, as read back from a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pragmas {
+    pub journal_mode: String,
+    pub synchronous: i64,
+    pub foreign_keys: bool,
+    pub busy_timeout_ms: i64,
+}
+
+/// Takes an exclusive lock on `<db>.lock` so a second taskbox on the same file refuses to
+/// start instead of "recovering" the first one's running tasks.
+fn lock_database(path: &Path) -> Result<File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&lock_path).display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(format!(
+            "{} is in use by another taskbox process",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            Path::new(&lock_path).display()
+        ))),
+    }
+}

@@ -1,0 +1,530 @@
+//! Statements on tasks: submit (with idempotency keys), read and list, claim, progress,
+//! finish, cancel and delete, and the recovery of tasks a stopped process left running.
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, Transaction};
+
+use super::{Result, Store, StoreError};
+use crate::task::{time, Counts, FileId, NewTask, Params, Scope, Status, Task, TaskId};
+
+/// The message of a task that was running when the service stopped.
+pub const INTERRUPTED: &str = "Interrupted: the service stopped while this task was running.";
+
+/// How long an Idempotency-Key is remembered.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+const TASK_COLUMNS: &str = "id, user_id, user_name, client, created_at, kind, params, \
+    io_filename, io_file_id IS NOT NULL, log_file_id IS NOT NULL, err_file_id IS NOT NULL, \
+    percent_complete, status, message, start_time, end_time, \
+    total_records, succeeded_records, duplicate_records, failed_records, attempts";
+
+/// The answer to a submission: the task, and whether this call created it (false when an
+/// Idempotency-Key matched an earlier submission).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub task: Task,
+    pub created: bool,
+}
+
+/// Filters and paging of the task list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub kind: Option<String>,
+    pub user_id: Option<i64>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A task the dispatcher claimed for this process: what a worker needs to run it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: TaskId,
+    pub kind: String,
+    pub params: Params,
+    pub io_filename: String,
+    pub io_file: Option<FileId>,
+    pub attempt: u32,
+}
+
+/// A running task's progress, as its handler last reported it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub percent: u8,
+    pub counts: Counts,
+    pub message: String,
+}
+
+/// What a running task learns when it reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Running { cancel_requested: bool },
+    /// The task was deleted, or is no longer this process's to run.
+    Gone,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub status: Status,
+    pub message: String,
+    pub counts: Counts,
+    /// A new IO file replacing the old one (an export's output), with its name.
+    pub io_file: Option<(FileId, String)>,
+    /// The LOG file written so far, if any.
+    pub log_file: Option<FileId>,
+    /// LOG bytes not yet stored: appended to the LOG file (created if needed) in the same
+    /// transaction as the end, so a short task costs one commit to finish.
+    pub log_tail: Vec<u8>,
+    pub err_file: Option<FileId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// The task is running: cancel it first.
+    Running,
+    NotFound,
+}
+
+impl Store {
+    /// Stores a new task (Pending, due now) and returns it once committed. With an
+    /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
+    /// submission created instead, or `IdempotencyConflict` if it was for a different task.
+    pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
+        let params_json = serde_json::to_string(&new.params)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let fingerprint = format!("{}\n{}", new.kind, params_json);
+        let now_ms = time::now_ms();
+        let now = time::now_text();
+        let result = self.write(|tx| {
+            if let Some(key) = &new.idempotency_key {
+                let earlier: Option<(TaskId, String, i64)> = tx
+                    .prepare_cached(
+                        "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
+                         WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+                    )?
+                    .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
+                    if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
+                        if earlier_fingerprint != fingerprint {
+                            return Err(StoreError::IdempotencyConflict);
+                        }
+                        if let Some(upload) = new.io_file {
+                            // The retry's upload is not needed: the first one is kept.
+                            tx.execute("DELETE FROM files WHERE id = ?1 AND task_id IS NULL", [upload])?;
+                        }
+                        return Ok(Submitted {
+                            task: read_task(tx, task_id)?,
+                            created: false,
+                        });
+                    }
+                    tx.execute(
+                        "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+                        params![new.owner.client, new.owner.user_id, key],
+                    )?;
+                }
+            }
+            let id: TaskId = tx
+                .prepare_cached(
+                    "INSERT INTO tasks (user_id, user_name, client, created_at, kind, params, \
+                     io_filename, io_file_id, due_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        new.owner.user_id,
+                        new.owner.user_name,
+                        new.owner.client,
+                        now,
+                        new.kind,
+                        params_json,
+                        new.io_filename,
+                        new.io_file,
+                        now_ms
+                    ],
+                    |r| r.get(0),
+                )?;
+            if let Some(upload) = new.io_file {
+                let adopted = tx
+                    .prepare_cached("UPDATE files SET task_id = ?1 WHERE id = ?2 AND task_id IS NULL")?
+                    .execute(params![id, upload])?;
+                if adopted != 1 {
+                    return Err(StoreError::Internal(format!("upload {upload} is not a staged file")));
+                }
+            }
+            if let Some(key) = &new.idempotency_key {
+                tx.prepare_cached(
+                    "INSERT INTO idempotency_keys (client, user_id, key, task_id, fingerprint, created_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
+            }
+            Ok(Submitted {
+                task: read_task(tx, id)?,
+                created: true,
+            })
+        })?;
+        if result.created {
+            self.activity().ring();
+        }
+        Ok(result)
+    }
+
+    /// One task, if it exists within `scope`.
+    pub fn task(&self, scope: &Scope, id: TaskId) -> Result<Task> {
+        let conn = self.conn()?;
+        let (clause, client) = scope_clause(scope);
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1 {clause}");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let task = match client {
+            Some(c) => stmt.query_row(params![id, c], task_from_row)?,
+            None => stmt.query_row(params![id], task_from_row)?,
+        };
+        Ok(task)
+    }
+
+    /// Tasks within `scope`, newest first, and the total count of those matching.
+    pub fn list(&self, scope: &Scope, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
+        let mut clauses = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Scope::Client(client) = scope {
+            values.push(Value::Text(client.clone()));
+            clauses.push(format!("client = ?{}", values.len()));
+        }
+        if let Some(status) = filter.status {
+            values.push(Value::Text(status.as_str().into()));
+            clauses.push(format!("status = ?{}", values.len()));
+        }
+        if let Some(kind) = &filter.kind {
+            values.push(Value::Text(kind.clone()));
+            clauses.push(format!("kind = ?{}", values.len()));
+        }
+        if let Some(user_id) = filter.user_id {
+            values.push(Value::Integer(user_id));
+            clauses.push(format!("user_id = ?{}", values.len()));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let conn = self.conn()?;
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM tasks {where_sql}"))?
+            .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
+        let n = values.len();
+        values.push(Value::Integer(i64::from(filter.limit)));
+        values.push(Value::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let tasks = stmt
+            .query_map(params_from_iter(values.iter()), task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((tasks, total as u64))
+    }
+
+    /// Claims up to `limit` due pending tasks for `owner` in one statement, marking them
+    /// running and counting the attempt.
+    pub fn claim_due(&self, owner: &str, limit: usize) -> Result<Vec<Claimed>> {
+        let now_ms = time::now_ms();
+        let now = time::now_text();
+        let claimed = self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
+                 attempts = attempts + 1, lease_owner = ?2 \
+                 WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND due_at <= ?3 \
+                              ORDER BY due_at, id LIMIT ?4) \
+                 RETURNING id, kind, params, io_filename, io_file_id, attempts",
+            )?;
+            let rows = stmt.query_map(params![now, owner, now_ms, limit as i64], |r| {
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    params: params_from_json(r.get_ref(2)?.as_str()?),
+                    io_filename: r.get(3)?,
+                    io_file: r.get(4)?,
+                    attempt: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        let mut claimed = claimed;
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    /// When the next pending task falls due (unix ms), if any is pending.
+    pub fn next_due_ms(&self) -> Result<Option<i64>> {
+        let conn = self.conn()?;
+        let due = conn
+            .prepare_cached("SELECT min(due_at) FROM tasks WHERE status = 'Pending'")?
+            .query_row([], |r| r.get(0))?;
+        Ok(due)
+    }
+
+    /// Records a running task's progress and reports whether it should go on.
+    pub fn report_progress(&self, id: TaskId, owner: &str, progress: &Progress) -> Result<Liveness> {
+        let now = time::now_text();
+        let c = progress.counts;
+        let cancel: Option<bool> = self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE tasks SET percent_complete = ?1, total_records = ?2, \
+                     succeeded_records = ?3, duplicate_records = ?4, failed_records = ?5, \
+                     message = ?6, updated_at = ?7 \
+                     WHERE id = ?8 AND lease_owner = ?9 AND status = 'In progress' \
+                     RETURNING cancel_requested",
+                )?
+                .query_row(
+                    params![
+                        progress.percent.min(99),
+                        c.total,
+                        c.succeeded,
+                        c.duplicate,
+                        c.failed,
+                        progress.message,
+                        now,
+                        id,
+                        owner
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })?;
+        Ok(match cancel {
+            Some(cancel_requested) => Liveness::Running { cancel_requested },
+            None => Liveness::Gone,
+        })
+    }
+
+    /// Attaches a running task's LOG file, so it can be read while the task runs.
+    pub fn attach_log(&self, id: TaskId, owner: &str, file: FileId) -> Result<bool> {
+        let changed = self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE tasks SET log_file_id = ?1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'In progress'",
+                params![file, id, owner],
+            )?)
+        })?;
+        Ok(changed == 1)
+    }
+
+    /// Ends a running task of `owner`. Returns false (and stores nothing) when the task was
+    /// deleted or is no longer this owner's; the files it produced are then removed.
+    pub fn finish(&self, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
+        let now = time::now_text();
+        let c = finish.counts;
+        let new_files: Vec<FileId> = [finish.io_file.as_ref().map(|f| f.0), finish.log_file, finish.err_file]
+            .into_iter()
+            .flatten()
+            .collect();
+        let finished = self.write(|tx| {
+            let old_io: Option<Option<FileId>> = tx
+                .prepare_cached(
+                    "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
+                )?
+                .query_row(params![id, owner], |r| r.get(0))
+                .optional()?;
+            let Some(old_io) = old_io else {
+                for file in &new_files {
+                    tx.execute("DELETE FROM files WHERE id = ?1", [file])?;
+                }
+                return Ok(false);
+            };
+            let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
+                (log_file, true) => log_file,
+                (Some(file), false) => {
+                    super::files::append_in(tx, file, &finish.log_tail)?;
+                    Some(file)
+                }
+                (None, false) => {
+                    let file = super::files::create_in(tx, Some(id))?;
+                    super::files::append_in(tx, file, &finish.log_tail)?;
+                    Some(file)
+                }
+            };
+            let (new_io, new_name) = match &finish.io_file {
+                Some((file, name)) => (Some(*file), Some(name.as_str())),
+                None => (None, None),
+            };
+            tx.prepare_cached(
+                "UPDATE tasks SET status = ?1, message = ?2, percent_complete = 100, \
+                 total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
+                 end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
+                 io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
+                 log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id) \
+                 WHERE id = ?12",
+            )?
+            .execute(params![
+                finish.status.as_str(),
+                finish.message,
+                c.total,
+                c.succeeded,
+                c.duplicate,
+                c.failed,
+                now,
+                new_io,
+                new_name,
+                log_file,
+                finish.err_file,
+                id
+            ])?;
+            if let (Some(old), Some(_)) = (old_io, new_io) {
+                tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
+            }
+            Ok(true)
+        })?;
+        self.activity().ring();
+        Ok(finished)
+    }
+
+    /// Asks a running task to stop; its handler sees it at its next check.
+    pub fn request_cancel(&self, scope: &Scope, id: TaskId) -> Result<bool> {
+        let (clause, client) = scope_clause(scope);
+        let sql = format!(
+            "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND status = 'In progress' {clause}"
+        );
+        let changed = self.write(|tx| {
+            Ok(match client {
+                Some(c) => tx.execute(&sql, params![id, c])?,
+                None => tx.execute(&sql, params![id])?,
+            })
+        })?;
+        Ok(changed == 1)
+    }
+
+    /// Deletes a task and its files unless it is running (`force` deletes it even then: its
+    /// worker's later writes find no row and store nothing).
+    pub fn delete(&self, scope: &Scope, id: TaskId, force: bool) -> Result<DeleteOutcome> {
+        let (clause, client) = scope_clause(scope);
+        let running_guard = if force { "" } else { "AND status <> 'In progress'" };
+        let delete_sql = format!("DELETE FROM tasks WHERE id = ?1 {running_guard} {clause}");
+        let exists_sql = format!("SELECT 1 FROM tasks WHERE id = ?1 {clause}");
+        let outcome = self.write(|tx| {
+            let bind = |sql: &str| -> rusqlite::Result<usize> {
+                match &client {
+                    Some(c) => tx.execute(sql, params![id, c]),
+                    None => tx.execute(sql, params![id]),
+                }
+            };
+            if bind(&delete_sql)? == 1 {
+                return Ok(DeleteOutcome::Deleted);
+            }
+            let exists = match &client {
+                Some(c) => tx.query_row(&exists_sql, params![id, c], |_| Ok(())),
+                None => tx.query_row(&exists_sql, params![id], |_| Ok(())),
+            }
+            .optional()?;
+            Ok(if exists.is_some() {
+                DeleteOutcome::Running
+            } else {
+                DeleteOutcome::NotFound
+            })
+        })?;
+        if outcome == DeleteOutcome::Deleted {
+            self.activity().ring();
+        }
+        Ok(outcome)
+    }
+
+    /// Marks every task left running as ERROR with the Interrupted message: at start, those
+    /// of any earlier process (`owner` None); at shutdown, those of this one. Removes what
+    /// those tasks had half written (unattached files, unfinished imports) and uploads that
+    /// were never attached to a task. Returns the ids of the interrupted tasks.
+    pub fn interrupt_running(&self, owner: Option<&str>) -> Result<Vec<TaskId>> {
+        let now = time::now_text();
+        let ids = self.write(|tx| {
+            let ids: Vec<TaskId> = {
+                let mut stmt = tx.prepare(
+                    "UPDATE tasks SET status = 'ERROR', message = ?1, percent_complete = 100, \
+                     end_time = ?2, updated_at = ?2, start_time = coalesce(start_time, ?2), \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE status = 'In progress' AND (?3 IS NULL OR lease_owner = ?3) RETURNING id",
+                )?;
+                let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for id in &ids {
+                tx.execute(
+                    "DELETE FROM files WHERE task_id = ?1 AND id NOT IN ( \
+                       SELECT io_file_id FROM tasks WHERE id = ?1 AND io_file_id IS NOT NULL \
+                       UNION ALL SELECT log_file_id FROM tasks WHERE id = ?1 AND log_file_id IS NOT NULL \
+                       UNION ALL SELECT err_file_id FROM tasks WHERE id = ?1 AND err_file_id IS NOT NULL)",
+                    [id],
+                )?;
+                super::datasets::remove_unfinished_import(tx, *id)?;
+            }
+            if owner.is_none() {
+                tx.execute("DELETE FROM files WHERE task_id IS NULL", [])?;
+                super::datasets::remove_all_unfinished_imports(tx)?;
+            }
+            Ok(ids)
+        })?;
+        if !ids.is_empty() {
+            self.activity().ring();
+        }
+        Ok(ids)
+    }
+}
+
+/// The extra WHERE clause of a scope, binding the client as parameter 2.
+fn scope_clause(scope: &Scope) -> (&'static str, Option<String>) {
+    match scope {
+        Scope::Client(c) => ("AND client = ?2", Some(c.clone())),
+        Scope::All => ("", None),
+    }
+}
+
+fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([id], task_from_row)?)
+}
+
+fn params_from_json(text: &str) -> Params {
+    // The store only ever writes a JSON object of strings here.
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
+    let status_text = r.get_ref(12)?.as_str()?;
+    let status = Status::parse(status_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            12,
+            rusqlite::types::Type::Text,
+            format!("unknown status {status_text:?}").into(),
+        )
+    })?;
+    Ok(Task {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        user_name: r.get(2)?,
+        client: r.get(3)?,
+        created_at: r.get(4)?,
+        kind: r.get(5)?,
+        params: params_from_json(r.get_ref(6)?.as_str()?),
+        io_filename: r.get(7)?,
+        has_io_file: r.get(8)?,
+        has_log_file: r.get(9)?,
+        has_err_file: r.get(10)?,
+        percent_complete: r.get(11)?,
+        status,
+        message: r.get(13)?,
+        start_time: r.get(14)?,
+        end_time: r.get(15)?,
+        counts: Counts {
+            total: r.get(16)?,
+            succeeded: r.get(17)?,
+            duplicate: r.get(18)?,
+            failed: r.get(19)?,
+        },
+        attempts: r.get(20)?,
+    })
+}
