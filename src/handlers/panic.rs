@@ -1,6 +1,6 @@
 //! `debug.panic`: a kind whose handler panics, to show (and test) that a panicking handler
 //! ends its task ERROR while the worker goes on. Registered only when the service is started
-//! with test kinds enabled (`TASKBOX_TEST_KINDS=1`); never part of a normal install.
+//! with test kinds enabled (`TASKBOX_TEST_KINDS=true`); never part of a normal install.
 
 use super::Handler;
 use crate::engine::{TaskContext, TaskError};
