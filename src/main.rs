@@ -16,7 +16,11 @@ use taskbox::handlers::{Panic, Registry};
 use taskbox::Service;
 
 #[derive(Parser)]
-#[command(name = "taskbox", version, about = "An embedded background-task service: one binary, one SQLite file, one HTTP port.")]
+#[command(
+    name = "taskbox",
+    version,
+    about = "An embedded background-task service: one binary, one SQLite file, one HTTP port."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +65,8 @@ struct ServeArgs {
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
-    Durability::parse(text).ok_or_else(|| format!("{text:?} is not a durability: use full or normal"))
+    Durability::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a durability: use full or normal"))
 }
 
 fn main() -> ExitCode {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::TaskError;
 use crate::store::{
-    Claimed, Dataset, DatasetError, FileReader, FileWriter, ImportSession, Liveness, Progress, Store,
+    Claimed, Dataset, DatasetError, FileReader, FileWriter, ImportSession, Liveness, Progress,
+    Store,
 };
 use crate::task::{Counts, FileId, Params, TaskId};
 
@@ -123,7 +124,9 @@ impl<'a> TaskContext<'a> {
     pub fn output(&mut self) -> Result<&mut FileWriter, TaskError> {
         match self.output.as_mut() {
             Some((_, writer)) => Ok(writer),
-            None => Err(TaskError::Failed("internal: the output was not started".into())),
+            None => Err(TaskError::Failed(
+                "internal: the output was not started".into(),
+            )),
         }
     }
 
@@ -148,7 +151,7 @@ impl<'a> TaskContext<'a> {
     /// to call for every record.
     pub fn checkpoint(&mut self) -> Result<(), TaskError> {
         if !self.cancelled && self.last_report.elapsed() >= PROGRESS_INTERVAL {
-            self.report()?;
+            self.report();
         }
         if self.last_log_flush.elapsed() >= LOG_INTERVAL {
             self.flush_log();
@@ -165,13 +168,18 @@ impl<'a> TaskContext<'a> {
         matches!(self.checkpoint(), Err(TaskError::Cancelled))
     }
 
-    fn report(&mut self) -> Result<(), TaskError> {
+    fn report(&mut self) {
         self.last_report = Instant::now();
-        match self.store.report_progress(self.task.id, self.owner, &self.progress)? {
-            Liveness::Running { cancel_requested } => self.cancelled = cancel_requested,
-            Liveness::Gone => self.cancelled = true,
+        match self
+            .store
+            .report_progress(self.task.id, self.owner, &self.progress)
+        {
+            Ok(Liveness::Running { cancel_requested }) => self.cancelled = cancel_requested,
+            Ok(Liveness::Gone) => self.cancelled = true,
+            // Progress is advisory: a busy or full database must not fail the task. The next
+            // interval tries again; the task's end is recorded with retries.
+            Err(e) => log::warn!("task {}: recording progress failed: {e}", self.task.id),
         }
-        Ok(())
     }
 
     fn flush_log(&mut self) {
@@ -211,7 +219,11 @@ impl<'a> TaskContext<'a> {
         };
         let id = self.task.id;
         let log = self.log_file.take().map(|w| w.id());
-        let log_tail = if self.log_failed { Vec::new() } else { std::mem::take(&mut self.log_buf) };
+        let log_tail = if self.log_failed {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.log_buf)
+        };
         let err = self.err.take().and_then(|w| finish(w, "ERR", id));
         let output = match self.output.take() {
             Some((name, w)) if keep_output => finish(w, "IO", id).map(|f| (f, name)),
@@ -253,7 +265,12 @@ impl<'a> TaskContext<'a> {
     }
 
     /// Starts an import into a dataset for this task (see `Store::begin_import`).
-    pub fn begin_import(&self, name: &str, header: &[String], key: &[String]) -> Result<ImportSession, DatasetError> {
+    pub fn begin_import(
+        &self,
+        name: &str,
+        header: &[String],
+        key: &[String],
+    ) -> Result<ImportSession, DatasetError> {
         self.store.begin_import(self.task.id, name, header, key)
     }
 }

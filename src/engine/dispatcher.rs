@@ -25,7 +25,9 @@ pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let free = shared.workers.saturating_sub(shared.busy.load(Ordering::SeqCst));
+        let free = shared
+            .workers
+            .saturating_sub(shared.busy.load(Ordering::SeqCst));
         if free > 0 {
             match store.claim_due(&shared.owner, free) {
                 Ok(tasks) if !tasks.is_empty() => {

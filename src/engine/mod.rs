@@ -133,7 +133,10 @@ impl Engine {
             // A worker still running its task past the grace period is left to the exit.
         }
         if !interrupted.is_empty() {
-            log::warn!("interrupted {} task(s) still running after the grace period", interrupted.len());
+            log::warn!(
+                "interrupted {} task(s) still running after the grace period",
+                interrupted.len()
+            );
         }
         interrupted
     }

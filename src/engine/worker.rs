@@ -30,7 +30,12 @@ pub(super) fn run(shared: &Shared, rx: Receiver<Claimed>) {
 
 fn run_one(shared: &Shared, task: &Claimed) {
     let started = Instant::now();
-    log::info!("task {} started: {} (attempt {})", task.id, task.kind, task.attempt);
+    log::info!(
+        "task {} started: {} (attempt {})",
+        task.id,
+        task.kind,
+        task.attempt
+    );
     let mut ctx = TaskContext::new(&shared.store, &shared.owner, task);
     ctx.log(format!("Started {} (attempt {})", task.kind, task.attempt));
     let result = match shared.registry.get(&task.kind) {
@@ -45,8 +50,14 @@ fn run_one(shared: &Shared, task: &Claimed) {
         Ok(message) => (Status::Success, message),
         Err(TaskError::Cancelled) => (Status::Canceled, CANCELED.to_string()),
         Err(TaskError::Failed(message)) => (Status::Error, message),
-        Err(TaskError::Store(e)) => (Status::Error, format!("The task could not use the database: {e}.")),
-        Err(TaskError::Io(e)) => (Status::Error, format!("The task failed reading or writing a file: {e}.")),
+        Err(TaskError::Store(e)) => (
+            Status::Error,
+            format!("The task could not use the database: {e}."),
+        ),
+        Err(TaskError::Io(e)) => (
+            Status::Error,
+            format!("The task failed reading or writing a file: {e}."),
+        ),
     };
     let elapsed = started.elapsed();
     ctx.log(format!(
@@ -68,15 +79,25 @@ fn run_one(shared: &Shared, task: &Claimed) {
     for attempt in 1..=FINISH_ATTEMPTS {
         match shared.store.finish(task.id, &shared.owner, &finish) {
             Ok(true) => {
-                log::info!("task {} finished {status} in {:.3} s", task.id, elapsed.as_secs_f64());
+                log::info!(
+                    "task {} finished {status} in {:.3} s",
+                    task.id,
+                    elapsed.as_secs_f64()
+                );
                 return;
             }
             Ok(false) => {
-                log::info!("task {} ended {status} but was deleted or interrupted meanwhile", task.id);
+                log::info!(
+                    "task {} ended {status} but was deleted or interrupted meanwhile",
+                    task.id
+                );
                 return;
             }
             Err(e) if attempt < FINISH_ATTEMPTS => {
-                log::warn!("task {}: recording its end failed ({e}); trying again", task.id);
+                log::warn!(
+                    "task {}: recording its end failed ({e}); trying again",
+                    task.id
+                );
                 std::thread::sleep(delay);
                 delay *= 2;
             }

@@ -25,7 +25,9 @@ impl Handler for CsvExport {
         validate_bool(params, "raw")?;
         if let Some(columns) = list_param(params, "columns") {
             if columns.is_empty() {
-                return Err("The param columns names no column: give comma-separated column names.".into());
+                return Err(
+                    "The param columns names no column: give comma-separated column names.".into(),
+                );
             }
         }
         Ok(())
@@ -36,14 +38,21 @@ impl Handler for CsvExport {
         let raw = ctx.param("raw") == Some("true");
         let started = Instant::now();
         let Some(dataset) = ctx.dataset(&table)? else {
-            return Err(TaskError::Failed(format!("There is no dataset named {table:?}.")));
+            return Err(TaskError::Failed(format!(
+                "There is no dataset named {table:?}."
+            )));
         };
         let columns = match list_param(ctx.params(), "columns") {
             Some(wanted) => {
                 if let Some(unknown) = wanted.iter().find(|c| !dataset.columns.contains(c)) {
                     return Err(TaskError::Failed(format!(
                         "Dataset {table} has no column {unknown:?}; its columns are {}.",
-                        dataset.columns.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                        dataset
+                            .columns
+                            .iter()
+                            .map(|c| format!("{c:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
                 wanted
@@ -81,11 +90,22 @@ impl Handler for CsvExport {
             ctx.output()?.write_all(&line)?;
             written += page.len() as u64;
             after = last;
-            ctx.set_counts(Counts { total: written, succeeded: written, ..Counts::default() });
-            ctx.set_percent(if total == 0 { 0 } else { (written * 100 / total.max(written)).min(99) as u8 });
+            ctx.set_counts(Counts {
+                total: written,
+                succeeded: written,
+                ..Counts::default()
+            });
+            ctx.set_percent(if total == 0 {
+                0
+            } else {
+                (written * 100 / total.max(written)).min(99) as u8
+            });
             ctx.checkpoint()?;
         }
-        ctx.log(format!("Wrote {written} records to {name} in {:.3} s", started.elapsed().as_secs_f64()));
+        ctx.log(format!(
+            "Wrote {written} records to {name} in {:.3} s",
+            started.elapsed().as_secs_f64()
+        ));
         Ok(format!("Exported {written} records from {table}."))
     }
 }

@@ -17,7 +17,10 @@ pub fn write_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'a 
 }
 
 fn write_field(out: &mut Vec<u8>, field: &[u8]) {
-    if field.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+    if field
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         out.push(b'"');
         for &b in field {
             if b == b'"' {
@@ -52,7 +55,10 @@ mod tests {
     #[test]
     fn quotes_only_what_needs_it() {
         assert_eq!(record(&["a", "b c", ""]), "a,b c,\r\n");
-        assert_eq!(record(&["x,y", "say \"hi\"", "two\r\nlines"]), "\"x,y\",\"say \"\"hi\"\"\",\"two\r\nlines\"\r\n");
+        assert_eq!(
+            record(&["x,y", "say \"hi\"", "two\r\nlines"]),
+            "\"x,y\",\"say \"\"hi\"\"\",\"two\r\nlines\"\r\n"
+        );
     }
 
     #[test]

@@ -26,14 +26,18 @@ impl Handler for CsvImport {
 
     fn validate(&self, params: &Params, has_input: bool) -> Result<(), String> {
         if !has_input {
-            return Err("csv.import needs a file: send the CSV as the request body, or as the \
+            return Err(
+                "csv.import needs a file: send the CSV as the request body, or as the \
                         form's file part."
-                .into());
+                    .into(),
+            );
         }
         validate_table(params)?;
         if let Some(key) = list_param(params, "key") {
             if key.is_empty() {
-                return Err("The param key names no column: give comma-separated column names.".into());
+                return Err(
+                    "The param key names no column: give comma-separated column names.".into(),
+                );
             }
         }
         Ok(())
@@ -46,8 +50,14 @@ impl Handler for CsvImport {
             return Err(TaskError::Failed("File is empty or does not exist.".into()));
         };
         let started = Instant::now();
-        let name = if ctx.io_filename().is_empty() { "the upload".to_string() } else { format!("{:?}", ctx.io_filename()) };
-        ctx.log(format!("Importing {name} ({size} bytes) into dataset {table}"));
+        let name = if ctx.io_filename().is_empty() {
+            "the upload".to_string()
+        } else {
+            format!("{:?}", ctx.io_filename())
+        };
+        ctx.log(format!(
+            "Importing {name} ({size} bytes) into dataset {table}"
+        ));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -57,9 +67,15 @@ impl Handler for CsvImport {
         let mut record = csv::ByteRecord::new();
         if !reader.read_byte_record(&mut record).map_err(csv_error)? {
             ctx.log("The file has no header row");
-            return Err(TaskError::Failed("The file has no header row: nothing was imported.".into()));
+            return Err(TaskError::Failed(
+                "The file has no header row: nothing was imported.".into(),
+            ));
         }
-        let header: Vec<String> = match record.iter().map(|f| std::str::from_utf8(f).map(String::from)).collect() {
+        let header: Vec<String> = match record
+            .iter()
+            .map(|f| std::str::from_utf8(f).map(String::from))
+            .collect()
+        {
             Ok(h) => h,
             Err(_) => {
                 return Err(TaskError::Failed(
@@ -79,7 +95,12 @@ impl Handler for CsvImport {
         };
         let key_positions: Vec<(usize, &str)> = key
             .iter()
-            .map(|k| (header.iter().position(|h| h == k).unwrap_or_default(), k.as_str()))
+            .map(|k| {
+                (
+                    header.iter().position(|h| h == k).unwrap_or_default(),
+                    k.as_str(),
+                )
+            })
             .collect();
 
         let mut counts = Counts::default();
@@ -156,7 +177,11 @@ fn percent_of(done: u64, total: u64) -> u8 {
 }
 
 /// A row's cells, or why it fails.
-fn check_row(record: &csv::ByteRecord, width: usize, key: &[(usize, &str)]) -> Result<Vec<String>, String> {
+fn check_row(
+    record: &csv::ByteRecord,
+    width: usize,
+    key: &[(usize, &str)],
+) -> Result<Vec<String>, String> {
     if record.len() != width {
         return Err(format!("expected {width} fields, found {}", record.len()));
     }
@@ -175,7 +200,11 @@ fn check_row(record: &csv::ByteRecord, width: usize, key: &[(usize, &str)]) -> R
     Ok(cells)
 }
 
-fn insert(session: &mut ImportSession, batch: &mut Vec<Vec<String>>, counts: &mut Counts) -> Result<(), TaskError> {
+fn insert(
+    session: &mut ImportSession,
+    batch: &mut Vec<Vec<String>>,
+    counts: &mut Counts,
+) -> Result<(), TaskError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -199,7 +228,10 @@ struct ErrFile {
 impl ErrFile {
     fn new(header: &csv::ByteRecord) -> ErrFile {
         let mut line = Vec::new();
-        write_record(&mut line, header.iter().chain(std::iter::once(&b"error"[..])));
+        write_record(
+            &mut line,
+            header.iter().chain(std::iter::once(&b"error"[..])),
+        );
         ErrFile {
             header: line,
             header_written: false,
@@ -212,7 +244,10 @@ impl ErrFile {
             self.buf.extend_from_slice(&self.header);
             self.header_written = true;
         }
-        write_record(&mut self.buf, record.iter().chain(std::iter::once(reason.as_bytes())));
+        write_record(
+            &mut self.buf,
+            record.iter().chain(std::iter::once(reason.as_bytes())),
+        );
     }
 
     fn buffered(&self) -> usize {

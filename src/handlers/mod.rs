@@ -91,6 +91,8 @@ fn validate_table(params: &Params) -> Result<(), String> {
 fn validate_bool(params: &Params, name: &str) -> Result<(), String> {
     match params.get(name).map(String::as_str) {
         None | Some("true") | Some("false") => Ok(()),
-        Some(other) => Err(format!("The param {name} must be true or false, not {other:?}.")),
+        Some(other) => Err(format!(
+            "The param {name} must be true or false, not {other:?}."
+        )),
     }
 }

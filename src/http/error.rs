@@ -34,7 +34,10 @@ impl ApiError {
     pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
         ApiError {
             allow: Some(allow),
-            ..ApiError::new(405, format!("The method {method} is not allowed here; use {allow}."))
+            ..ApiError::new(
+                405,
+                format!("The method {method} is not allowed here; use {allow}."),
+            )
         }
     }
 
@@ -62,11 +65,17 @@ impl ApiError {
 
     pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
         log::warn!("database unavailable: {detail}");
-        ApiError::new(503, "The database is unavailable right now; try again shortly.")
+        ApiError::new(
+            503,
+            "The database is unavailable right now; try again shortly.",
+        )
     }
 
     pub fn disk_full() -> ApiError {
-        ApiError::new(507, "The disk is full: nothing was stored. Free some space and try again.")
+        ApiError::new(
+            507,
+            "The disk is full: nothing was stored. Free some space and try again.",
+        )
     }
 }
 

@@ -16,7 +16,7 @@ mod webservicetasks;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -92,23 +92,67 @@ fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {
     }
 }
 
+/// The largest unread request body tiny_http may drain after the answer (see `serve`): half
+/// the machine's memory, since the drain allocates a buffer of the body's declared size
+/// (untouched pages cost nothing, but an allocation beyond memory plus swap fails).
+fn drain_limit() -> usize {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let total_kib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                line.split_whitespace().nth(1)?.parse::<usize>().ok()
+            });
+        total_kib.map_or(256 << 20, |kib| kib.saturating_mul(1024) / 2)
+    })
+}
+
 fn serve(app: &App, mut request: Request) {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let url: String = request.url().chars().take(300).collect();
-    let reply = panic::catch_unwind(AssertUnwindSafe(|| handle(app, &mut request)))
-        .unwrap_or_else(|_| Err(ApiError::internal(format!("a route panicked on {method} {url}"))))
-        .unwrap_or_else(|e| Reply::error(&e));
+    let mut endpoint = None;
+    let reply = panic::catch_unwind(AssertUnwindSafe(|| {
+        handle(app, &mut request, &mut endpoint)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ApiError::internal(format!(
+            "a route panicked on {method} {url}"
+        )))
+    })
+    .unwrap_or_else(|e| Reply::error(&e));
     let status = reply.status;
-    if let Err(e) = request.respond(reply.into_response()) {
+    // Only an accepted submission has read its body to the end.
+    let body_read = endpoint == Some(Endpoint::CreateTask) && status < 300;
+    let result = if !body_read && request.body_length().is_some_and(|n| n > drain_limit()) {
+        // tiny_http drains an unread body on drop into one buffer of its declared size: for
+        // an absurd Content-Length the allocation fails and aborts the process. So the
+        // status and headers go out through `upgrade` (which sends no body), and the
+        // connection's reader is never dropped: the connection is abandoned (its socket and
+        // tiny_http's thread for it leak) rather than the process lost.
+        std::mem::forget(request.upgrade("close", reply.into_response()));
+        Ok(())
+    } else {
+        request.respond(reply.into_response())
+    };
+    if let Err(e) = result {
         log::debug!("{method} {url}: the answer could not be sent: {e}");
     }
-    log::debug!("{method} {url} {status} {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    log::debug!(
+        "{method} {url} {status} {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
-fn handle(app: &App, request: &mut Request) -> Result<Reply, ApiError> {
+fn handle(
+    app: &App,
+    request: &mut Request,
+    routed: &mut Option<Endpoint>,
+) -> Result<Reply, ApiError> {
     let ctx = RequestContext::resolve(request);
     let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
+    *routed = Some(endpoint);
     match endpoint {
         Endpoint::ListTasks => webservicetasks::list(app, &ctx, request),
         Endpoint::CreateTask => webservicetasks::create(app, &ctx, request),

@@ -73,7 +73,9 @@ impl<R: Read> Multipart<R> {
         // After the delimiter: `--` closes the body, CRLF opens a part.
         self.fill_to(2)?;
         if self.available() < 2 {
-            return Err(MultipartError::Malformed("it ends without a closing boundary"));
+            return Err(MultipartError::Malformed(
+                "it ends without a closing boundary",
+            ));
         }
         let after = &self.buf[self.start..self.start + 2];
         if after == b"--" {
@@ -91,7 +93,9 @@ impl<R: Read> Multipart<R> {
         }
         self.fill_to(2)?;
         if self.available() < 2 || &self.buf[self.start..self.start + 2] != b"\r\n" {
-            return Err(MultipartError::Malformed("a boundary line is not followed by a line break"));
+            return Err(MultipartError::Malformed(
+                "a boundary line is not followed by a line break",
+            ));
         }
         self.start += 2;
         let headers = self.read_headers()?;
@@ -106,7 +110,9 @@ impl<R: Read> Multipart<R> {
             }
         }
         let Some(name) = name else {
-            return Err(MultipartError::Malformed("a part has no Content-Disposition name"));
+            return Err(MultipartError::Malformed(
+                "a part has no Content-Disposition name",
+            ));
         };
         self.in_body = true;
         Ok(Some(Part { name, filename }))
@@ -226,7 +232,11 @@ mod tests {
     }
 
     fn parts(body: &[u8], boundary: &str, trickle: bool) -> Result<Vec<(Part, Vec<u8>)>, String> {
-        let reader: Box<dyn Read> = if trickle { Box::new(Trickle(body)) } else { Box::new(body) };
+        let reader: Box<dyn Read> = if trickle {
+            Box::new(Trickle(body))
+        } else {
+            Box::new(body)
+        };
         let mut m = Multipart::new(reader, boundary);
         let mut out = Vec::new();
         while let Some(part) = m.next_part().map_err(|e| e.to_string())? {
@@ -244,7 +254,13 @@ mod tests {
         for trickle in [false, true] {
             let got = parts(BODY, "XyZ", trickle).unwrap();
             assert_eq!(got.len(), 2);
-            assert_eq!(got[0].0, Part { name: "kind".into(), filename: None });
+            assert_eq!(
+                got[0].0,
+                Part {
+                    name: "kind".into(),
+                    filename: None
+                }
+            );
             assert_eq!(got[0].1, b"csv.import");
             assert_eq!(got[1].0.filename.as_deref(), Some("a.csv"));
             assert_eq!(got[1].1, b"a,b\r\n1,\"x\r\n--Xy\"\r\n");
@@ -266,7 +282,12 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
-        assert!(parts(b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nno end", "b", false).is_err());
+        assert!(parts(
+            b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nno end",
+            "b",
+            false
+        )
+        .is_err());
         assert!(parts(b"nothing here", "b", false).is_err());
         assert!(parts(b"--b\r\nX-Other: 1\r\n\r\nv\r\n--b--", "b", false).is_err());
     }

@@ -21,12 +21,18 @@ pub struct Reply {
 impl Reply {
     /// `{"status": "success", "message": "", "data": data}`.
     pub fn success(status: u16, data: Value) -> Reply {
-        Reply::json(status, &json!({"status": "success", "message": "", "data": data}))
+        Reply::json(
+            status,
+            &json!({"status": "success", "message": "", "data": data}),
+        )
     }
 
     /// `{"status": "error", "message": ..., "data": null}`.
     pub fn error(e: &ApiError) -> Reply {
-        let mut reply = Reply::json(e.status, &json!({"status": "error", "message": e.message, "data": null}));
+        let mut reply = Reply::json(
+            e.status,
+            &json!({"status": "error", "message": e.message, "data": null}),
+        );
         if let Some(allow) = e.allow {
             reply.headers.push(("Allow", allow.to_string()));
         }
@@ -67,13 +73,22 @@ impl Reply {
             .into_iter()
             .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
             .collect();
-        Response::new(StatusCode(self.status), headers, self.body, self.length, None)
+        Response::new(
+            StatusCode(self.status),
+            headers,
+            self.body,
+            self.length,
+            None,
+        )
     }
 }
 
 /// The Content-Type of a file from its name's extension.
 pub fn content_type_of(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "csv" => "text/csv; charset=utf-8",
         "txt" | "log" => "text/plain; charset=utf-8",
@@ -129,7 +144,10 @@ mod tests {
 
     #[test]
     fn dispositions_carry_non_ascii_names_in_utf8() {
-        assert_eq!(content_disposition("Data File.csv"), "attachment; filename=\"Data File.csv\"");
+        assert_eq!(
+            content_disposition("Data File.csv"),
+            "attachment; filename=\"Data File.csv\""
+        );
         assert_eq!(
             content_disposition("Préféré \"x\".csv"),
             "attachment; filename=\"Pr_f_r_ _x_.csv\"; filename*=UTF-8''Pr%C3%A9f%C3%A9r%C3%A9%20%22x%22.csv"

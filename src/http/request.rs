@@ -52,12 +52,22 @@ pub struct MediaType {
 impl MediaType {
     pub fn parse(value: &str) -> MediaType {
         let mut parts = split_params(value);
-        let essence = if parts.is_empty() { String::new() } else { parts.remove(0).0.to_ascii_lowercase() };
-        MediaType { essence, params: parts }
+        let essence = if parts.is_empty() {
+            String::new()
+        } else {
+            parts.remove(0).0.to_ascii_lowercase()
+        };
+        MediaType {
+            essence,
+            params: parts,
+        }
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -65,7 +75,12 @@ impl MediaType {
 /// present, else `filename`.
 pub fn disposition_filename(value: &str) -> Option<String> {
     let params = split_params(value);
-    let find = |name: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     if let Some(extended) = find("filename*") {
         if let Some((charset, rest)) = extended.split_once('\'') {
             if charset.eq_ignore_ascii_case("utf-8") {
@@ -81,7 +96,10 @@ pub fn disposition_filename(value: &str) -> Option<String> {
 
 /// The `name` parameter of a Content-Disposition value (a form field's name).
 pub fn disposition_name(value: &str) -> Option<String> {
-    split_params(value).into_iter().find(|(n, _)| n.eq_ignore_ascii_case("name")).map(|(_, v)| v)
+    split_params(value)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("name"))
+        .map(|(_, v)| v)
 }
 
 /// Splits `first; a=b; c="d;e"` into `[(first, ""), (a, b), (c, d;e)]`, unquoting values.
@@ -120,7 +138,10 @@ fn split_params(value: &str) -> Vec<(String, String)> {
         match piece.split_once('=') {
             Some((name, v)) => {
                 let v = v.trim();
-                let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v);
                 out.push((name.trim().to_string(), v.to_string()));
             }
             None => out.push((piece.to_string(), String::new())),
@@ -147,7 +168,11 @@ pub fn read_limited(reader: &mut dyn Read, limit: u64, what: &str) -> Result<Vec
 /// Checks a client-given file name: no path separator, no control character, not `.`/`..`,
 /// at most 255 bytes.
 pub fn check_filename(name: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::bad_request(format!("The file name {name:?} is not allowed: {why}.")));
+    let bad = |why: &str| {
+        Err(ApiError::bad_request(format!(
+            "The file name {name:?} is not allowed: {why}."
+        )))
+    };
     if name.contains(['/', '\\']) {
         return bad("it contains a path separator");
     }
@@ -188,12 +213,20 @@ mod tests {
         let m = MediaType::parse("multipart/form-data; boundary=\"--abc;d\"");
         assert_eq!(m.essence, "multipart/form-data");
         assert_eq!(m.param("BOUNDARY"), Some("--abc;d"));
-        assert_eq!(disposition_filename("attachment; filename=\"a b.csv\""), Some("a b.csv".into()));
         assert_eq!(
-            disposition_filename("attachment; filename=\"x.csv\"; filename*=UTF-8''%C3%A9t%C3%A9.csv"),
+            disposition_filename("attachment; filename=\"a b.csv\""),
+            Some("a b.csv".into())
+        );
+        assert_eq!(
+            disposition_filename(
+                "attachment; filename=\"x.csv\"; filename*=UTF-8''%C3%A9t%C3%A9.csv"
+            ),
             Some("été.csv".into())
         );
-        assert_eq!(disposition_name("form-data; name=\"file\"; filename=\"q.csv\""), Some("file".into()));
+        assert_eq!(
+            disposition_name("form-data; name=\"file\"; filename=\"q.csv\""),
+            Some("file".into())
+        );
     }
 
     #[test]

@@ -84,32 +84,73 @@ mod tests {
 
     #[test]
     fn paths_match_case_insensitively_with_prefix_and_slash() {
-        for path in ["/webservicetasks/7/IoFile", "/WebServiceTasks/7/iofile", "/ivrapi/webservicetasks/7/IOFILE/", "/IvrApi/WEBSERVICETASKS/7/IoFile"] {
-            assert_eq!(route("GET", path), Ok(Endpoint::GetTaskFile(7, FileRole::Io)), "{path}");
+        for path in [
+            "/webservicetasks/7/IoFile",
+            "/WebServiceTasks/7/iofile",
+            "/ivrapi/webservicetasks/7/IOFILE/",
+            "/IvrApi/WEBSERVICETASKS/7/IoFile",
+        ] {
+            assert_eq!(
+                route("GET", path),
+                Ok(Endpoint::GetTaskFile(7, FileRole::Io)),
+                "{path}"
+            );
         }
         assert_eq!(route("GET", "/webservicetasks/"), Ok(Endpoint::ListTasks));
         assert_eq!(route("HEAD", "/webservicetasks"), Ok(Endpoint::ListTasks));
-        assert_eq!(route("POST", "/ivrapi/webservicetasks"), Ok(Endpoint::CreateTask));
-        assert_eq!(route("DELETE", "/webservicetasks/12"), Ok(Endpoint::DeleteTask(12)));
-        assert_eq!(route("GET", "/webservicetasks/12/ErrorFile"), Ok(Endpoint::GetTaskFile(12, FileRole::Err)));
-        assert_eq!(route("GET", "/webservicetasks/12/LogFile"), Ok(Endpoint::GetTaskFile(12, FileRole::Log)));
+        assert_eq!(
+            route("POST", "/ivrapi/webservicetasks"),
+            Ok(Endpoint::CreateTask)
+        );
+        assert_eq!(
+            route("DELETE", "/webservicetasks/12"),
+            Ok(Endpoint::DeleteTask(12))
+        );
+        assert_eq!(
+            route("GET", "/webservicetasks/12/ErrorFile"),
+            Ok(Endpoint::GetTaskFile(12, FileRole::Err))
+        );
+        assert_eq!(
+            route("GET", "/webservicetasks/12/LogFile"),
+            Ok(Endpoint::GetTaskFile(12, FileRole::Log))
+        );
     }
 
     #[test]
     fn wrong_methods_name_the_allowed_ones() {
         let e = route("PUT", "/webservicetasks/1").unwrap_err();
         assert_eq!((e.status, e.allow), (405, Some("GET, DELETE")));
-        assert_eq!(route("DELETE", "/webservicetasks").unwrap_err().allow, Some("GET, POST"));
-        assert_eq!(route("POST", "/webservicetasks/1/logfile").unwrap_err().status, 405);
+        assert_eq!(
+            route("DELETE", "/webservicetasks").unwrap_err().allow,
+            Some("GET, POST")
+        );
+        assert_eq!(
+            route("POST", "/webservicetasks/1/logfile")
+                .unwrap_err()
+                .status,
+            405
+        );
     }
 
     #[test]
     fn bad_ids_and_unknown_paths() {
         for id in ["abc", "-1", "0", "99999999999999999999", "+5", "1e3"] {
-            assert_eq!(route("GET", &format!("/webservicetasks/{id}")).unwrap_err().status, 400, "{id}");
+            assert_eq!(
+                route("GET", &format!("/webservicetasks/{id}"))
+                    .unwrap_err()
+                    .status,
+                400,
+                "{id}"
+            );
         }
         assert_eq!(route("GET", "/nothing").unwrap_err().status, 404);
-        assert_eq!(route("GET", "/webservicetasks/1/other").unwrap_err().status, 404);
-        assert_eq!(route("GET", "/webservicetasks/%FF").unwrap_err().status, 400);
+        assert_eq!(
+            route("GET", "/webservicetasks/1/other").unwrap_err().status,
+            404
+        );
+        assert_eq!(
+            route("GET", "/webservicetasks/%FF").unwrap_err().status,
+            400
+        );
     }
 }

@@ -55,7 +55,13 @@ struct TaskView<'a> {
 
 /// A task as the API shows it.
 pub fn task_json(task: &Task) -> Value {
-    let file_name = |has: bool, role| if has { task.file_name(role) } else { String::new() };
+    let file_name = |has: bool, role| {
+        if has {
+            task.file_name(role)
+        } else {
+            String::new()
+        }
+    };
     let view = TaskView {
         web_service_task_id: task.id,
         user_id: task.user_id,
@@ -107,19 +113,17 @@ pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply,
             "kind" => filter.kind = Some(value),
             "userid" => {
                 filter.user_id = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!("The parameter userid must be an integer, not {value:?}."))
+                    ApiError::bad_request(format!(
+                        "The parameter userid must be an integer, not {value:?}."
+                    ))
                 })?)
             }
-            "limit" => {
-                filter.limit = match value.parse::<u32>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                    _ => {
-                        return Err(ApiError::bad_request(format!(
-                            "The parameter limit must be an integer from 1 to {MAX_LIMIT}, not {value:?}."
-                        )))
-                    }
-                }
-            }
+            "limit" => filter.limit = match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => return Err(ApiError::bad_request(format!(
+                    "The parameter limit must be an integer from 1 to {MAX_LIMIT}, not {value:?}."
+                ))),
+            },
             "offset" => {
                 filter.offset = match value.parse::<i64>() {
                     Ok(n) if n >= 0 => n as u64,
@@ -149,7 +153,12 @@ pub fn get(app: &App, ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiErro
 }
 
 /// GET /webservicetasks/{id}/IoFile, /ErrorFile, /LogFile
-pub fn file(app: &App, ctx: &RequestContext, id: TaskId, role: FileRole) -> Result<Reply, ApiError> {
+pub fn file(
+    app: &App,
+    ctx: &RequestContext,
+    id: TaskId,
+    role: FileRole,
+) -> Result<Reply, ApiError> {
     let scope = ctx.scope();
     let missing = || ApiError::not_found(FILE_MISSING);
     let task = match app.store.task(&scope, id) {
@@ -157,10 +166,22 @@ pub fn file(app: &App, ctx: &RequestContext, id: TaskId, role: FileRole) -> Resu
         Err(StoreError::NotFound) => return Err(missing()),
         Err(e) => return Err(e.into()),
     };
-    let file = app.store.task_file(&scope, id, role)?.filter(|f| f.size > 0).ok_or_else(missing)?;
+    let file = app
+        .store
+        .task_file(&scope, id, role)?
+        .filter(|f| f.size > 0)
+        .ok_or_else(missing)?;
     let name = task.file_name(role);
-    let name = if name.is_empty() { DEFAULT_FILENAME.to_string() } else { name };
-    Ok(Reply::file(&name, file.size, Box::new(app.store.open_file(file))))
+    let name = if name.is_empty() {
+        DEFAULT_FILENAME.to_string()
+    } else {
+        name
+    };
+    Ok(Reply::file(
+        &name,
+        file.size,
+        Box::new(app.store.open_file(file)),
+    ))
 }
 
 /// DELETE /webservicetasks/{id}: a running task is cancelled first, then deleted.
@@ -200,7 +221,8 @@ struct Submission {
 pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<Reply, ApiError> {
     let idempotency_key = idempotency_key(request)?;
     let media = header(request, "Content-Type").map(MediaType::parse);
-    let declares_length = header(request, "Content-Length").is_some() || header(request, "Transfer-Encoding").is_some();
+    let declares_length = header(request, "Content-Length").is_some()
+        || header(request, "Transfer-Encoding").is_some();
     if media.is_some() && !declares_length {
         return Err(ApiError::length_required(
             "The request has a Content-Type but no Content-Length: send the length, or use \
@@ -242,7 +264,12 @@ pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<
     result
 }
 
-fn submit(app: &App, ctx: &RequestContext, s: Submission, key: Option<String>) -> Result<Reply, ApiError> {
+fn submit(
+    app: &App,
+    ctx: &RequestContext,
+    s: Submission,
+    key: Option<String>,
+) -> Result<Reply, ApiError> {
     validate(app, &s.kind, &s.params, s.upload.is_some())?;
     if s.upload.is_some() {
         check_filename(&s.filename)?;
@@ -251,13 +278,18 @@ fn submit(app: &App, ctx: &RequestContext, s: Submission, key: Option<String>) -
         kind: s.kind,
         params: s.params,
         owner: ctx.identity.clone(),
-        io_filename: if s.upload.is_some() { s.filename } else { String::new() },
+        io_filename: if s.upload.is_some() {
+            s.filename
+        } else {
+            String::new()
+        },
         io_file: s.upload.map(|f| f.id),
         idempotency_key: key,
     };
     let submitted = app.store.submit(&new)?;
     let status = if submitted.created { 202 } else { 200 };
-    Ok(Reply::success(status, task_json(&submitted.task)).with_header("Location", location(submitted.task.id)))
+    Ok(Reply::success(status, task_json(&submitted.task))
+        .with_header("Location", location(submitted.task.id)))
 }
 
 /// Checks the kind and its params before anything is stored.
@@ -274,7 +306,9 @@ fn validate(app: &App, kind: &str, params: &Params, has_input: bool) -> Result<(
             app.registry.kinds().join(", ")
         ))
     })?;
-    handler.validate(params, has_input).map_err(ApiError::bad_request)
+    handler
+        .validate(params, has_input)
+        .map_err(ApiError::bad_request)
 }
 
 fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
@@ -307,7 +341,8 @@ fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiErr
         .or_else(|| header(request, "Content-Disposition").and_then(disposition_filename))
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| DEFAULT_FILENAME.to_string());
-    let may_have_body = request.body_length().is_some_and(|n| n > 0) || header(request, "Transfer-Encoding").is_some();
+    let may_have_body = request.body_length().is_some_and(|n| n > 0)
+        || header(request, "Transfer-Encoding").is_some();
     // Refuse what is wrong before receiving a (possibly large) body.
     validate(app, &kind, &params, may_have_body)?;
     if may_have_body {
@@ -329,14 +364,19 @@ fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiErr
 
 /// Form (b): `{"kind": ..., "params": {...}}`.
 fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
-    if request.body_length().is_some_and(|n| n as u64 > app.limits.max_json) {
+    if request
+        .body_length()
+        .is_some_and(|n| n as u64 > app.limits.max_json)
+    {
         return Err(json_too_large(app));
     }
     let body = read_limited(request.as_reader(), app.limits.max_json, "JSON body")?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))?;
     let Value::Object(object) = value else {
-        return Err(ApiError::bad_request("The JSON body must be an object with kind and params."));
+        return Err(ApiError::bad_request(
+            "The JSON body must be an object with kind and params.",
+        ));
     };
     let mut kind = String::new();
     let mut params = Params::new();
@@ -360,7 +400,9 @@ fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiEr
                 }
             }
             ("params", Value::Null) => {}
-            ("params", _) => return Err(ApiError::bad_request("The field params must be an object.")),
+            ("params", _) => {
+                return Err(ApiError::bad_request("The field params must be an object."))
+            }
             (other, _) => {
                 return Err(ApiError::bad_request(format!(
                     "The JSON body has an unknown field {other:?}; it takes kind and params."
@@ -378,7 +420,11 @@ fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiEr
 
 /// Form (c): multipart/form-data with an optional `file` part and fields for kind and params.
 /// Query parameters count as fields too, so a form's action URL may carry the kind.
-fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Result<Submission, ApiError> {
+fn multipart_submission(
+    app: &App,
+    request: &mut Request,
+    boundary: &str,
+) -> Result<Submission, ApiError> {
     let mut kind = String::new();
     let mut filename = None;
     let mut params = Params::new();
@@ -392,7 +438,10 @@ fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Res
         }
     }
     let max_upload = app.limits.max_upload;
-    if request.body_length().is_some_and(|n| n as u64 > max_upload.saturating_add(app.limits.max_json)) {
+    if request
+        .body_length()
+        .is_some_and(|n| n as u64 > max_upload.saturating_add(app.limits.max_json))
+    {
         return Err(upload_too_large(app));
     }
     let mut upload: Option<StoredFile> = None;
@@ -402,7 +451,9 @@ fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Res
         while let Some(part) = form.next_part().map_err(multipart_error)? {
             if part.name == "file" {
                 if upload.is_some() {
-                    return Err(ApiError::bad_request("The form has more than one file part."));
+                    return Err(ApiError::bad_request(
+                        "The form has more than one file part.",
+                    ));
                 }
                 if let Some(name) = part.filename.filter(|n| !n.is_empty()) {
                     filename.get_or_insert(name);
@@ -411,11 +462,17 @@ fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Res
                 continue;
             }
             let left = app.limits.max_json.saturating_sub(field_bytes);
-            let value = read_limited(&mut form.body(), left, "form's fields")
-                .map_err(|e| if e.status == 413 { form_fields_too_large(app) } else { e })?;
+            let value = read_limited(&mut form.body(), left, "form's fields").map_err(|e| {
+                if e.status == 413 {
+                    form_fields_too_large(app)
+                } else {
+                    e
+                }
+            })?;
             field_bytes += value.len() as u64;
-            let value = String::from_utf8(value)
-                .map_err(|_| ApiError::bad_request(format!("The form field {} is not valid UTF-8.", part.name)))?;
+            let value = String::from_utf8(value).map_err(|_| {
+                ApiError::bad_request(format!("The form field {} is not valid UTF-8.", part.name))
+            })?;
             match part.name.as_str() {
                 "kind" => kind = value,
                 "filename" => filename = Some(value),
@@ -435,7 +492,9 @@ fn multipart_submission(app: &App, request: &mut Request, boundary: &str) -> Res
     Ok(Submission {
         kind,
         params,
-        filename: filename.filter(|f| !f.is_empty()).unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
+        filename: filename
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
         upload,
     })
 }
@@ -454,7 +513,11 @@ fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, Ap
             Ok(0) => break Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(ApiError::bad_request(format!("The request body could not be read: {e}."))),
+            Err(e) => {
+                break Err(ApiError::bad_request(format!(
+                    "The request body could not be read: {e}."
+                )))
+            }
         };
         if writer.len() + n as u64 > limit {
             break Err(upload_too_large(app));

@@ -46,7 +46,12 @@ pub enum DatasetError {
 }
 
 fn describe_difference(missing: &[String], extra: &[String]) -> String {
-    let list = |v: &[String]| v.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match (missing.is_empty(), extra.is_empty()) {
         (false, false) => format!("missing {}; extra {}", list(missing), list(extra)),
         (false, true) => format!("missing {}", list(missing)),
@@ -117,7 +122,8 @@ impl Store {
             .optional()?;
         columns
             .map(|c| {
-                let columns = serde_json::from_str(&c).map_err(|e| StoreError::Internal(e.to_string()))?;
+                let columns =
+                    serde_json::from_str(&c).map_err(|e| StoreError::Internal(e.to_string()))?;
                 Ok(Dataset {
                     name: name.to_string(),
                     columns,
@@ -178,7 +184,9 @@ impl Store {
         key: &[String],
     ) -> Result<ImportSession, DatasetError> {
         if !is_valid_name(name) {
-            return Err(DatasetError::BadHeader(format!("{name:?} is not a valid dataset name")));
+            return Err(DatasetError::BadHeader(format!(
+                "{name:?} is not a valid dataset name"
+            )));
         }
         if header.len() > MAX_COLUMNS {
             return Err(DatasetError::BadHeader(format!(
@@ -237,12 +245,21 @@ impl Store {
         let table = table_of(&name);
         let columns = self.write(|tx| {
             let existing: Option<String> = tx
-                .query_row("SELECT columns FROM datasets WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row(
+                    "SELECT columns FROM datasets WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let columns: Vec<String> = match existing {
-                Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Internal(e.to_string()))?,
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|e| StoreError::Internal(e.to_string()))?
+                }
                 None => {
-                    let defs: Vec<String> = header.iter().map(|c| format!("{} TEXT", quote(c))).collect();
+                    let defs: Vec<String> = header
+                        .iter()
+                        .map(|c| format!("{} TEXT", quote(c)))
+                        .collect();
                     tx.execute_batch(&format!(
                         "CREATE TABLE {table} ({}, {TASK_COLUMN} INTEGER NOT NULL); \
                          CREATE INDEX {} ON {table} ({TASK_COLUMN});",
@@ -251,7 +268,11 @@ impl Store {
                     ))?;
                     tx.execute(
                         "INSERT INTO datasets (name, columns, created_at) VALUES (?1, ?2, ?3)",
-                        params![name, serde_json::to_string(header).unwrap_or_default(), time::now_text()],
+                        params![
+                            name,
+                            serde_json::to_string(header).unwrap_or_default(),
+                            time::now_text()
+                        ],
                     )?;
                     header.to_vec()
                 }
@@ -263,8 +284,16 @@ impl Store {
         if have != given {
             return Err(DatasetError::HeaderMismatch {
                 dataset: name,
-                missing: columns.iter().filter(|c| !given.contains(c.as_str())).cloned().collect(),
-                extra: header.iter().filter(|c| !have.contains(c.as_str())).cloned().collect(),
+                missing: columns
+                    .iter()
+                    .filter(|c| !given.contains(c.as_str()))
+                    .cloned()
+                    .collect(),
+                extra: header
+                    .iter()
+                    .filter(|c| !have.contains(c.as_str()))
+                    .cloned()
+                    .collect(),
             });
         }
         // Bind in the dataset's column order; `order[i]` is the header position of column i.
@@ -275,7 +304,11 @@ impl Store {
         let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
         session.insert_sql = format!(
             "INSERT INTO {table} ({}, {TASK_COLUMN}) VALUES ({})",
-            columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", "),
             placeholders.join(", ")
         );
         if !key.is_empty() {
@@ -283,10 +316,19 @@ impl Store {
                 .iter()
                 .map(|k| header.iter().position(|h| h == k).unwrap_or_default())
                 .collect();
-            let conditions: Vec<String> =
-                key.iter().enumerate().map(|(i, k)| format!("{} = ?{}", quote(k), i + 1)).collect();
-            session.exists_sql = Some(format!("SELECT 1 FROM {table} WHERE {} LIMIT 1", conditions.join(" AND ")));
-            let index_name = quote(&format!("ds_{name}__key_{:016x}", fnv1a(&key.join("\u{1f}"))));
+            let conditions: Vec<String> = key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{} = ?{}", quote(k), i + 1))
+                .collect();
+            session.exists_sql = Some(format!(
+                "SELECT 1 FROM {table} WHERE {} LIMIT 1",
+                conditions.join(" AND ")
+            ));
+            let index_name = quote(&format!(
+                "ds_{name}__key_{:016x}",
+                fnv1a(&key.join("\u{1f}"))
+            ));
             let index_columns: Vec<String> = key.iter().map(|k| quote(k)).collect();
             self.write(|tx| {
                 tx.execute_batch(&format!(
@@ -341,8 +383,12 @@ impl ImportSession {
                         continue;
                     }
                 }
-                let cells = self.order.iter().map(|&p| rusqlite::types::Value::Text(row[p].clone()));
-                let values = cells.chain(std::iter::once(rusqlite::types::Value::Integer(self.task)));
+                let cells = self
+                    .order
+                    .iter()
+                    .map(|&p| rusqlite::types::Value::Text(row[p].clone()));
+                let values =
+                    cells.chain(std::iter::once(rusqlite::types::Value::Integer(self.task)));
                 insert.execute(params_from_iter(values))?;
                 outcomes.push(RowOutcome::Inserted);
             }
@@ -354,7 +400,10 @@ impl ImportSession {
     pub fn commit(mut self) -> Result<()> {
         let task = self.task;
         self.store.write(|tx| {
-            tx.execute("UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1", [task])?;
+            tx.execute(
+                "UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1",
+                [task],
+            )?;
             Ok(())
         })?;
         self.finished = true;
@@ -378,7 +427,10 @@ impl Drop for ImportSession {
         if !self.finished {
             if let Err(e) = self.remove() {
                 // Recovery at the next start removes the rows instead.
-                log::warn!("task {}: could not remove an unfinished import: {e}", self.task);
+                log::warn!(
+                    "task {}: could not remove an unfinished import: {e}",
+                    self.task
+                );
             }
         }
         self.store.inner.importing.release(&self.name);
@@ -395,7 +447,10 @@ pub(super) fn remove_unfinished_import(tx: &Transaction<'_>, task: TaskId) -> Re
         )
         .optional()?;
     if let Some(name) = dataset {
-        tx.execute(&format!("DELETE FROM {} WHERE {TASK_COLUMN} = ?1", table_of(&name)), [task])?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE {TASK_COLUMN} = ?1", table_of(&name)),
+            [task],
+        )?;
         tx.execute("DELETE FROM dataset_imports WHERE task_id = ?1", [task])?;
     }
     Ok(())
@@ -416,8 +471,9 @@ pub(super) fn remove_all_unfinished_imports(tx: &Transaction<'_>) -> Result<()> 
 
 /// FNV-1a: a stable, dependency-free hash for naming key indexes.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

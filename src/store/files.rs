@@ -52,7 +52,12 @@ impl Store {
     }
 
     /// A task's file, if the task is within `scope` and has one.
-    pub fn task_file(&self, scope: &Scope, task: TaskId, role: FileRole) -> Result<Option<StoredFile>> {
+    pub fn task_file(
+        &self,
+        scope: &Scope,
+        task: TaskId,
+        role: FileRole,
+    ) -> Result<Option<StoredFile>> {
         let column = match role {
             FileRole::Io => "io_file_id",
             FileRole::Log => "log_file_id",
@@ -67,7 +72,12 @@ impl Store {
         );
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&sql)?;
-        let row = |r: &rusqlite::Row<'_>| Ok(StoredFile { id: r.get(0)?, size: r.get(1)? });
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(StoredFile {
+                id: r.get(0)?,
+                size: r.get(1)?,
+            })
+        };
         Ok(match client {
             Some(c) => stmt.query_row(params![task, c], row),
             None => stmt.query_row(params![task], row),
@@ -99,8 +109,9 @@ impl Store {
     fn append_chunks(&self, id: FileId, first_seq: i64, chunks: &[Vec<u8>]) -> Result<()> {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         self.write(|tx| {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)",
+            )?;
             for (i, chunk) in chunks.iter().enumerate() {
                 insert.execute(params![id, first_seq + i as i64, chunk])?;
             }
@@ -174,7 +185,8 @@ impl FileWriter {
         if self.full.is_empty() {
             return Ok(());
         }
-        self.store.append_chunks(self.id, self.next_seq, &self.full)?;
+        self.store
+            .append_chunks(self.id, self.next_seq, &self.full)?;
         self.next_seq += self.full.len() as i64;
         self.full.clear();
         Ok(())

@@ -49,7 +49,9 @@ mod tests {
         let conn = Connection::open(dir.path().join("t.db")).unwrap();
         apply(&conn).unwrap();
         apply(&conn).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, STEPS.len() as i64);
         let n: i64 = conn
             .query_row(

@@ -23,11 +23,13 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::config::Durability;
 
-pub use datasets::{is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome};
+pub use datasets::{
+    is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome,
+};
 pub use files::{FileReader, FileWriter, StoredFile, CHUNK_SIZE};
 pub use signal::Signal;
 pub use tasks::{
-    Claimed, DeleteOutcome, Finish, Liveness, ListFilter, Progress, Submitted, INTERRUPTED,
+    Claimed, DeleteOutcome, Finish, ListFilter, Liveness, Progress, Submitted, INTERRUPTED,
 };
 
 /// How long a connection waits for the write lock before reporting the database busy.
@@ -222,7 +224,10 @@ fn lock_database(path: &Path) -> Result<File> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&lock_path).display()))
+            StoreError::Unavailable(format!(
+                "cannot open {}: {e}",
+                Path::new(&lock_path).display()
+            ))
         })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
@@ -234,5 +239,77 @@ fn lock_database(path: &Path) -> Result<File> {
             "cannot lock {}: {e}",
             Path::new(&lock_path).display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragmas_of(conn: &Connection) -> Pragmas {
+        let get_i = |p: &str| {
+            conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        Pragmas {
+            journal_mode: conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+                .unwrap()
+                .to_ascii_lowercase(),
+            synchronous: get_i("synchronous"),
+            foreign_keys: get_i("foreign_keys") == 1,
+            busy_timeout_ms: get_i("busy_timeout"),
+        }
+    }
+
+    #[test]
+    fn every_pooled_connection_has_the_pragmas() {
+        for (durability, level) in [(Durability::Full, 2), (Durability::Normal, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("t.db"), durability).unwrap();
+            // Hold several at once so the pool must open new ones, each through its init.
+            let conns: Vec<Conn> = (0..6).map(|_| store.conn().unwrap()).collect();
+            for conn in &conns {
+                assert_eq!(
+                    pragmas_of(conn),
+                    Pragmas {
+                        journal_mode: "wal".into(),
+                        synchronous: level,
+                        foreign_keys: true,
+                        busy_timeout_ms: BUSY_TIMEOUT.as_millis() as i64,
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _first = Store::open(&path, Durability::Full).unwrap();
+        match Store::open(&path, Durability::Full) {
+            Err(StoreError::Locked(message)) => assert!(message.contains("in use"), "{message}"),
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("expected Locked, got a second store"),
+        }
+    }
+
+    #[test]
+    fn writes_start_immediate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Full).unwrap();
+        // An IMMEDIATE transaction holds the write lock from its start: a second writer on
+        // another connection cannot begin until it ends.
+        let mut held = store.conn().unwrap();
+        let tx = held
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let other = store.conn().unwrap();
+        other.busy_timeout(Duration::from_millis(50)).unwrap();
+        assert!(other.execute_batch("BEGIN IMMEDIATE").is_err());
+        drop(tx);
+        let ok = store.write(|tx| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
+        assert_eq!(ok.unwrap(), 1);
     }
 }

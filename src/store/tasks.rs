@@ -58,7 +58,9 @@ pub struct Progress {
 /// What a running task learns when it reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
-    Running { cancel_requested: bool },
+    Running {
+        cancel_requested: bool,
+    },
     /// The task was deleted, or is no longer this process's to run.
     Gone,
 }
@@ -92,8 +94,8 @@ impl Store {
     /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
     /// submission created instead, or `IdempotencyConflict` if it was for a different task.
     pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
-        let params_json = serde_json::to_string(&new.params)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let params_json =
+            serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
         let fingerprint = format!("{}\n{}", new.kind, params_json);
         let now_ms = time::now_ms();
         let now = time::now_text();
@@ -218,7 +220,9 @@ impl Store {
             .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
         let n = values.len();
         values.push(Value::Integer(i64::from(filter.limit)));
-        values.push(Value::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
+        values.push(Value::Integer(
+            i64::try_from(filter.offset).unwrap_or(i64::MAX),
+        ));
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
             n + 1,
@@ -271,7 +275,12 @@ impl Store {
     }
 
     /// Records a running task's progress and reports whether it should go on.
-    pub fn report_progress(&self, id: TaskId, owner: &str, progress: &Progress) -> Result<Liveness> {
+    pub fn report_progress(
+        &self,
+        id: TaskId,
+        owner: &str,
+        progress: &Progress,
+    ) -> Result<Liveness> {
         let now = time::now_text();
         let c = progress.counts;
         let cancel: Option<bool> = self.write(|tx| {
@@ -321,10 +330,14 @@ impl Store {
     pub fn finish(&self, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
         let now = time::now_text();
         let c = finish.counts;
-        let new_files: Vec<FileId> = [finish.io_file.as_ref().map(|f| f.0), finish.log_file, finish.err_file]
-            .into_iter()
-            .flatten()
-            .collect();
+        let new_files: Vec<FileId> = [
+            finish.io_file.as_ref().map(|f| f.0),
+            finish.log_file,
+            finish.err_file,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let finished = self.write(|tx| {
             let old_io: Option<Option<FileId>> = tx
                 .prepare_cached(
@@ -404,7 +417,11 @@ impl Store {
     /// worker's later writes find no row and store nothing).
     pub fn delete(&self, scope: &Scope, id: TaskId, force: bool) -> Result<DeleteOutcome> {
         let (clause, client) = scope_clause(scope);
-        let running_guard = if force { "" } else { "AND status <> 'In progress'" };
+        let running_guard = if force {
+            ""
+        } else {
+            "AND status <> 'In progress'"
+        };
         let delete_sql = format!("DELETE FROM tasks WHERE id = ?1 {running_guard} {clause}");
         let exists_sql = format!("SELECT 1 FROM tasks WHERE id = ?1 {clause}");
         let outcome = self.write(|tx| {
