@@ -28,6 +28,7 @@ pub mod error;
 pub mod handlers;
 pub mod http;
 pub mod service;
+pub mod signal;
 pub mod store;
 pub mod task;
 

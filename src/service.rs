@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -52,7 +52,7 @@ impl Service {
         let http = match HttpServer::start(&config.listen, config.http_threads, app) {
             Ok(http) => http,
             Err(reason) => {
-                engine.stop(Duration::ZERO);
+                engine.stop(Instant::now());
                 return Err(Error::Listen {
                     addr: config.listen.clone(),
                     reason,
@@ -95,12 +95,17 @@ impl Service {
         self.stop()
     }
 
+    /// One grace period covers both: requests in flight and running tasks.
     fn stop(&mut self) -> Vec<TaskId> {
+        let deadline = Instant::now() + self.grace;
+        if let Some(engine) = &self.engine {
+            engine.stop_claiming();
+        }
         if let Some(http) = self.http.take() {
-            http.stop();
+            http.stop(deadline);
         }
         match self.engine.take() {
-            Some(engine) => engine.stop(self.grace),
+            Some(engine) => engine.stop(deadline),
             None => Vec::new(),
         }
     }

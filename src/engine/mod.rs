@@ -16,7 +16,7 @@ mod worker;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use context::TaskContext;
 
@@ -98,16 +98,20 @@ impl Engine {
         })
     }
 
-    /// Stops claiming, lets running tasks finish for up to `grace`, then marks those still
+    /// Stops claiming new tasks; running ones go on. `stop` completes the shutdown.
+    pub fn stop_claiming(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.store.activity().ring();
+    }
+
+    /// Stops claiming, lets running tasks finish until `deadline`, then marks those still
     /// running as interrupted. Returns their ids.
-    pub fn stop(mut self, grace: Duration) -> Vec<TaskId> {
+    pub fn stop(mut self, deadline: Instant) -> Vec<TaskId> {
+        self.stop_claiming();
         let shared = &self.shared;
-        shared.stopping.store(true, Ordering::SeqCst);
-        shared.store.activity().ring();
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
         }
-        let deadline = Instant::now() + grace;
         loop {
             let seen = shared.store.activity().generation();
             if shared.alive.load(Ordering::SeqCst) == 0 {

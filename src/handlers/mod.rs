@@ -64,11 +64,11 @@ impl Registry {
     }
 }
 
-/// The comma-separated list param `name`, trimmed, without empty entries; None when absent.
+/// The comma-separated list param `name`, without empty entries; None when absent. Entries
+/// are not trimmed: they name columns exactly as written, spaces included.
 fn list_param(params: &Params, name: &str) -> Option<Vec<String>> {
     params.get(name).map(|v| {
         v.split(',')
-            .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect()

@@ -57,6 +57,10 @@ impl ApiError {
         ApiError::new(415, message)
     }
 
+    pub fn headers_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(431, message)
+    }
+
     /// A fault of ours: the client gets a generic sentence, the log gets `detail`.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         log::error!("internal error: {detail}");

@@ -15,7 +15,7 @@ mod webservicetasks;
 
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -27,6 +27,7 @@ pub use error::{ApiError, FILE_MISSING};
 pub use router::{route, Endpoint};
 pub use webservicetasks::task_json;
 
+use crate::signal::Signal;
 use reply::Reply;
 
 pub struct HttpServer {
@@ -34,6 +35,10 @@ pub struct HttpServer {
     addr: SocketAddr,
     /// Set by `stop`; each thread checks it after `recv` returns.
     stopping: Arc<AtomicBool>,
+    /// Threads still running, and the signal each rings as it exits: `stop` waits on them
+    /// until its deadline, no longer (a client stalled mid-body must not hold up shutdown).
+    alive: Arc<AtomicUsize>,
+    exited: Arc<Signal>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -46,12 +51,20 @@ impl HttpServer {
             .to_ip()
             .ok_or_else(|| "the listener has no IP address".to_string())?;
         let stopping = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicUsize::new(0));
+        let exited = Arc::new(Signal::default());
         let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {
             let (server, app, stopping) = (server.clone(), app.clone(), stopping.clone());
+            let (alive, exited) = (alive.clone(), exited.clone());
+            alive.fetch_add(1, Ordering::SeqCst);
             let handle = std::thread::Builder::new()
                 .name(format!("http-{n}"))
-                .spawn(move || accept_loop(&server, &app, &stopping))
+                .spawn(move || {
+                    accept_loop(&server, &app, &stopping);
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                    exited.ring();
+                })
                 .map_err(|e| e.to_string())?;
             handles.push(handle);
         }
@@ -59,6 +72,8 @@ impl HttpServer {
             server,
             addr,
             stopping,
+            alive,
+            exited,
             threads: handles,
         })
     }
@@ -67,14 +82,33 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops taking requests and waits for the threads to finish the ones they answer.
-    pub fn stop(self) {
+    /// Stops taking requests and lets the threads finish the ones they answer, until
+    /// `deadline`; a thread still busy then (a client stalled mid-request) is left to the
+    /// process's exit.
+    pub fn stop(self, deadline: Instant) {
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.threads {
             self.server.unblock();
         }
+        loop {
+            let seen = self.exited.generation();
+            if self.alive.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!(
+                    "{} HTTP request(s) still in flight at shutdown are abandoned",
+                    self.alive.load(Ordering::SeqCst)
+                );
+                break;
+            }
+            self.exited.wait_past(seen, left);
+        }
         for handle in self.threads {
-            let _ = handle.join();
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -90,6 +124,26 @@ fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {
             }
         }
     }
+}
+
+/// The most header lines a request may carry, and their total size.
+const MAX_HEADERS: usize = 100;
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses requests whose headers exceed the limits (431). tiny_http has read them whole by
+/// now; this bounds what taskbox goes on to process, not what tiny_http buffered.
+fn check_headers(request: &Request) -> Result<(), ApiError> {
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::headers_too_large(format!(
+            "The request headers are over their limit ({MAX_HEADERS} headers, {MAX_HEADER_BYTES} bytes)."
+        )));
+    }
+    Ok(())
 }
 
 /// The largest unread request body tiny_http may drain after the answer (see `serve`): half
@@ -150,6 +204,7 @@ fn handle(
     request: &mut Request,
     routed: &mut Option<Endpoint>,
 ) -> Result<Reply, ApiError> {
+    check_headers(request)?;
     let ctx = RequestContext::resolve(request);
     let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
     *routed = Some(endpoint);

@@ -73,6 +73,8 @@ impl Reply {
             .into_iter()
             .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
             .collect();
+        // A known length always goes out as Content-Length: tiny_http would otherwise switch
+        // to chunked encoding from 32 KiB on.
         Response::new(
             StatusCode(self.status),
             headers,
@@ -80,6 +82,7 @@ impl Reply {
             self.length,
             None,
         )
+        .with_chunked_threshold(usize::MAX)
     }
 }
 

@@ -118,12 +118,16 @@ pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply,
                     ))
                 })?)
             }
-            "limit" => filter.limit = match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => return Err(ApiError::bad_request(format!(
+            "limit" => {
+                filter.limit = match value.parse::<u32>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
                     "The parameter limit must be an integer from 1 to {MAX_LIMIT}, not {value:?}."
-                ))),
-            },
+                )))
+                    }
+                }
+            }
             "offset" => {
                 filter.offset = match value.parse::<i64>() {
                     Ok(n) if n >= 0 => n as u64,
@@ -323,20 +327,42 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Form (a): the file is the body; kind, filename and params are in the query.
-fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
-    let mut kind = String::new();
-    let mut filename = None;
-    let mut params = Params::new();
-    for (name, value) in query_pairs(request.url())? {
+/// The fields of a raw or multipart submission: `kind`, `filename`, and params.
+#[derive(Default)]
+struct FormFields {
+    kind: String,
+    filename: Option<String>,
+    params: Params,
+}
+
+impl FormFields {
+    /// The query string's fields.
+    fn from_query(url: &str) -> Result<FormFields, ApiError> {
+        let mut fields = FormFields::default();
+        for (name, value) in query_pairs(url)? {
+            fields.set(name, value);
+        }
+        Ok(fields)
+    }
+
+    fn set(&mut self, name: String, value: String) {
         match name.as_str() {
-            "kind" => kind = value,
-            "filename" => filename = Some(value),
+            "kind" => self.kind = value,
+            "filename" => self.filename = Some(value),
             _ => {
-                params.insert(name, value);
+                self.params.insert(name, value);
             }
         }
     }
+}
+
+/// Form (a): the file is the body; kind, filename and params are in the query.
+fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
+    let FormFields {
+        kind,
+        filename,
+        params,
+    } = FormFields::from_query(request.url())?;
     let filename = filename
         .or_else(|| header(request, "Content-Disposition").and_then(disposition_filename))
         .filter(|f| !f.is_empty())
@@ -425,18 +451,7 @@ fn multipart_submission(
     request: &mut Request,
     boundary: &str,
 ) -> Result<Submission, ApiError> {
-    let mut kind = String::new();
-    let mut filename = None;
-    let mut params = Params::new();
-    for (name, value) in query_pairs(request.url())? {
-        match name.as_str() {
-            "kind" => kind = value,
-            "filename" => filename = Some(value),
-            _ => {
-                params.insert(name, value);
-            }
-        }
-    }
+    let mut fields = FormFields::from_query(request.url())?;
     let max_upload = app.limits.max_upload;
     if request
         .body_length()
@@ -456,7 +471,7 @@ fn multipart_submission(
                     ));
                 }
                 if let Some(name) = part.filename.filter(|n| !n.is_empty()) {
-                    filename.get_or_insert(name);
+                    fields.filename.get_or_insert(name);
                 }
                 upload = store_upload(app, &mut form.body())?;
                 continue;
@@ -473,13 +488,7 @@ fn multipart_submission(
             let value = String::from_utf8(value).map_err(|_| {
                 ApiError::bad_request(format!("The form field {} is not valid UTF-8.", part.name))
             })?;
-            match part.name.as_str() {
-                "kind" => kind = value,
-                "filename" => filename = Some(value),
-                _ => {
-                    params.insert(part.name, value);
-                }
-            }
+            fields.set(part.name, value);
         }
         Ok(())
     })();
@@ -490,9 +499,10 @@ fn multipart_submission(
         return Err(e);
     }
     Ok(Submission {
-        kind,
-        params,
-        filename: filename
+        kind: fields.kind,
+        params: fields.params,
+        filename: fields
+            .filename
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| DEFAULT_FILENAME.to_string()),
         upload,

@@ -9,7 +9,6 @@
 mod datasets;
 mod files;
 mod migrate;
-mod signal;
 mod tasks;
 
 use std::fs::File;
@@ -22,12 +21,12 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::config::Durability;
+use crate::signal::Signal;
 
 pub use datasets::{
     is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome,
 };
 pub use files::{FileReader, FileWriter, StoredFile, CHUNK_SIZE};
-pub use signal::Signal;
 pub use tasks::{
     Claimed, DeleteOutcome, Finish, ListFilter, Liveness, Progress, Submitted, INTERRUPTED,
 };

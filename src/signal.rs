@@ -1,5 +1,5 @@
 //! A generation counter with a condition variable: the one way threads wait for "something
-//! changed" without polling. A waiter reads the generation, checks its condition, and waits
+//! changed" without polling (the store's activity, the HTTP threads' exits). A waiter reads the generation, checks its condition, and waits
 //! for the generation to move; a change rung in between is never lost.
 
 use std::sync::{Condvar, Mutex};
