@@ -476,6 +476,12 @@ fn multipart_submission(
                 upload = store_upload(app, &mut form.body())?;
                 continue;
             }
+            if part.filename.as_deref().is_some_and(|f| !f.is_empty()) {
+                return Err(ApiError::bad_request(format!(
+                    "The form part {:?} carries a file; send the file in the part named file.",
+                    part.name
+                )));
+            }
             let left = app.limits.max_json.saturating_sub(field_bytes);
             let value = read_limited(&mut form.body(), left, "form's fields").map_err(|e| {
                 if e.status == 413 {

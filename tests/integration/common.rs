@@ -135,8 +135,12 @@ impl Server {
 
     /// The peak resident memory of the server so far (VmHWM), in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM");
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
     }
@@ -208,7 +212,9 @@ impl Answer {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
 }
 
 /// Sends a request; 4xx and 5xx answers are answers, not errors.
@@ -240,8 +246,15 @@ pub fn into_answer(response: ureq::Response) -> Answer {
         })
         .collect();
     let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).expect("read body");
-    Answer { status, headers, body }
+    response
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect("read body");
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(url: &str) -> Answer {

@@ -428,6 +428,14 @@ fn malformed_multipart_is_400() {
         400,
         &["file"],
     );
+    // A file in a part not named file.
+    let misnamed = b"--XyZ\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nsleep\r\n\
+        --XyZ\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"a.csv\"\r\n\r\n1\r\n--XyZ--\r\n";
+    expect_error(
+        &post_raw(&server, "", content_type, misnamed),
+        400,
+        &["upload", "file"],
+    );
     // The well-formed body is accepted.
     let id = post_raw(&server, "", content_type, good).data(202)["WebServiceTaskId"]
         .as_i64()
