@@ -115,7 +115,7 @@ fn run(args: &Args) -> Result<bool, String> {
 
     // Submit the file as the raw request body; kind, table, key and the file's name go in
     // the query string. Setting Content-Length makes ureq stream the file as it is rather
-    // than chunked; the Content-Type must not be a form (taskbox answers 415).
+    // than chunked.
     let file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let filename = args.file.file_name().unwrap_or_default().to_string_lossy();

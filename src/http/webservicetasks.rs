@@ -235,21 +235,27 @@ pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<
     }
     let essence = media.as_ref().map(|m| m.essence.as_str()).unwrap_or("");
     let submission = match essence {
-        "application/json" => json_submission(app, request)?,
+        "application/json" => {
+            let charset = media.as_ref().and_then(|m| m.param("charset"));
+            if let Some(charset) = charset.filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+                return Err(ApiError::unsupported_media_type(format!(
+                    "The JSON body must be UTF-8, not charset {charset}."
+                )));
+            }
+            json_submission(app, request)?
+        }
         "multipart/form-data" => {
             let boundary = media
                 .as_ref()
                 .and_then(|m| m.param("boundary"))
                 .filter(|b| !b.is_empty() && b.len() <= 70)
-                .ok_or_else(|| ApiError::bad_request("The multipart Content-Type has no valid boundary parameter."))?
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "The multipart Content-Type has no valid boundary parameter.",
+                    )
+                })?
                 .to_string();
             multipart_submission(app, request, &boundary)?
-        }
-        "application/x-www-form-urlencoded" => {
-            return Err(ApiError::unsupported_media_type(
-                "URL-encoded forms cannot carry a file: send multipart/form-data (enctype=\"multipart/form-data\"), \
-                 JSON, or the file itself as the body.",
-            ))
         }
         e if e.starts_with("multipart/") => {
             return Err(ApiError::unsupported_media_type(format!(

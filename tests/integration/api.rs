@@ -848,3 +848,25 @@ fn log_and_err_file_names_follow_the_io_file_name_or_the_task_id() {
     assert_eq!(done["LogFileName"], "api_names-log.txt");
     assert_eq!(done["ErrFileName"], "");
 }
+
+#[test]
+fn a_raw_post_with_curls_default_form_type_is_a_raw_file() {
+    // `curl --data-binary @file` sends application/x-www-form-urlencoded: the contract takes
+    // any type but JSON and multipart as the file itself.
+    let server = Server::start();
+    let body = b"code,name\nA,x&y=z\n";
+    let data = send(
+        "POST",
+        &server.url("/webservicetasks?kind=csv.import&table=curl_default&filename=c.csv"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(body),
+    )
+    .data(202);
+    let id = data["WebServiceTaskId"].as_i64().unwrap();
+    let done = wait_finished(&server, id);
+    assert_eq!(done["Status"], "SUCCESS", "{done}");
+    assert_eq!(done["SucceededRecords"], 1, "{done}");
+    let file = get(&server.url(&format!("/webservicetasks/{id}/IoFile")));
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, body);
+}
