@@ -58,14 +58,18 @@ CREATE INDEX tasks_client_user_id ON tasks (client, user_id, id);
 
 -- A file: an IO, LOG or ERR file of a task, stored as a sequence of chunks so that any size
 -- streams in and out in bounded memory and a growing log can be appended to. A file with no
--- task_id is an upload still being received (or an orphan of a crash, removed at start).
+-- task_id is an upload still being received; one with a task_id is deleted with its task.
 CREATE TABLE files (
     id          INTEGER PRIMARY KEY,
     task_id     INTEGER REFERENCES tasks(id) ON DELETE CASCADE,
     size        INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+    -- 1 once a task points at it (tasks.io_file_id, log_file_id or err_file_id). A file
+    -- still unattached at start is an upload or an output that a stop cut short: removed.
+    attached    INTEGER NOT NULL DEFAULT 0 CHECK (attached IN (0, 1)),
     created_at  TEXT    NOT NULL
 );
 CREATE INDEX files_task ON files (task_id);
+CREATE INDEX files_unattached ON files (id) WHERE attached = 0;
 
 CREATE TABLE file_chunks (
     file_id  INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -86,19 +90,25 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_task ON idempotency_keys (task_id);
 
--- Datasets: tables that csv.import fills and csv.export reads, kept in this same file as
--- tables named ds_<name>. Every dataset table has a hidden column __taskbox_task naming the
--- import that wrote the row, so an import that did not finish can be removed whole.
+-- Datasets: tables that csv.import fills and csv.export reads, kept in this same file. A
+-- dataset's rows live in the table ds_<id>, with columns c1..cN in header order: no name a
+-- client chose ever appears in SQL, so any header (spaces, quotes, `rowid`, names equal but
+-- for case) is stored exactly. `row_id` keeps import order; `task_id` names the import that
+-- wrote the row, so an import that did not finish can be removed whole.
 CREATE TABLE datasets (
-    name        TEXT PRIMARY KEY,
-    columns     TEXT NOT NULL,                            -- JSON array of column names, in order
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,                     -- as clients name it, case-sensitive
+    columns     TEXT NOT NULL,                            -- JSON array of the header's names
     created_at  TEXT NOT NULL
 );
 
--- An import in progress: its rows are not visible to exports until it is done, and a crash
--- leaves it 'running', so recovery deletes its rows.
+-- One row per import. Its rows are visible to exports only once it is 'done':
+-- 'running' while the handler inserts, 'committed' once the handler has read the whole file,
+-- 'done' in the same transaction that records the task's end. Anything else is removed by
+-- the next start's recovery (a crash) or by the import itself (a failure or cancellation).
 CREATE TABLE dataset_imports (
-    task_id  INTEGER PRIMARY KEY,
-    dataset  TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
-    state    TEXT NOT NULL CHECK (state IN ('running', 'done'))
+    task_id     INTEGER PRIMARY KEY,
+    dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    state       TEXT    NOT NULL CHECK (state IN ('running', 'committed', 'done'))
 );
+CREATE INDEX dataset_imports_unfinished ON dataset_imports (dataset_id) WHERE state <> 'done';

@@ -163,11 +163,6 @@ impl<'a> TaskContext<'a> {
         }
     }
 
-    /// Whether a cancellation was requested (checks the store when the interval has passed).
-    pub fn is_cancelled(&mut self) -> bool {
-        matches!(self.checkpoint(), Err(TaskError::Cancelled))
-    }
-
     fn report(&mut self) {
         self.last_report = Instant::now();
         match self
@@ -252,16 +247,16 @@ impl<'a> TaskContext<'a> {
     /// Rows of a dataset after row `after`, in import order (see `Store::dataset_page`).
     pub fn dataset_page(
         &self,
-        name: &str,
-        columns: &[String],
+        dataset: &Dataset,
+        positions: &[usize],
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Vec<String>)>, TaskError> {
-        Ok(self.store.dataset_page(name, columns, after, limit)?)
+        Ok(self.store.dataset_page(dataset, positions, after, limit)?)
     }
 
-    pub fn dataset_len(&self, name: &str) -> Result<u64, TaskError> {
-        Ok(self.store.dataset_len(name)?)
+    pub fn dataset_len(&self, dataset: &Dataset) -> Result<u64, TaskError> {
+        Ok(self.store.dataset_len(dataset)?)
     }
 
     /// Starts an import into a dataset for this task (see `Store::begin_import`).
@@ -271,6 +266,7 @@ impl<'a> TaskContext<'a> {
         header: &[String],
         key: &[String],
     ) -> Result<ImportSession, DatasetError> {
-        self.store.begin_import(self.task.id, name, header, key)
+        self.store
+            .begin_import(self.task.id, self.owner, name, header, key)
     }
 }

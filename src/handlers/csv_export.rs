@@ -10,6 +10,14 @@ use super::{list_param, validate_bool, validate_table, Handler};
 use crate::engine::{TaskContext, TaskError};
 use crate::task::{Counts, Params};
 
+/// Rows written out of `total`, as a percentage below 100 (100 is for the task's end).
+fn percent(written: u64, total: u64) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    (written.min(total) * 100 / total).min(99) as u8
+}
+
 /// Rows read per query: each page is a short read, so a long export never pins the WAL.
 const PAGE_ROWS: usize = 5000;
 
@@ -42,52 +50,51 @@ impl Handler for CsvExport {
                 "There is no dataset named {table:?}."
             )));
         };
-        let columns = match list_param(ctx.params(), "columns") {
-            Some(wanted) => {
-                if let Some(unknown) = wanted.iter().find(|c| !dataset.columns.contains(c)) {
+        let columns =
+            list_param(ctx.params(), "columns").unwrap_or_else(|| dataset.columns.clone());
+        let mut positions = Vec::with_capacity(columns.len());
+        for wanted in &columns {
+            match dataset.columns.iter().position(|c| c == wanted) {
+                Some(p) => positions.push(p),
+                None => {
                     return Err(TaskError::Failed(format!(
-                        "Dataset {table} has no column {unknown:?}; its columns are {}.",
+                        "Dataset {table} has no column {wanted:?}; its columns are {}.",
                         dataset
                             .columns
                             .iter()
                             .map(|c| format!("{c:?}"))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )));
+                    )))
                 }
-                wanted
             }
-            None => dataset.columns.clone(),
-        };
-        let total = ctx.dataset_len(&table)?;
+        }
+        let total = ctx.dataset_len(&dataset)?;
         ctx.log(format!(
             "Exporting {total} records of dataset {table} ({} columns{})",
             columns.len(),
             if raw { ", raw" } else { "" }
         ));
-        let defuse = |cell: &str| -> String {
-            if raw {
-                cell.to_string()
-            } else {
-                defuse_formula(cell).into_owned()
-            }
-        };
-        let mut line = Vec::with_capacity(64 * 1024);
-        let header: Vec<String> = columns.iter().map(|c| defuse(c)).collect();
-        write_record(&mut line, header.iter().map(|c| c.as_bytes()));
+        // Column names are written exactly as imported; the formula rule is for cells.
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        write_record(&mut chunk, columns.iter().map(|c| c.as_bytes()));
         let name = format!("{table}.csv");
-        ctx.create_output(&name)?.write_all(&line)?;
+        ctx.create_output(&name)?.write_all(&chunk)?;
         let mut written: u64 = 0;
         let mut after = 0;
         loop {
-            let page = ctx.dataset_page(&table, &columns, after, PAGE_ROWS)?;
+            let page = ctx.dataset_page(&dataset, &positions, after, PAGE_ROWS)?;
             let Some(&(last, _)) = page.last() else { break };
-            line.clear();
+            chunk.clear();
             for (_, cells) in &page {
-                let cells: Vec<String> = cells.iter().map(|c| defuse(c)).collect();
-                write_record(&mut line, cells.iter().map(|c| c.as_bytes()));
+                if raw {
+                    write_record(&mut chunk, cells.iter().map(|c| c.as_bytes()));
+                } else {
+                    let safe: Vec<_> = cells.iter().map(|c| defuse_formula(c)).collect();
+                    write_record(&mut chunk, safe.iter().map(|c| c.as_bytes()));
+                }
             }
-            ctx.output()?.write_all(&line)?;
+            ctx.output()?.write_all(&chunk)?;
             written += page.len() as u64;
             after = last;
             ctx.set_counts(Counts {
@@ -95,11 +102,7 @@ impl Handler for CsvExport {
                 succeeded: written,
                 ..Counts::default()
             });
-            ctx.set_percent(if total == 0 {
-                0
-            } else {
-                (written * 100 / total.max(written)).min(99) as u8
-            });
+            ctx.set_percent(percent(written, total));
             ctx.checkpoint()?;
         }
         ctx.log(format!(

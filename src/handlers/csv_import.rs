@@ -3,7 +3,9 @@
 //! (wrong number of fields, an empty key value, not UTF-8). Failed rows go to the ERR file
 //! with the reason; the LOG file tells the story; PercentComplete follows the bytes read.
 
-use std::io::{BufReader, Write};
+use std::cell::Cell;
+use std::io::{self, BufReader, Read, Write};
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::csv_format::write_record;
@@ -14,6 +16,11 @@ use crate::task::{Counts, Params};
 
 /// Rows inserted per transaction.
 const BATCH_ROWS: usize = 2000;
+/// Bytes of rows inserted per transaction at most (a batch of wide rows is cut short).
+const BATCH_BYTES: usize = 8 << 20;
+/// The longest record (a row, all its fields) an import accepts.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
 /// ERR bytes buffered before they are written to the ERR file.
 const ERR_BUFFER: usize = 64 * 1024;
 
@@ -58,11 +65,17 @@ impl Handler for CsvImport {
         ctx.log(format!(
             "Importing {name} ({size} bytes) into dataset {table}"
         ));
+        // Where the record being read began: RecordBound refuses to hand out more than
+        // MAX_RECORD_BYTES past it, so one endless record cannot take the worker's memory.
+        let record_start = Rc::new(Cell::new(0u64));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(64 * 1024)
-            .from_reader(BufReader::with_capacity(64 * 1024, input));
+            .from_reader(BufReader::with_capacity(
+                64 * 1024,
+                RecordBound::new(input, record_start.clone()),
+            ));
 
         let mut record = csv::ByteRecord::new();
         if !reader.read_byte_record(&mut record).map_err(csv_error)? {
@@ -93,50 +106,70 @@ impl Handler for CsvImport {
                 return Err(TaskError::Failed(message));
             }
         };
+        // begin_import checked that every key column is in the header.
         let key_positions: Vec<(usize, &str)> = key
             .iter()
-            .map(|k| {
-                (
-                    header.iter().position(|h| h == k).unwrap_or_default(),
-                    k.as_str(),
-                )
-            })
+            .filter_map(|k| Some((header.iter().position(|h| h == k)?, k.as_str())))
             .collect();
 
-        let mut counts = Counts::default();
-        let mut batch: Vec<Vec<String>> = Vec::with_capacity(BATCH_ROWS);
-        let mut errors = ErrFile::new(&raw_header);
-        let mut next_log_percent = 10;
-        while reader.read_byte_record(&mut record).map_err(csv_error)? {
-            counts.total += 1;
-            match check_row(&record, header.len(), &key_positions) {
-                Ok(row) => batch.push(row),
-                Err(reason) => {
-                    counts.failed += 1;
-                    errors.add(&record, &reason);
+        // The whole file or nothing: on any error the session is dropped, removing its rows.
+        let loaded = (|| -> Result<Counts, TaskError> {
+            let mut counts = Counts::default();
+            let mut batch: Vec<Vec<String>> = Vec::with_capacity(BATCH_ROWS);
+            let mut batch_bytes = 0;
+            let mut errors = ErrFile::new(&raw_header);
+            let mut next_log_percent = 10;
+            while reader.read_byte_record(&mut record).map_err(csv_error)? {
+                counts.total += 1;
+                match check_row(&record, header.len(), &key_positions) {
+                    Ok(row) => {
+                        batch_bytes += record.as_slice().len();
+                        batch.push(row);
+                    }
+                    Err(reason) => {
+                        counts.failed += 1;
+                        errors.add(&record, &reason);
+                    }
                 }
+                if batch.len() == BATCH_ROWS || batch_bytes >= BATCH_BYTES {
+                    batch_bytes = 0;
+                    insert(&mut session, &mut batch, &mut counts)?;
+                }
+                if errors.buffered() >= ERR_BUFFER {
+                    errors.drain_into(ctx)?;
+                }
+                record_start.set(reader.position().byte());
+                let percent = percent_of(reader.position().byte(), size);
+                ctx.set_percent(percent);
+                ctx.set_counts(counts);
+                if percent >= next_log_percent {
+                    ctx.log(format!("{percent}% read: {} records so far", counts.total));
+                    next_log_percent = percent / 10 * 10 + 10;
+                }
+                ctx.checkpoint()?;
             }
-            if batch.len() == BATCH_ROWS {
-                insert(&mut session, &mut batch, &mut counts)?;
+            insert(&mut session, &mut batch, &mut counts)?;
+            errors.drain_into(ctx)?;
+            session.commit()?;
+            Ok(counts)
+        })();
+        let counts = match loaded {
+            Ok(counts) => counts,
+            Err(e) => {
+                ctx.set_counts(Counts::default());
+                return Err(match e {
+                    TaskError::Cancelled => {
+                        ctx.log("Cancelled: nothing was imported");
+                        TaskError::Cancelled
+                    }
+                    TaskError::Failed(message) => {
+                        ctx.log(&message);
+                        TaskError::Failed(format!("{message} Nothing was imported."))
+                    }
+                    other => other,
+                });
             }
-            if errors.buffered() >= ERR_BUFFER {
-                errors.drain_into(ctx)?;
-            }
-            let percent = percent_of(reader.position().byte(), size);
-            ctx.set_percent(percent);
-            ctx.set_counts(counts);
-            if percent >= next_log_percent {
-                ctx.log(format!("{percent}% read: {} records so far", counts.total));
-                next_log_percent = percent / 10 * 10 + 10;
-            }
-            if let Err(e) = ctx.checkpoint() {
-                ctx.log("Cancelled: the rows imported so far are removed");
-                return Err(e);
-            }
-        }
-        insert(&mut session, &mut batch, &mut counts)?;
-        errors.drain_into(ctx)?;
-        session.commit()?;
+        };
         ctx.set_counts(counts);
         ctx.log(format!(
             "Read {} records: {} imported, {} duplicates, {} failed, in {:.3} s",
@@ -260,5 +293,42 @@ impl ErrFile {
             self.buf.clear();
         }
         Ok(())
+    }
+}
+
+/// A reader that fails once the record being parsed runs past [`MAX_RECORD_BYTES`]: the
+/// import loop moves `record_start` after each record, so at most that much (plus the
+/// buffers) is ever held for one record.
+struct RecordBound<R> {
+    inner: R,
+    handed_out: u64,
+    record_start: Rc<Cell<u64>>,
+}
+
+impl<R> RecordBound<R> {
+    fn new(inner: R, record_start: Rc<Cell<u64>>) -> RecordBound<R> {
+        RecordBound {
+            inner,
+            handed_out: 0,
+            record_start,
+        }
+    }
+}
+
+impl<R: Read> Read for RecordBound<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.handed_out.saturating_sub(self.record_start.get()) > MAX_RECORD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the record starting at byte {} is longer than {} MiB (an unclosed quote?)",
+                    self.record_start.get(),
+                    MAX_RECORD_BYTES >> 20
+                ),
+            ));
+        }
+        let n = self.inner.read(out)?;
+        self.handed_out += n as u64;
+        Ok(n)
     }
 }

@@ -1,36 +1,38 @@
 //! Datasets: the tables that csv.import fills and csv.export reads, kept in the same SQLite
-//! file as tables named `ds_<name>` (every column TEXT, in header order), described in the
-//! `datasets` table.
+//! file. A dataset's rows live in `ds_<id>` with columns `c1..cN` in header order, so no name
+//! a client chose ever reaches SQL: any header is stored exactly (see schema.sql).
 //!
 //! An import writes its rows in batches (short transactions, so submissions are never held
-//! up behind a long import), each row tagged with the importing task's id in the hidden
-//! column `__taskbox_task`. Until the import is done its rows are invisible to exports; an
-//! import that fails, is cancelled or is cut short by a crash is removed whole (here on
-//! abort, or by recovery at the next start). Imports into one dataset run one at a time.
+//! up behind a long import), each row tagged with the importing task's id. Its rows stay
+//! invisible to exports until the import is `done`, which happens in the transaction that
+//! records the task's end ([`finish_import`], called by `Store::finish`). An import that
+//! fails or is cancelled removes its rows; one cut short by a crash is removed by the next
+//! start's recovery. Every batch checks, in its transaction, that the task is still this
+//! process's to run, so a task deleted or interrupted meanwhile writes nothing more.
+//! Imports into one dataset run one at a time.
 
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Result, Store, StoreError};
 use crate::task::{time, TaskId};
 
-/// The hidden column naming the import that wrote a row.
-const TASK_COLUMN: &str = "__taskbox_task";
-/// The most columns a dataset may have (SQLite allows 2000 per table, one is ours).
-pub const MAX_COLUMNS: usize = 1999;
 /// The longest dataset name.
 pub const MAX_NAME_LEN: usize = 64;
+/// The most columns a dataset may have: SQLite allows 2000 per table, two are taskbox's.
+pub const MAX_COLUMNS: usize = 1998;
 
 /// A dataset as described in the `datasets` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
+    pub id: i64,
     pub name: String,
     pub columns: Vec<String>,
 }
 
-/// Why an import or export cannot go on, in words for the task's message.
+/// Why an import cannot go on, in words for the task's message.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("the header's columns differ from those of dataset {dataset}: {}", describe_difference(.missing, .extra))]
@@ -104,126 +106,90 @@ impl ImportLocks {
     }
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+fn table(dataset: i64) -> String {
+    format!("ds_{dataset}")
 }
 
-fn table_of(name: &str) -> String {
-    quote(&format!("ds_{name}"))
+/// The SQL column of the dataset column at `index` (0-based).
+fn column(index: usize) -> String {
+    format!("c{}", index + 1)
 }
+
+/// Rows of imports that are not done are invisible to readers.
+const VISIBLE: &str = "task_id NOT IN (SELECT task_id FROM dataset_imports WHERE state <> 'done')";
 
 impl Store {
     /// A dataset's description, if it exists.
     pub fn dataset(&self, name: &str) -> Result<Option<Dataset>> {
         let conn = self.conn()?;
-        let columns: Option<String> = conn
-            .prepare_cached("SELECT columns FROM datasets WHERE name = ?1")?
-            .query_row([name], |r| r.get(0))
+        let found: Option<(i64, String)> = conn
+            .prepare_cached("SELECT id, columns FROM datasets WHERE name = ?1")?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        columns
-            .map(|c| {
-                let columns =
-                    serde_json::from_str(&c).map_err(|e| StoreError::Internal(e.to_string()))?;
+        found
+            .map(|(id, columns)| {
                 Ok(Dataset {
+                    id,
                     name: name.to_string(),
-                    columns,
+                    columns: parse_columns(&columns)?,
                 })
             })
             .transpose()
     }
 
-    /// How many finished rows a dataset holds.
-    pub fn dataset_len(&self, name: &str) -> Result<u64> {
+    /// How many visible rows a dataset holds.
+    pub fn dataset_len(&self, dataset: &Dataset) -> Result<u64> {
         let conn = self.conn()?;
-        let sql = format!(
-            "SELECT count(*) FROM {} WHERE {TASK_COLUMN} NOT IN \
-             (SELECT task_id FROM dataset_imports WHERE state = 'running')",
-            table_of(name)
-        );
+        let sql = format!("SELECT count(*) FROM {} WHERE {VISIBLE}", table(dataset.id));
         let count: i64 = conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
         Ok(count as u64)
     }
 
-    /// Up to `limit` finished rows of a dataset after row `after` (0 for the first page), in
-    /// import order: `(row id, cells of columns)`. Pages keep each read short, so a long
-    /// export never pins the WAL.
+    /// Up to `limit` visible rows of a dataset after row `after` (0 for the first page), in
+    /// import order: `(row id, cells of the columns at positions)`. Pages keep each read
+    /// short, so a long export never pins the WAL.
     pub fn dataset_page(
         &self,
-        name: &str,
-        columns: &[String],
+        dataset: &Dataset,
+        positions: &[usize],
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Vec<String>)>> {
         let conn = self.conn()?;
-        let select: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        let select: Vec<String> = positions.iter().map(|&p| column(p)).collect();
         let sql = format!(
-            "SELECT rowid, {} FROM {} WHERE rowid > ?1 AND {TASK_COLUMN} NOT IN \
-             (SELECT task_id FROM dataset_imports WHERE state = 'running') ORDER BY rowid LIMIT ?2",
+            "SELECT row_id, {} FROM {} WHERE row_id > ?1 AND {VISIBLE} ORDER BY row_id LIMIT ?2",
             select.join(", "),
-            table_of(name)
+            table(dataset.id)
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after, limit as i64], |r| {
-            let mut cells = Vec::with_capacity(columns.len());
-            for i in 0..columns.len() {
-                cells.push(r.get::<_, Option<String>>(i + 1)?.unwrap_or_default());
+            let mut cells = Vec::with_capacity(positions.len());
+            for i in 0..positions.len() {
+                cells.push(r.get::<_, String>(i + 1)?);
             }
             Ok((r.get(0)?, cells))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Starts importing rows with `header` into dataset `name` for task `task`, creating the
-    /// dataset from the header if it does not exist. Waits while another import into the
-    /// same dataset runs.
+    /// Starts importing rows with `header` into dataset `name` for task `task` (run by
+    /// `owner`), creating the dataset from the header if it does not exist. Waits while
+    /// another import into the same dataset runs.
     pub fn begin_import(
         &self,
         task: TaskId,
+        owner: &str,
         name: &str,
         header: &[String],
         key: &[String],
     ) -> Result<ImportSession, DatasetError> {
-        if !is_valid_name(name) {
-            return Err(DatasetError::BadHeader(format!(
-                "{name:?} is not a valid dataset name"
-            )));
-        }
-        if header.len() > MAX_COLUMNS {
-            return Err(DatasetError::BadHeader(format!(
-                "the header has {} columns; a dataset holds at most {MAX_COLUMNS}",
-                header.len()
-            )));
-        }
-        let mut seen = HashSet::new();
-        for (i, column) in header.iter().enumerate() {
-            if column.is_empty() {
-                return Err(DatasetError::BadHeader(format!(
-                    "column {} of the header has no name",
-                    i + 1
-                )));
-            }
-            if column == TASK_COLUMN {
-                return Err(DatasetError::BadHeader(format!(
-                    "the column name {TASK_COLUMN:?} is reserved"
-                )));
-            }
-            if !seen.insert(column.as_str()) {
-                return Err(DatasetError::BadHeader(format!(
-                    "the header names the column {column:?} twice"
-                )));
-            }
-        }
-        for k in key {
-            if !seen.contains(k.as_str()) {
-                return Err(DatasetError::BadHeader(format!(
-                    "the key column {k:?} is not in the header"
-                )));
-            }
-        }
+        check_header(name, header, key)?;
         self.inner.importing.acquire(name);
-        let session = ImportSession {
+        let mut session = ImportSession {
             store: self.clone(),
             task,
+            owner: owner.to_string(),
             name: name.to_string(),
             insert_sql: String::new(),
             exists_sql: None,
@@ -232,58 +198,51 @@ impl Store {
             finished: false,
         };
         // From here the session's Drop releases the lock and removes what it wrote.
-        self.prepare_import(session, header, key)
-    }
-
-    fn prepare_import(
-        &self,
-        mut session: ImportSession,
-        header: &[String],
-        key: &[String],
-    ) -> Result<ImportSession, DatasetError> {
-        let name = session.name.clone();
-        let table = table_of(&name);
-        let columns = self.write(|tx| {
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT columns FROM datasets WHERE name = ?1",
-                    [&name],
-                    |r| r.get(0),
-                )
+        let now = time::now_text();
+        let (dataset, columns) = self.write(|tx| {
+            let existing: Option<(i64, String)> = tx
+                .query_row("SELECT id, columns FROM datasets WHERE name = ?1", [name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
-            let columns: Vec<String> = match existing {
-                Some(text) => {
-                    serde_json::from_str(&text).map_err(|e| StoreError::Internal(e.to_string()))?
-                }
+            let found = match existing {
+                Some((id, columns)) => (id, parse_columns(&columns)?),
                 None => {
-                    let defs: Vec<String> = header
-                        .iter()
-                        .map(|c| format!("{} TEXT", quote(c)))
-                        .collect();
-                    tx.execute_batch(&format!(
-                        "CREATE TABLE {table} ({}, {TASK_COLUMN} INTEGER NOT NULL); \
-                         CREATE INDEX {} ON {table} ({TASK_COLUMN});",
-                        defs.join(", "),
-                        quote(&format!("ds_{name}__task"))
-                    ))?;
-                    tx.execute(
-                        "INSERT INTO datasets (name, columns, created_at) VALUES (?1, ?2, ?3)",
-                        params![
-                            name,
-                            serde_json::to_string(header).unwrap_or_default(),
-                            time::now_text()
-                        ],
+                    let id: i64 = tx.query_row(
+                        "INSERT INTO datasets (name, columns, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                        params![name, serde_json::to_string(header).unwrap_or_default(), now],
+                        |r| r.get(0),
                     )?;
-                    header.to_vec()
+                    let defs: Vec<String> =
+                        (0..header.len()).map(|i| format!("{} TEXT NOT NULL", column(i))).collect();
+                    let table = table(id);
+                    tx.execute_batch(&format!(
+                        "CREATE TABLE {table} (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, {}); \
+                         CREATE INDEX {table}_task ON {table} (task_id);",
+                        defs.join(", ")
+                    ))?;
+                    (id, header.to_vec())
                 }
             };
-            Ok(columns)
+            // An import of this dataset still 'running' is dead (this process runs one at a
+            // time and holds the lock): its rows must not count as duplicates.
+            let dead: Vec<TaskId> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT task_id FROM dataset_imports WHERE dataset_id = ?1 AND state = 'running'",
+                )?;
+                let rows = stmt.query_map([found.0], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for dead_task in dead {
+                remove_import(tx, dead_task)?;
+            }
+            Ok(found)
         })?;
         let have: HashSet<&str> = columns.iter().map(String::as_str).collect();
         let given: HashSet<&str> = header.iter().map(String::as_str).collect();
         if have != given {
             return Err(DatasetError::HeaderMismatch {
-                dataset: name,
+                dataset: name.to_string(),
                 missing: columns
                     .iter()
                     .filter(|c| !given.contains(c.as_str()))
@@ -296,40 +255,35 @@ impl Store {
                     .collect(),
             });
         }
-        // Bind in the dataset's column order; `order[i]` is the header position of column i.
-        session.order = columns
-            .iter()
-            .map(|c| header.iter().position(|h| h == c).unwrap_or_default())
-            .collect();
-        let placeholders: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+        let position_in_header =
+            |c: &String| header.iter().position(|h| h == c).unwrap_or_default();
+        // `order[i]`: where dataset column i stands in the header (the sets are equal).
+        session.order = columns.iter().map(position_in_header).collect();
+        let table = table(dataset);
+        let placeholders: Vec<String> = (0..columns.len()).map(|i| format!("?{}", i + 2)).collect();
+        let names: Vec<String> = (0..columns.len()).map(column).collect();
         session.insert_sql = format!(
-            "INSERT INTO {table} ({}, {TASK_COLUMN}) VALUES ({})",
-            columns
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "INSERT INTO {table} (task_id, {}) VALUES (?1, {})",
+            names.join(", "),
             placeholders.join(", ")
         );
         if !key.is_empty() {
-            session.key_positions = key
+            let key_columns: Vec<usize> = key
                 .iter()
-                .map(|k| header.iter().position(|h| h == k).unwrap_or_default())
+                .map(|k| columns.iter().position(|c| c == k).unwrap_or_default())
                 .collect();
-            let conditions: Vec<String> = key
+            session.key_positions = key.iter().map(position_in_header).collect();
+            let conditions: Vec<String> = key_columns
                 .iter()
                 .enumerate()
-                .map(|(i, k)| format!("{} = ?{}", quote(k), i + 1))
+                .map(|(i, &c)| format!("{} = ?{}", column(c), i + 1))
                 .collect();
             session.exists_sql = Some(format!(
                 "SELECT 1 FROM {table} WHERE {} LIMIT 1",
                 conditions.join(" AND ")
             ));
-            let index_name = quote(&format!(
-                "ds_{name}__key_{:016x}",
-                fnv1a(&key.join("\u{1f}"))
-            ));
-            let index_columns: Vec<String> = key.iter().map(|k| quote(k)).collect();
+            let index_columns: Vec<String> = key_columns.iter().map(|&c| column(c)).collect();
+            let index_name = format!("{table}_key_{}", index_columns.join("_"));
             self.write(|tx| {
                 tx.execute_batch(&format!(
                     "CREATE INDEX IF NOT EXISTS {index_name} ON {table} ({})",
@@ -338,11 +292,10 @@ impl Store {
                 Ok(())
             })?;
         }
-        let task = session.task;
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO dataset_imports (task_id, dataset, state) VALUES (?1, ?2, 'running')",
-                params![task, name],
+                "INSERT INTO dataset_imports (task_id, dataset_id, state) VALUES (?1, ?2, 'running')",
+                params![task, dataset],
             )?;
             Ok(())
         })?;
@@ -350,10 +303,51 @@ impl Store {
     }
 }
 
-/// An import under way; see the module notes. Dropping it unfinished removes its rows.
+fn parse_columns(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("dataset columns: {e}")))
+}
+
+/// Refuses a header that cannot make a dataset, or a key that is not in it.
+fn check_header(name: &str, header: &[String], key: &[String]) -> Result<(), DatasetError> {
+    if !is_valid_name(name) {
+        return Err(DatasetError::BadHeader(format!(
+            "{name:?} is not a valid dataset name"
+        )));
+    }
+    if header.len() > MAX_COLUMNS {
+        return Err(DatasetError::BadHeader(format!(
+            "the header has {} columns; a dataset holds at most {MAX_COLUMNS}",
+            header.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (i, column) in header.iter().enumerate() {
+        if column.is_empty() {
+            return Err(DatasetError::BadHeader(format!(
+                "column {} of the header has no name",
+                i + 1
+            )));
+        }
+        if !seen.insert(column.as_str()) {
+            return Err(DatasetError::BadHeader(format!(
+                "the header names the column {column:?} twice"
+            )));
+        }
+    }
+    if let Some(missing) = key.iter().find(|k| !seen.contains(k.as_str())) {
+        return Err(DatasetError::BadHeader(format!(
+            "the key column {missing:?} is not in the header"
+        )));
+    }
+    Ok(())
+}
+
+/// An import under way; see the module notes. Dropping it before [`ImportSession::commit`]
+/// removes its rows.
 pub struct ImportSession {
     store: Store,
     task: TaskId,
+    owner: String,
     name: String,
     insert_sql: String,
     exists_sql: Option<String>,
@@ -366,9 +360,11 @@ pub struct ImportSession {
 impl ImportSession {
     /// Inserts a batch of rows (cells in header order, as many as the header has) in one
     /// transaction. A row whose key equals that of a stored row, or of an earlier row of
-    /// this import, is a duplicate and is not inserted.
+    /// this import, is a duplicate and is not inserted. Fails with `NotFound` once the task
+    /// is no longer this process's to run.
     pub fn insert(&mut self, rows: &[Vec<String>]) -> Result<Vec<RowOutcome>> {
         self.store.write(|tx| {
+            check_still_running(tx, self.task, &self.owner)?;
             let mut insert = tx.prepare_cached(&self.insert_sql)?;
             let mut exists = match &self.exists_sql {
                 Some(sql) => Some(tx.prepare_cached(sql)?),
@@ -377,31 +373,32 @@ impl ImportSession {
             let mut outcomes = Vec::with_capacity(rows.len());
             for row in rows {
                 if let Some(exists) = exists.as_mut() {
-                    let key = self.key_positions.iter().map(|&p| row[p].as_str());
-                    if exists.exists(params_from_iter(key))? {
+                    for (i, &p) in self.key_positions.iter().enumerate() {
+                        exists.raw_bind_parameter(i + 1, row[p].as_str())?;
+                    }
+                    if exists.raw_query().next()?.is_some() {
                         outcomes.push(RowOutcome::Duplicate);
                         continue;
                     }
                 }
-                let cells = self
-                    .order
-                    .iter()
-                    .map(|&p| rusqlite::types::Value::Text(row[p].clone()));
-                let values =
-                    cells.chain(std::iter::once(rusqlite::types::Value::Integer(self.task)));
-                insert.execute(params_from_iter(values))?;
+                insert.raw_bind_parameter(1, self.task)?;
+                for (i, &p) in self.order.iter().enumerate() {
+                    insert.raw_bind_parameter(i + 2, row[p].as_str())?;
+                }
+                insert.raw_execute()?;
                 outcomes.push(RowOutcome::Inserted);
             }
             Ok(outcomes)
         })
     }
 
-    /// Makes the imported rows visible: the import is done.
+    /// The whole file is read: the rows become visible when the task's end is recorded.
     pub fn commit(mut self) -> Result<()> {
-        let task = self.task;
+        let (task, owner) = (self.task, self.owner.clone());
         self.store.write(|tx| {
+            check_still_running(tx, task, &owner)?;
             tx.execute(
-                "UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1",
+                "UPDATE dataset_imports SET state = 'committed' WHERE task_id = ?1 AND state = 'running'",
                 [task],
             )?;
             Ok(())
@@ -409,46 +406,54 @@ impl ImportSession {
         self.finished = true;
         Ok(())
     }
-
-    /// Removes every row this import wrote.
-    pub fn abort(mut self) -> Result<()> {
-        self.remove()
-    }
-
-    fn remove(&mut self) -> Result<()> {
-        self.finished = true;
-        let task = self.task;
-        self.store.write(|tx| remove_unfinished_import(tx, task))
-    }
 }
 
 impl Drop for ImportSession {
     fn drop(&mut self) {
         if !self.finished {
-            if let Err(e) = self.remove() {
-                // Recovery at the next start removes the rows instead.
-                log::warn!(
-                    "task {}: could not remove an unfinished import: {e}",
-                    self.task
-                );
+            let task = self.task;
+            if let Err(e) = self.store.write(|tx| remove_import(tx, task)) {
+                // The next start's recovery removes the rows instead.
+                log::warn!("task {task}: could not remove an unfinished import: {e}");
             }
         }
         self.store.inner.importing.release(&self.name);
     }
 }
 
-/// Removes the rows of task `task`'s import if it did not finish.
-pub(super) fn remove_unfinished_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
-    let dataset: Option<String> = tx
-        .query_row(
-            "SELECT dataset FROM dataset_imports WHERE task_id = ?1 AND state = 'running'",
-            [task],
-            |r| r.get(0),
-        )
+fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
+    let running = tx
+        .prepare_cached(
+            "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
+        )?
+        .exists(params![task, owner])?;
+    if running {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Within the transaction that records task `task`'s end: its committed import is done.
+pub(super) fn finish_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1 AND state = 'committed'",
+    )?
+    .execute([task])?;
+    Ok(())
+}
+
+/// Removes the rows of task `task`'s import unless it is done.
+pub(super) fn remove_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
+    let dataset: Option<i64> = tx
+        .prepare_cached(
+            "SELECT dataset_id FROM dataset_imports WHERE task_id = ?1 AND state <> 'done'",
+        )?
+        .query_row([task], |r| r.get(0))
         .optional()?;
-    if let Some(name) = dataset {
+    if let Some(dataset) = dataset {
         tx.execute(
-            &format!("DELETE FROM {} WHERE {TASK_COLUMN} = ?1", table_of(&name)),
+            &format!("DELETE FROM {} WHERE task_id = ?1", table(dataset)),
             [task],
         )?;
         tx.execute("DELETE FROM dataset_imports WHERE task_id = ?1", [task])?;
@@ -457,28 +462,106 @@ pub(super) fn remove_unfinished_import(tx: &Transaction<'_>, task: TaskId) -> Re
 }
 
 /// At start: removes every import that a stopped process left unfinished.
-pub(super) fn remove_all_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
+pub(super) fn remove_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
     let tasks: Vec<TaskId> = {
-        let mut stmt = tx.prepare("SELECT task_id FROM dataset_imports WHERE state = 'running'")?;
+        let mut stmt = tx.prepare("SELECT task_id FROM dataset_imports WHERE state <> 'done'")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     for task in tasks {
-        remove_unfinished_import(tx, task)?;
+        remove_import(tx, task)?;
     }
     Ok(())
-}
-
-/// FNV-1a: a stable, dependency-free hash for naming key indexes.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Durability;
+    use crate::store::Finish;
+    use crate::task::{Counts, NewTask, Params, Status};
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A store with one claimed task, run by owner "me".
+    fn store_with_running_task() -> (tempfile::TempDir, Store, TaskId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let task = store.submit(&NewTask::new("csv.import", Params::new())).unwrap().task.id;
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        (dir, store, task)
+    }
+
+    fn rows(n: usize) -> Vec<Vec<String>> {
+        (0..n).map(|i| strings(&[&i.to_string(), "x"])).collect()
+    }
+
+    fn visible(store: &Store) -> u64 {
+        store.dataset_len(&store.dataset("t").unwrap().unwrap()).unwrap()
+    }
+
+    fn finish(store: &Store, task: TaskId) -> bool {
+        let end = Finish {
+            status: Status::Success,
+            message: String::new(),
+            counts: Counts::default(),
+            io_file: None,
+            log_file: None,
+            log_tail: Vec::new(),
+            err_file: None,
+        };
+        store.finish(task, "me", &end).unwrap()
+    }
+
+    #[test]
+    fn rows_become_visible_only_with_the_tasks_end() {
+        let (_dir, store, task) = store_with_running_task();
+        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        import.insert(&rows(3)).unwrap();
+        assert_eq!(visible(&store), 0);
+        import.commit().unwrap();
+        assert_eq!(visible(&store), 0, "committed is not yet done");
+        assert!(finish(&store, task));
+        assert_eq!(visible(&store), 3);
+    }
+
+    #[test]
+    fn an_interrupted_task_writes_no_more_rows_and_leaves_none() {
+        let (_dir, store, task) = store_with_running_task();
+        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        import.insert(&rows(3)).unwrap();
+        // The grace period ends: the task is no longer this process's.
+        assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
+        assert!(matches!(import.insert(&rows(2)), Err(StoreError::NotFound)));
+        assert!(import.commit().is_err());
+        assert!(!finish(&store, task));
+        assert_eq!(visible(&store), 0);
+        let left: i64 = store
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM ds_1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the rows of the import were removed");
+    }
+
+    #[test]
+    fn a_crash_after_the_whole_file_was_read_leaves_no_rows() {
+        let (_dir, store, task) = store_with_running_task();
+        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        import.insert(&rows(3)).unwrap();
+        import.commit().unwrap();
+        // The process dies before the task's end is recorded; the next start recovers.
+        assert_eq!(store.interrupt_running(None).unwrap(), vec![task]);
+        assert_eq!(visible(&store), 0);
+        let imports: i64 = store
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM dataset_imports", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(imports, 0);
+    }
 
     #[test]
     fn dataset_names_follow_the_rule() {
@@ -489,5 +572,15 @@ mod tests {
         assert!(!is_valid_name(""));
         assert!(!is_valid_name(&"a".repeat(65)));
         assert!(is_valid_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn headers_that_cannot_make_a_dataset() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_header("t", &h(&["id", "ID", "rowid", " a\"b"]), &h(&["ID"])).is_ok());
+        assert!(check_header("t", &h(&["a", "a"]), &[]).is_err());
+        assert!(check_header("t", &h(&["a", ""]), &[]).is_err());
+        assert!(check_header("t", &h(&["a"]), &h(&["b"])).is_err());
+        assert!(check_header("t", &vec!["c".to_string(); MAX_COLUMNS + 1], &[]).is_err());
     }
 }

@@ -10,6 +10,11 @@ use crate::task::{time, Counts, FileId, NewTask, Params, Scope, Status, Task, Ta
 /// The message of a task that was running when the service stopped.
 pub const INTERRUPTED: &str = "Interrupted: the service stopped while this task was running.";
 
+/// How long a claim holds without a sign of life. One node recovers its own running tasks at
+/// start and does not need it; a store shared by several nodes will rescue a task whose
+/// lease expired. Progress reports renew it.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+
 /// How long an Idempotency-Key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -152,7 +157,9 @@ impl Store {
                 )?;
             if let Some(upload) = new.io_file {
                 let adopted = tx
-                    .prepare_cached("UPDATE files SET task_id = ?1 WHERE id = ?2 AND task_id IS NULL")?
+                    .prepare_cached(
+                        "UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2 AND task_id IS NULL",
+                    )?
                     .execute(params![id, upload])?;
                 if adopted != 1 {
                     return Err(StoreError::Internal(format!("upload {upload} is not a staged file")));
@@ -179,13 +186,11 @@ impl Store {
     /// One task, if it exists within `scope`.
     pub fn task(&self, scope: &Scope, id: TaskId) -> Result<Task> {
         let conn = self.conn()?;
-        let (clause, client) = scope_clause(scope);
+        let (clause, values) = one_in_scope(scope, id, "client");
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1 {clause}");
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let task = match client {
-            Some(c) => stmt.query_row(params![id, c], task_from_row)?,
-            None => stmt.query_row(params![id], task_from_row)?,
-        };
+        let task = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(&values), task_from_row)?;
         Ok(task)
     }
 
@@ -214,7 +219,9 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let conn = self.conn()?;
+        let mut conn = self.conn()?;
+        // One read transaction: the count and the page see the same snapshot.
+        let conn = conn.transaction()?;
         let total: i64 = conn
             .prepare_cached(&format!("SELECT count(*) FROM tasks {where_sql}"))?
             .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
@@ -232,6 +239,8 @@ impl Store {
         let tasks = stmt
             .query_map(params_from_iter(values.iter()), task_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        conn.finish()?;
         Ok((tasks, total as u64))
     }
 
@@ -243,12 +252,13 @@ impl Store {
         let claimed = self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
-                 attempts = attempts + 1, lease_owner = ?2 \
+                 attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?5 \
                  WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND due_at <= ?3 \
                               ORDER BY due_at, id LIMIT ?4) \
                  RETURNING id, kind, params, io_filename, io_file_id, attempts",
             )?;
-            let rows = stmt.query_map(params![now, owner, now_ms, limit as i64], |r| {
+            let lease = now_ms + LEASE_MS;
+            let rows = stmt.query_map(params![now, owner, now_ms, limit as i64, lease], |r| {
                 Ok(Claimed {
                     id: r.get(0)?,
                     kind: r.get(1)?,
@@ -288,7 +298,7 @@ impl Store {
                 .prepare_cached(
                     "UPDATE tasks SET percent_complete = ?1, total_records = ?2, \
                      succeeded_records = ?3, duplicate_records = ?4, failed_records = ?5, \
-                     message = ?6, updated_at = ?7 \
+                     message = ?6, updated_at = ?7, lease_expires_at = ?10 \
                      WHERE id = ?8 AND lease_owner = ?9 AND status = 'In progress' \
                      RETURNING cancel_requested",
                 )?
@@ -302,7 +312,8 @@ impl Store {
                         progress.message,
                         now,
                         id,
-                        owner
+                        owner,
+                        time::now_ms() + LEASE_MS
                     ],
                     |r| r.get(0),
                 )
@@ -317,10 +328,12 @@ impl Store {
     /// Attaches a running task's LOG file, so it can be read while the task runs.
     pub fn attach_log(&self, id: TaskId, owner: &str, file: FileId) -> Result<bool> {
         let changed = self.write(|tx| {
-            Ok(tx.execute(
+            let changed = tx.execute(
                 "UPDATE tasks SET log_file_id = ?1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'In progress'",
                 params![file, id, owner],
-            )?)
+            )?;
+            tx.execute("UPDATE files SET attached = 1 WHERE id = ?1", [file])?;
+            Ok(changed)
         })?;
         Ok(changed == 1)
     }
@@ -346,9 +359,15 @@ impl Store {
                 .query_row(params![id, owner], |r| r.get(0))
                 .optional()?;
             let Some(old_io) = old_io else {
+                // Deleted, or interrupted at shutdown: what this run produced is not the
+                // task's. Files the task already points at (its LOG) stay with it.
                 for file in &new_files {
-                    tx.execute("DELETE FROM files WHERE id = ?1", [file])?;
+                    tx.execute(
+                        "DELETE FROM files WHERE id = ?1 AND attached = 0",
+                        [file],
+                    )?;
                 }
+                super::datasets::remove_import(tx, id)?;
                 return Ok(false);
             };
             let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
@@ -389,9 +408,14 @@ impl Store {
                 finish.err_file,
                 id
             ])?;
+            for file in [new_io, log_file, finish.err_file].into_iter().flatten() {
+                tx.prepare_cached("UPDATE files SET attached = 1 WHERE id = ?1")?
+                    .execute([file])?;
+            }
             if let (Some(old), Some(_)) = (old_io, new_io) {
                 tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
             }
+            super::datasets::finish_import(tx, id)?;
             Ok(true)
         })?;
         self.activity().ring();
@@ -400,23 +424,18 @@ impl Store {
 
     /// Asks a running task to stop; its handler sees it at its next check.
     pub fn request_cancel(&self, scope: &Scope, id: TaskId) -> Result<bool> {
-        let (clause, client) = scope_clause(scope);
+        let (clause, values) = one_in_scope(scope, id, "client");
         let sql = format!(
             "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND status = 'In progress' {clause}"
         );
-        let changed = self.write(|tx| {
-            Ok(match client {
-                Some(c) => tx.execute(&sql, params![id, c])?,
-                None => tx.execute(&sql, params![id])?,
-            })
-        })?;
+        let changed = self.write(|tx| Ok(tx.execute(&sql, params_from_iter(&values))?))?;
         Ok(changed == 1)
     }
 
     /// Deletes a task and its files unless it is running (`force` deletes it even then: its
     /// worker's later writes find no row and store nothing).
     pub fn delete(&self, scope: &Scope, id: TaskId, force: bool) -> Result<DeleteOutcome> {
-        let (clause, client) = scope_clause(scope);
+        let (clause, values) = one_in_scope(scope, id, "client");
         let running_guard = if force {
             ""
         } else {
@@ -425,25 +444,16 @@ impl Store {
         let delete_sql = format!("DELETE FROM tasks WHERE id = ?1 {running_guard} {clause}");
         let exists_sql = format!("SELECT 1 FROM tasks WHERE id = ?1 {clause}");
         let outcome = self.write(|tx| {
-            let bind = |sql: &str| -> rusqlite::Result<usize> {
-                match &client {
-                    Some(c) => tx.execute(sql, params![id, c]),
-                    None => tx.execute(sql, params![id]),
-                }
-            };
-            if bind(&delete_sql)? == 1 {
+            if tx.execute(&delete_sql, params_from_iter(&values))? == 1 {
                 return Ok(DeleteOutcome::Deleted);
             }
-            let exists = match &client {
-                Some(c) => tx.query_row(&exists_sql, params![id, c], |_| Ok(())),
-                None => tx.query_row(&exists_sql, params![id], |_| Ok(())),
-            }
-            .optional()?;
-            Ok(if exists.is_some() {
-                DeleteOutcome::Running
-            } else {
-                DeleteOutcome::NotFound
-            })
+            Ok(
+                if tx.prepare(&exists_sql)?.exists(params_from_iter(&values))? {
+                    DeleteOutcome::Running
+                } else {
+                    DeleteOutcome::NotFound
+                },
+            )
         })?;
         if outcome == DeleteOutcome::Deleted {
             self.activity().ring();
@@ -452,9 +462,11 @@ impl Store {
     }
 
     /// Marks every task left running as ERROR with the Interrupted message: at start, those
-    /// of any earlier process (`owner` None); at shutdown, those of this one. Removes what
-    /// those tasks had half written (unattached files, unfinished imports) and uploads that
-    /// were never attached to a task. Returns the ids of the interrupted tasks.
+    /// of any earlier process (`owner` None); at shutdown, those of this one. At start it also
+    /// removes what stopped runs left half written: files no task points at (uploads,
+    /// outputs) and unfinished imports. At shutdown it leaves those alone: a worker past the
+    /// grace period may still be running, and its writes are refused from now on (they check
+    /// the lease), so the next start removes them. Returns the ids of the interrupted tasks.
     pub fn interrupt_running(&self, owner: Option<&str>) -> Result<Vec<TaskId>> {
         let now = time::now_text();
         let ids = self.write(|tx| {
@@ -468,19 +480,9 @@ impl Store {
                 let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
-            for id in &ids {
-                tx.execute(
-                    "DELETE FROM files WHERE task_id = ?1 AND id NOT IN ( \
-                       SELECT io_file_id FROM tasks WHERE id = ?1 AND io_file_id IS NOT NULL \
-                       UNION ALL SELECT log_file_id FROM tasks WHERE id = ?1 AND log_file_id IS NOT NULL \
-                       UNION ALL SELECT err_file_id FROM tasks WHERE id = ?1 AND err_file_id IS NOT NULL)",
-                    [id],
-                )?;
-                super::datasets::remove_unfinished_import(tx, *id)?;
-            }
             if owner.is_none() {
-                tx.execute("DELETE FROM files WHERE task_id IS NULL", [])?;
-                super::datasets::remove_all_unfinished_imports(tx)?;
+                tx.execute("DELETE FROM files WHERE attached = 0", [])?;
+                super::datasets::remove_unfinished_imports(tx)?;
             }
             Ok(ids)
         })?;
@@ -491,11 +493,15 @@ impl Store {
     }
 }
 
-/// The extra WHERE clause of a scope, binding the client as parameter 2.
-fn scope_clause(scope: &Scope) -> (&'static str, Option<String>) {
+/// A statement on one task within a scope: the extra WHERE clause (the client is parameter
+/// 2) and the values to bind (the id, then the client when there is one).
+pub(super) fn one_in_scope(scope: &Scope, id: TaskId, client_column: &str) -> (String, Vec<Value>) {
     match scope {
-        Scope::Client(c) => ("AND client = ?2", Some(c.clone())),
-        Scope::All => ("", None),
+        Scope::Client(c) => (
+            format!("AND {client_column} = ?2"),
+            vec![Value::Integer(id), Value::Text(c.clone())],
+        ),
+        Scope::All => (String::new(), vec![Value::Integer(id)]),
     }
 }
 

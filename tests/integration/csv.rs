@@ -749,3 +749,67 @@ fn the_columns_param_names_columns_exactly_as_written_spaces_included() {
     );
     assert_eq!(csv, b" name\r\n a\r\n b\r\n", "{}", show(&csv));
 }
+
+#[test]
+fn any_header_is_stored_exactly_even_names_sqlite_would_confuse() {
+    // Names equal but for case, SQLite's own row id names, and dataset names equal but for
+    // case or shaped like taskbox's own tables: each is its own column or dataset.
+    let server = Server::start();
+    let file = b"id,ID,rowid,oid,_rowid_,task_id,c1\n1,2,3,4,5,6,7\n";
+    let task = import(&server, "csv_names", Some("ID"), file);
+    assert_eq!(task["Status"], "SUCCESS", "{task}");
+    let csv = export(&server, json!({"table": "csv_names"}));
+    assert_eq!(
+        csv,
+        b"id,ID,rowid,oid,_rowid_,task_id,c1\r\n1,2,3,4,5,6,7\r\n",
+        "{}",
+        show(&csv)
+    );
+    let csv = export(
+        &server,
+        json!({"table": "csv_names", "columns": "rowid,ID"}),
+    );
+    assert_eq!(csv, b"rowid,ID\r\n3,2\r\n", "{}", show(&csv));
+
+    for table in ["CSV_NAMES", "csv_names__task", "ds_1"] {
+        let other = import(&server, table, None, b"x\n9\n");
+        assert_eq!(other["Status"], "SUCCESS", "{table}: {other}");
+        let csv = export(&server, json!({ "table": table }));
+        assert_eq!(csv, b"x\r\n9\r\n", "{table}: {}", show(&csv));
+    }
+    // The first dataset is untouched by the others.
+    let csv = export(&server, json!({"table": "csv_names", "columns": "id"}));
+    assert_eq!(csv, b"id\r\n1\r\n", "{}", show(&csv));
+}
+
+#[test]
+fn an_export_writes_column_names_exactly_even_formula_like_ones() {
+    let server = Server::start();
+    let task = import(&server, "csv_formula_header", None, b"=x,@y\n=1,ok\n");
+    assert_eq!(task["Status"], "SUCCESS", "{task}");
+    let csv = export(&server, json!({"table": "csv_formula_header"}));
+    assert_eq!(csv, b"=x,@y\r\n'=1,ok\r\n", "{}", show(&csv));
+    // So an export imports back into the same dataset.
+    let again = import(&server, "csv_formula_header", None, &csv);
+    assert_eq!(again["Status"], "SUCCESS", "{again}");
+}
+
+#[test]
+fn a_record_longer_than_the_limit_ends_the_import_error_and_imports_nothing() {
+    let server = Server::start();
+    // An unclosed quote swallows the rest of a 17 MiB file into one record.
+    let mut file = b"id,name\n1,ok\n2,\"never closed ".to_vec();
+    file.resize(17 << 20, b'x');
+    let task = import(&server, "csv_endless", None, &file);
+    assert_eq!(task["Status"], "ERROR", "{task}");
+    let message = task["Message"].as_str().unwrap();
+    assert!(message.contains("longer than 16 MiB"), "{message}");
+    assert!(message.ends_with("Nothing was imported."), "{message}");
+    assert_eq!(counts(&task), [0, 0, 0, 0]);
+    assert_eq!(
+        export_task(&server, json!({"table": "csv_endless"}))["Status"],
+        "SUCCESS"
+    );
+    let csv = export(&server, json!({"table": "csv_endless"}));
+    assert_eq!(csv, b"id,name\r\n", "{}", show(&csv));
+}
