@@ -14,6 +14,14 @@ pub const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
 /// 1 MiB: the largest JSON body, and the most the non-file fields of a form may take.
 pub const DEFAULT_MAX_JSON: u64 = 1 << 20;
 pub const DEFAULT_GRACE_SECS: u64 = 10;
+/// The upper bounds `validate` enforces. Well above any sensible setting, and far enough
+/// below the integer limits that no sum or deadline computed from a setting can overflow.
+/// 1 TiB: the largest `max_upload`.
+pub const MAX_MAX_UPLOAD: u64 = 1 << 40;
+/// 1 GiB: the largest `max_json` (a JSON body is held in memory whole).
+pub const MAX_MAX_JSON: u64 = 1 << 30;
+/// One day: the longest grace period.
+pub const MAX_GRACE_SECS: u64 = 86_400;
 /// Threads that read and answer HTTP requests. Bounded so that a flood of slow requests
 /// cannot start unbounded work.
 pub const DEFAULT_HTTP_THREADS: usize = 16;
@@ -95,15 +103,76 @@ impl Config {
                 self.http_threads
             )));
         }
-        if self.max_upload == 0 {
-            return Err(Error::Config("max-upload must be at least 1 byte".into()));
+        if self.max_upload == 0 || self.max_upload > MAX_MAX_UPLOAD {
+            return Err(Error::Config(format!(
+                "max-upload must be at least 1 byte and at most {MAX_MAX_UPLOAD} bytes (1 TiB), not {}",
+                self.max_upload
+            )));
         }
-        if self.max_json < 1024 {
-            return Err(Error::Config("max-json must be at least 1024 bytes".into()));
+        if self.max_json < 1024 || self.max_json > MAX_MAX_JSON {
+            return Err(Error::Config(format!(
+                "max-json must be at least 1024 bytes and at most {MAX_MAX_JSON} bytes (1 GiB), not {}",
+                self.max_json
+            )));
+        }
+        if self.grace > Duration::from_secs(MAX_GRACE_SECS) {
+            return Err(Error::Config(format!(
+                "grace-secs must be at most {MAX_GRACE_SECS} seconds (one day), not {:?}",
+                self.grace
+            )));
         }
         if self.db_path.as_os_str().is_empty() {
             return Err(Error::Config("db must name a file".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(config: Config) -> String {
+        match config.validate() {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("accepted: {config:?}"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_and_the_bounds_themselves_are_valid() {
+        Config::default().validate().unwrap();
+        Config {
+            max_upload: MAX_MAX_UPLOAD,
+            max_json: MAX_MAX_JSON,
+            grace: Duration::from_secs(MAX_GRACE_SECS),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn settings_beyond_the_bounds_are_refused_naming_them() {
+        type Change = fn(&mut Config);
+        let cases: [(Change, &str); 8] = [
+            (|c| c.max_upload = 0, "max-upload"),
+            (|c| c.max_upload = MAX_MAX_UPLOAD + 1, "max-upload"),
+            (|c| c.max_upload = u64::MAX, "max-upload"),
+            (|c| c.max_json = 1023, "max-json"),
+            (|c| c.max_json = MAX_MAX_JSON + 1, "max-json"),
+            (|c| c.max_json = u64::MAX, "max-json"),
+            (
+                |c| c.grace = Duration::from_secs(MAX_GRACE_SECS + 1),
+                "grace-secs",
+            ),
+            (|c| c.grace = Duration::MAX, "grace-secs"),
+        ];
+        for (change, name) in cases {
+            let mut config = Config::default();
+            change(&mut config);
+            let message = refused(config);
+            assert!(message.contains(name), "{message:?} does not name {name}");
+        }
     }
 }

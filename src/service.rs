@@ -1,11 +1,17 @@
-//! The service: starts the pieces in order (store → recovery → engine → HTTP) and stops
-//! them in reverse (HTTP → engine with its grace period → store).
+//! The service: starts the pieces in order (store → recovery → HTTP → engine) and stops
+//! them as: engine stops claiming → HTTP → engine with its grace period → store.
+//!
+//! HTTP is bound before the engine starts: binding is what fails in practice (the port is
+//! taken), and a start that fails must leave the database as it found it. Were the engine
+//! started first, its dispatcher would already have claimed pending tasks, and stopping it
+//! would mark them interrupted though they never ran. Requests accepted before the engine
+//! is up only store tasks; the dispatcher claims them when it starts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, MAX_GRACE_SECS};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::handlers::Registry;
@@ -30,7 +36,9 @@ impl Service {
     /// Starts the service with the given kinds.
     pub fn start_with(config: Config, registry: Registry) -> Result<Service> {
         config.validate()?;
-        let store = Store::open(&config.db_path, config.durability)?;
+        // A connection for every thread that may hold one at once, and a few to spare.
+        let connections = (config.http_threads + config.workers + 4).min(u32::MAX as usize) as u32;
+        let store = Store::open_sized(&config.db_path, config.durability, connections)?;
         let interrupted = store.interrupt_running(None)?;
         if !interrupted.is_empty() {
             log::warn!(
@@ -40,23 +48,26 @@ impl Service {
             );
         }
         let registry = Arc::new(registry);
-        let engine = Engine::start(store.clone(), registry.clone(), config.workers)?;
         let app = Arc::new(App {
             store: store.clone(),
-            registry,
+            registry: registry.clone(),
             limits: Limits {
                 max_upload: config.max_upload,
                 max_json: config.max_json,
             },
         });
-        let http = match HttpServer::start(&config.listen, config.http_threads, app) {
-            Ok(http) => http,
-            Err(reason) => {
-                engine.stop(Instant::now());
-                return Err(Error::Listen {
+        let http =
+            HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {
+                Error::Listen {
                     addr: config.listen.clone(),
                     reason,
-                });
+                }
+            })?;
+        let engine = match Engine::start(store.clone(), registry, config.workers) {
+            Ok(engine) => engine,
+            Err(e) => {
+                http.stop(Instant::now());
+                return Err(e.into());
             }
         };
         let addr = http.addr();
@@ -97,7 +108,11 @@ impl Service {
 
     /// One grace period covers both: requests in flight and running tasks.
     fn stop(&mut self) -> Vec<TaskId> {
-        let deadline = Instant::now() + self.grace;
+        // `validate` bounds the grace period; bounded and checked here all the same, since
+        // a panic here (in `drop`, too) would skip marking the interrupted tasks.
+        let now = Instant::now();
+        let grace = self.grace.min(Duration::from_secs(MAX_GRACE_SECS));
+        let deadline = now.checked_add(grace).unwrap_or(now);
         if let Some(engine) = &self.engine {
             engine.stop_claiming();
         }

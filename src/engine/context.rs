@@ -87,8 +87,9 @@ impl<'a> TaskContext<'a> {
     pub fn input(&self) -> Result<Option<(FileReader, u64)>, TaskError> {
         match self.task.io_file {
             Some(id) => {
-                let file = self.store.stored_file(id)?;
-                Ok(Some((self.store.open_file(file), file.size)))
+                let reader = self.store.open_input(id)?;
+                let size = reader.remaining();
+                Ok(Some((reader, size)))
             }
             None => Ok(None),
         }

@@ -5,9 +5,10 @@
 //!
 //! Shutdown flows one way: `stop` sets the stop flag and rings the signal; the dispatcher
 //! sees it, claims nothing more and drops the channel's sender; each worker finishes the
-//! task it runs, finds the channel closed and exits. Whatever still runs when the grace
-//! period ends is marked interrupted in the store and its thread is left to the process's
-//! exit.
+//! task it runs, finds the channel closed and exits (a worker retrying to record a task's
+//! end against a refusing store stops retrying once the flag is set). Whatever still runs
+//! when the grace period ends is marked interrupted in the store and its thread is left to
+//! the process's exit.
 
 mod context;
 mod dispatcher;

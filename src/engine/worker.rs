@@ -15,8 +15,10 @@ use crate::task::Status;
 
 /// The message of a task stopped by a cancellation request.
 pub const CANCELED: &str = "Canceled by request.";
-/// Attempts to record a task's end while the store refuses (a full disk, a locked file).
-const FINISH_ATTEMPTS: u32 = 6;
+/// The first wait before recording a task's end again after the store refused it (a full
+/// disk, a locked file); it doubles up to [`FINISH_RETRY_MAX`].
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub(super) fn run(shared: &Shared, rx: Receiver<Claimed>) {
     for task in rx.iter() {
@@ -75,37 +77,83 @@ fn run_one(shared: &Shared, task: &Claimed) {
         log_tail: files.log_tail,
         err_file: files.err,
     };
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=FINISH_ATTEMPTS {
-        match shared.store.finish(task.id, &shared.owner, &finish) {
-            Ok(true) => {
-                log::info!(
-                    "task {} finished {status} in {:.3} s",
-                    task.id,
-                    elapsed.as_secs_f64()
-                );
-                return;
-            }
-            Ok(false) => {
-                log::info!(
-                    "task {} ended {status} but was deleted or interrupted meanwhile",
-                    task.id
-                );
-                return;
-            }
-            Err(e) if attempt < FINISH_ATTEMPTS => {
-                log::warn!(
-                    "task {}: recording its end failed ({e}); trying again",
-                    task.id
-                );
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
-            Err(e) => {
-                // The next start marks it interrupted: it is never left running for good.
-                log::error!("task {}: recording its end failed: {e}", task.id);
-            }
+    // Recording the end is retried for as long as it takes: giving up would leave the task
+    // "In progress" for the life of the process. The worker's slot stays busy meanwhile (it
+    // is freed when this returns), so the dispatcher claims nothing in its place. Only a
+    // shutdown ends the retries: the engine's stop then marks the task interrupted, or, if
+    // the store still refuses, the next start does.
+    let recorded = retry_until_stopped(
+        shared,
+        || shared.store.finish(task.id, &shared.owner, &finish),
+        |e, delay| {
+            log::warn!(
+                "task {}: recording its end failed ({e}); trying again in {delay:?}",
+                task.id
+            )
+        },
+    );
+    match recorded {
+        Ok(true) => log::info!(
+            "task {} finished {status} in {:.3} s",
+            task.id,
+            elapsed.as_secs_f64()
+        ),
+        Ok(false) => log::info!(
+            "task {} ended {status} but was deleted or interrupted meanwhile",
+            task.id
+        ),
+        Err(e) => log::error!(
+            "task {}: recording its end failed ({e}) and the service is stopping; it is \
+             marked interrupted",
+            task.id
+        ),
+    }
+}
+
+/// Runs `attempt` until it succeeds, waiting between failures from [`FINISH_RETRY_FIRST`],
+/// doubling, up to [`FINISH_RETRY_MAX`]. Once the engine is stopping it makes one last
+/// attempt and returns its error: a wait is cut short by the stop (which rings the
+/// activity signal), so a shutdown is never held up by more than one attempt.
+fn retry_until_stopped<T, E>(
+    shared: &Shared,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    mut failed: impl FnMut(&E, Duration),
+) -> Result<T, E> {
+    let mut delay = FINISH_RETRY_FIRST;
+    loop {
+        let error = match attempt() {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Err(error);
         }
+        failed(&error, delay);
+        pause_unless_stopping(shared, delay);
+        delay = backoff(delay);
+    }
+}
+
+/// The wait after `delay`: doubled, capped at [`FINISH_RETRY_MAX`].
+fn backoff(delay: Duration) -> Duration {
+    delay.saturating_mul(2).min(FINISH_RETRY_MAX)
+}
+
+/// Sleeps for `delay`, or until the engine is stopping, whichever comes first.
+fn pause_unless_stopping(shared: &Shared, delay: Duration) {
+    let until = Instant::now() + delay;
+    let activity = shared.store.activity();
+    loop {
+        let seen = activity.generation();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        // Other rings (a submission, another task's end) wake this early: wait again.
+        activity.wait_past(seen, left);
     }
 }
 
@@ -117,4 +165,113 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no details".into());
     format!("The task failed unexpectedly (the handler panicked: {detail}).")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Durability;
+    use crate::handlers::Registry;
+    use crate::store::Store;
+
+    fn shared(dir: &tempfile::TempDir) -> Arc<Shared> {
+        Arc::new(Shared {
+            store: Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap(),
+            registry: Arc::new(Registry::builtin()),
+            owner: "test".into(),
+            workers: 1,
+            busy: AtomicUsize::new(0),
+            alive: AtomicUsize::new(1),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        let mut delay = FINISH_RETRY_FIRST;
+        let mut seen = vec![delay];
+        for _ in 0..8 {
+            delay = backoff(delay);
+            seen.push(delay);
+        }
+        let ms: Vec<u128> = seen.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn recording_is_retried_until_it_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(&dir);
+        let mut attempts = 0;
+        let mut waits = Vec::new();
+        let result = retry_until_stopped(
+            &shared,
+            || {
+                attempts += 1;
+                if attempts < 4 {
+                    Err("refused")
+                } else {
+                    Ok(attempts)
+                }
+            },
+            |_, delay| waits.push(delay.as_millis()),
+        );
+        assert_eq!(result, Ok(4));
+        assert_eq!(waits, [100, 200, 400]);
+    }
+
+    #[test]
+    fn a_stop_ends_the_retries_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(&dir);
+        // Stopping already: one attempt, no wait.
+        shared.stopping.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let mut attempts = 0;
+        let result: Result<(), _> = retry_until_stopped(
+            &shared,
+            || {
+                attempts += 1;
+                Err("refused")
+            },
+            |_, _| panic!("no wait once stopping"),
+        );
+        assert_eq!((result, attempts), (Err("refused"), 1));
+        assert!(started.elapsed() < Duration::from_millis(50));
+
+        // Stopped while waiting between attempts: the wait ends, one last attempt is made.
+        shared.stopping.store(false, Ordering::SeqCst);
+        let stopper = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                // Within the third wait (400 ms, from 300 ms on).
+                std::thread::sleep(Duration::from_millis(450));
+                shared.stopping.store(true, Ordering::SeqCst);
+                shared.store.activity().ring();
+                Instant::now()
+            })
+        };
+        let mut attempts = 0;
+        let result: Result<(), _> = retry_until_stopped(
+            &shared,
+            || {
+                attempts += 1;
+                Err("refused")
+            },
+            |_, _| {},
+        );
+        let returned = Instant::now();
+        let stopped = stopper.join().unwrap();
+        assert_eq!(result, Err("refused"));
+        // At 0, 100 and 300 ms, and at the stop (give or take a slow machine).
+        assert!(attempts >= 3, "{attempts} attempts");
+        assert!(
+            returned.duration_since(stopped) < Duration::from_millis(100),
+            "the retries went on {:?} after the stop",
+            returned.duration_since(stopped)
+        );
+    }
 }

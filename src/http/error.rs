@@ -53,6 +53,10 @@ impl ApiError {
         ApiError::new(413, message)
     }
 
+    pub fn uri_too_long(message: impl Into<String>) -> ApiError {
+        ApiError::new(414, message)
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         ApiError::new(415, message)
     }

@@ -129,6 +129,19 @@ fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {
 /// The most header lines a request may carry, and their total size.
 const MAX_HEADERS: usize = 100;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The longest URL (path and query string). It bounds the query parameters too, which
+/// become a task's params.
+const MAX_URL_BYTES: usize = 16 * 1024;
+
+/// Refuses a URL over its limit (414). Like the headers, tiny_http has read it whole by now.
+fn check_url(request: &Request) -> Result<(), ApiError> {
+    if request.url().len() > MAX_URL_BYTES {
+        return Err(ApiError::uri_too_long(format!(
+            "The request URL (path and query string) is longer than the limit of {MAX_URL_BYTES} bytes."
+        )));
+    }
+    Ok(())
+}
 
 /// Refuses requests whose headers exceed the limits (431). tiny_http has read them whole by
 /// now; this bounds what taskbox goes on to process, not what tiny_http buffered.
@@ -177,7 +190,10 @@ fn serve(app: &App, mut request: Request) {
     })
     .unwrap_or_else(|e| Reply::error(&e));
     let status = reply.status;
-    // Only an accepted submission has read its body to the end.
+    // Only an accepted submission has read its body to the end: a raw or JSON body is read
+    // until it ends; a multipart body up to its closing boundary, and then its epilogue,
+    // read and discarded up to a small bound (a longer one is refused, unread). Any other
+    // answer may leave a body unread, as long as the client declared.
     let body_read = endpoint == Some(Endpoint::CreateTask) && status < 300;
     let result = if !body_read && request.body_length().is_some_and(|n| n > drain_limit()) {
         // tiny_http drains an unread body on drop into one buffer of its declared size: for
@@ -204,6 +220,7 @@ fn handle(
     request: &mut Request,
     routed: &mut Option<Endpoint>,
 ) -> Result<Reply, ApiError> {
+    check_url(request)?;
     check_headers(request)?;
     let ctx = RequestContext::resolve(request);
     let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;

@@ -154,7 +154,7 @@ fn split_params(value: &str) -> Vec<(String, String)> {
 pub fn read_limited(reader: &mut dyn Read, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     reader
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut body)
         .map_err(|e| ApiError::bad_request(format!("The request body could not be read: {e}.")))?;
     if body.len() as u64 > limit {

@@ -28,6 +28,9 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 /// The chunk in which an upload is copied from the socket to the store.
 const COPY_BUFFER: usize = 64 * 1024;
+/// The most a multipart body may carry after its closing boundary (its epilogue), beyond
+/// what the form's reader had buffered.
+const MAX_EPILOGUE: u64 = 64 * 1024;
 
 /// The task object of the contract, fields in the contract's order.
 #[derive(Serialize)]
@@ -165,27 +168,35 @@ pub fn file(
 ) -> Result<Reply, ApiError> {
     let scope = ctx.scope();
     let missing = || ApiError::not_found(FILE_MISSING);
-    let task = match app.store.task(&scope, id) {
-        Ok(task) => task,
-        Err(StoreError::NotFound) => return Err(missing()),
-        Err(e) => return Err(e.into()),
+    // The file is read from a snapshot taken when it is opened, so the length promised is
+    // the length sent even if the task is deleted meanwhile. Its id is looked up just
+    // before: should the file be replaced in between, look again.
+    let mut attempts = 0;
+    let (task, reader) = loop {
+        let task = match app.store.task(&scope, id) {
+            Ok(task) => task,
+            Err(StoreError::NotFound) => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        };
+        let file = app.store.task_file(&scope, id, role)?.ok_or_else(missing)?;
+        match app.store.open_file(file.id) {
+            Ok(reader) => break (task, reader),
+            Err(StoreError::NotFound) if attempts < 2 => attempts += 1,
+            Err(StoreError::NotFound) => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        }
     };
-    let file = app
-        .store
-        .task_file(&scope, id, role)?
-        .filter(|f| f.size > 0)
-        .ok_or_else(missing)?;
+    let size = reader.remaining();
+    if size == 0 {
+        return Err(missing());
+    }
     let name = task.file_name(role);
     let name = if name.is_empty() {
         DEFAULT_FILENAME.to_string()
     } else {
         name
     };
-    Ok(Reply::file(
-        &name,
-        file.size,
-        Box::new(app.store.open_file(file)),
-    ))
+    Ok(Reply::file(&name, size, Box::new(reader)))
 }
 
 /// DELETE /webservicetasks/{id}: a running task is cancelled first, then deleted.
@@ -451,7 +462,9 @@ fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiEr
 }
 
 /// Form (c): multipart/form-data with an optional `file` part and fields for kind and params.
-/// Query parameters count as fields too, so a form's action URL may carry the kind.
+/// Query parameters count as fields too, so a form's action URL may carry the kind (they
+/// are bounded by the URL's limit). The fields other than `file`, names and values
+/// together, are limited to `max_json`.
 fn multipart_submission(
     app: &App,
     request: &mut Request,
@@ -488,7 +501,12 @@ fn multipart_submission(
                     part.name
                 )));
             }
-            let left = app.limits.max_json.saturating_sub(field_bytes);
+            // A field's name is stored (as a param's name) as well as its value: both count.
+            field_bytes += part.name.len() as u64;
+            if field_bytes > app.limits.max_json {
+                return Err(form_fields_too_large(app));
+            }
+            let left = app.limits.max_json - field_bytes;
             let value = read_limited(&mut form.body(), left, "form's fields").map_err(|e| {
                 if e.status == 413 {
                     form_fields_too_large(app)
@@ -501,6 +519,20 @@ fn multipart_submission(
                 ApiError::bad_request(format!("The form field {} is not valid UTF-8.", part.name))
             })?;
             fields.set(part.name, value);
+        }
+        drop(form);
+        // The epilogue after the closing boundary means nothing, but it is read (and
+        // discarded) here so that an accepted submission has read its body to the end:
+        // dropped unread, tiny_http would drain it through one buffer of its declared size.
+        let epilogue = std::io::copy(
+            &mut request.as_reader().take(MAX_EPILOGUE + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| ApiError::bad_request(format!("The request body could not be read: {e}.")))?;
+        if epilogue > MAX_EPILOGUE {
+            return Err(ApiError::too_large(format!(
+                "The multipart body goes on for more than {MAX_EPILOGUE} bytes after its closing boundary."
+            )));
         }
         Ok(())
     })();
@@ -582,7 +614,7 @@ fn json_too_large(app: &App) -> ApiError {
 
 fn form_fields_too_large(app: &App) -> ApiError {
     ApiError::too_large(format!(
-        "The form's fields are larger than the limit of {} bytes (--max-json).",
+        "The form's fields (names and values) are larger than the limit of {} bytes (--max-json).",
         app.limits.max_json
     ))
 }

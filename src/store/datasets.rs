@@ -489,7 +489,11 @@ mod tests {
     fn store_with_running_task() -> (tempfile::TempDir, Store, TaskId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let task = store.submit(&NewTask::new("csv.import", Params::new())).unwrap().task.id;
+        let task = store
+            .submit(&NewTask::new("csv.import", Params::new()))
+            .unwrap()
+            .task
+            .id;
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
         (dir, store, task)
     }
@@ -499,7 +503,9 @@ mod tests {
     }
 
     fn visible(store: &Store) -> u64 {
-        store.dataset_len(&store.dataset("t").unwrap().unwrap()).unwrap()
+        store
+            .dataset_len(&store.dataset("t").unwrap().unwrap())
+            .unwrap()
     }
 
     fn finish(store: &Store, task: TaskId) -> bool {
@@ -518,7 +524,9 @@ mod tests {
     #[test]
     fn rows_become_visible_only_with_the_tasks_end() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        let mut import = store
+            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .unwrap();
         import.insert(&rows(3)).unwrap();
         assert_eq!(visible(&store), 0);
         import.commit().unwrap();
@@ -530,7 +538,9 @@ mod tests {
     #[test]
     fn an_interrupted_task_writes_no_more_rows_and_leaves_none() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        let mut import = store
+            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .unwrap();
         import.insert(&rows(3)).unwrap();
         // The grace period ends: the task is no longer this process's.
         assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
@@ -549,7 +559,9 @@ mod tests {
     #[test]
     fn a_crash_after_the_whole_file_was_read_leaves_no_rows() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store.begin_import(task, "me", "t", &strings(&["k", "v"]), &[]).unwrap();
+        let mut import = store
+            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .unwrap();
         import.insert(&rows(3)).unwrap();
         import.commit().unwrap();
         // The process dies before the task's end is recorded; the next start recovers.

@@ -8,12 +8,20 @@
 //! chunks before committing them in one short transaction, so a slow client never holds the
 //! write lock and a fast one is not slowed by one fsync per chunk. A reader fetches one
 //! chunk at a time, so a download costs one chunk of memory whatever the file's size.
+//!
+//! A reader reads the whole file inside one read transaction on one pooled connection: a
+//! WAL snapshot of the file as it was when it was opened. So a download whose task is
+//! deleted, or whose IO file is replaced, while it streams still sends every byte its
+//! Content-Length promised. The price: the reader holds a pooled connection until it is
+//! dropped, and while a snapshot is open SQLite cannot checkpoint the write-ahead log past
+//! it, so the WAL file grows by whatever is written meanwhile (and keeps that size on
+//! disk, reused from its start, once no snapshot needs it).
 
 use std::io::{self, Read, Write};
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::{Result, Store, StoreError};
+use super::{Conn, Result, Store, StoreError};
 use crate::task::{time, FileId, FileRole, Scope, TaskId};
 
 /// The size of a stored chunk (the last chunk of a file, and LOG chunks, may be shorter).
@@ -63,47 +71,44 @@ impl Store {
             FileRole::Log => "log_file_id",
             FileRole::Err => "err_file_id",
         };
-        let (clause, client) = match scope {
-            Scope::Client(c) => ("AND t.client = ?2", Some(c.as_str())),
-            Scope::All => ("", None),
-        };
+        let (clause, values) = super::tasks::one_in_scope(scope, task, "t.client");
         let sql = format!(
             "SELECT f.id, f.size FROM tasks t JOIN files f ON f.id = t.{column} WHERE t.id = ?1 {clause}"
         );
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let row = |r: &rusqlite::Row<'_>| {
-            Ok(StoredFile {
-                id: r.get(0)?,
-                size: r.get(1)?,
+        let file = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(&values), |r| {
+                Ok(StoredFile {
+                    id: r.get(0)?,
+                    size: r.get(1)?,
+                })
             })
-        };
-        Ok(match client {
-            Some(c) => stmt.query_row(params![task, c], row),
-            None => stmt.query_row(params![task], row),
-        }
-        .optional()?)
+            .optional()?;
+        Ok(file)
     }
 
-    /// A reader over a file's bytes as they are now (a growing LOG file is read up to the
-    /// size it had when opened).
-    pub fn open_file(&self, file: StoredFile) -> FileReader {
-        FileReader {
-            store: self.clone(),
-            id: file.id,
-            remaining: file.size,
-            next_seq: 0,
-            chunk: Vec::new(),
-            pos: 0,
-        }
-    }
-
-    fn file_size(&self, id: FileId) -> Result<u64> {
+    /// A reader over a snapshot of file `id`, for a download: a read transaction on a
+    /// connection of its own, which the reader holds (and ends) until it is dropped, so a
+    /// task deleted or an IO file replaced meanwhile cannot cut the download short. A file
+    /// that grows (a LOG file) is read up to the size it had in the snapshot.
+    pub fn open_file(&self, id: FileId) -> Result<FileReader> {
         let conn = self.conn()?;
-        let size = conn
-            .prepare_cached("SELECT size FROM files WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))?;
-        Ok(size)
+        // DEFERRED: the snapshot starts with the first read, the size below.
+        conn.execute_batch("BEGIN")?;
+        // The reader owns the transaction from here: its drop ends it on every path.
+        let mut reader = FileReader::new(self, id, Some(conn));
+        reader.remaining = reader.size()?;
+        Ok(reader)
+    }
+
+    /// A reader over file `id` for a task reading its IO file: each chunk is read on a
+    /// pooled connection of its own, so a long import holds back no WAL checkpoint. (Only a
+    /// DELETE removes a running task's IO file, and that cancels the task first.)
+    pub fn open_input(&self, id: FileId) -> Result<FileReader> {
+        let mut reader = FileReader::new(self, id, None);
+        reader.remaining = reader.size()?;
+        Ok(reader)
     }
 
     fn append_chunks(&self, id: FileId, first_seq: i64, chunks: &[Vec<u8>]) -> Result<()> {
@@ -240,9 +245,14 @@ impl Write for FileWriter {
     }
 }
 
-/// Reads a stored file chunk by chunk.
+/// Reads a stored file chunk by chunk, all from one snapshot (see the module notes). It
+/// holds a pooled connection and a snapshot that holds back WAL checkpoints: drop it as
+/// soon as it is no longer read.
 pub struct FileReader {
     store: Store,
+    /// For a download, the connection whose open read transaction is the snapshot (rolled
+    /// back on drop); None for a task's input, read chunk by chunk from the pool.
+    snapshot: Option<Conn>,
     id: FileId,
     remaining: u64,
     next_seq: i64,
@@ -250,20 +260,53 @@ pub struct FileReader {
     pos: usize,
 }
 
+// A download streams from another thread than the one that opened it.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<FileReader>();
+};
+
 impl FileReader {
     /// Bytes left to read.
     pub fn remaining(&self) -> u64 {
         self.remaining + (self.chunk.len() - self.pos) as u64
     }
 
+    fn new(store: &Store, id: FileId, snapshot: Option<Conn>) -> FileReader {
+        FileReader {
+            store: store.clone(),
+            snapshot,
+            id,
+            remaining: 0,
+            next_seq: 0,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Runs `f` on the snapshot's connection, or on one from the pool.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        Ok(match &self.snapshot {
+            Some(conn) => f(conn)?,
+            None => f(&*self.store.conn()?)?,
+        })
+    }
+
+    fn size(&self) -> Result<u64> {
+        self.with_conn(|c| {
+            c.prepare_cached("SELECT size FROM files WHERE id = ?1")?
+                .query_row([self.id], |r| r.get(0))
+        })
+    }
+
     fn next_chunk(&mut self) -> Result<bool> {
-        let conn = self.store.conn()?;
-        let found: Option<(i64, Vec<u8>)> = conn
-            .prepare_cached(
+        let found: Option<(i64, Vec<u8>)> = self.with_conn(|c| {
+            c.prepare_cached(
                 "SELECT seq, data FROM file_chunks WHERE file_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
             )?
             .query_row(params![self.id, self.next_seq], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+            .optional()
+        })?;
         match found {
             Some((seq, data)) => {
                 self.next_seq = seq + 1;
@@ -283,12 +326,13 @@ impl Read for FileReader {
                 return Ok(0);
             }
             if !self.next_chunk().map_err(io::Error::other)? {
+                // Within a snapshot this cannot happen; for an input, the file was deleted.
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the file was deleted while it was being read",
+                    "the file has fewer bytes than its recorded size",
                 ));
             }
-            // Never read past the size the file had when opened (a LOG file grows).
+            // Never read past the size the file had in the snapshot.
             let keep = (self.chunk.len() as u64).min(self.remaining) as usize;
             self.chunk.truncate(keep);
             self.remaining -= keep as u64;
@@ -300,12 +344,134 @@ impl Read for FileReader {
     }
 }
 
-impl Store {
-    /// A file by id, with its committed size.
-    pub fn stored_file(&self, id: FileId) -> Result<StoredFile> {
-        Ok(StoredFile {
-            id,
-            size: self.file_size(id)?,
+impl Drop for FileReader {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.snapshot {
+            // The connection goes back to the pool: it must go back with no transaction.
+            if !conn.is_autocommit() {
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    log::error!("ending the read transaction of file {}: {e}", self.id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Durability;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap()
+    }
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    fn stored(store: &Store, data: &[u8]) -> StoredFile {
+        let mut writer = store.create_file(None).unwrap();
+        writer.append(data).unwrap();
+        writer.finish().unwrap()
+    }
+
+    #[test]
+    fn a_reader_reads_the_file_as_it_was_when_opened_even_once_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let data = bytes(CHUNK_SIZE * 3 + 1234);
+        let file = stored(&store, &data);
+        let mut reader = store.open_file(file.id).unwrap();
+        assert_eq!(reader.remaining(), data.len() as u64);
+        let mut first = vec![0u8; 1000];
+        reader.read_exact(&mut first).unwrap();
+        store.delete_file(file.id).unwrap();
+        assert!(matches!(
+            store.open_file(file.id),
+            Err(StoreError::NotFound)
+        ));
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        first.extend_from_slice(&rest);
+        assert!(
+            first == data,
+            "the bytes read differ from the bytes written"
+        );
+    }
+
+    #[test]
+    fn a_growing_file_is_read_up_to_its_size_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let mut writer = store.create_file(None).unwrap();
+        writer.append(b"first line\n").unwrap();
+        writer.commit().unwrap();
+        let mut reader = store.open_file(writer.id()).unwrap();
+        writer.append(b"second line\n").unwrap();
+        writer.commit().unwrap();
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "first line\n");
+        let mut later = String::new();
+        store
+            .open_file(writer.id())
+            .unwrap()
+            .read_to_string(&mut later)
+            .unwrap();
+        assert_eq!(later, "first line\nsecond line\n");
+    }
+
+    #[test]
+    fn a_missing_file_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        assert!(matches!(
+            store.open_file(12345 as FileId),
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn readers_give_their_connection_back_without_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let data = bytes(CHUNK_SIZE + 10);
+        let file = stored(&store, &data);
+        // More readers than the pool has connections, each dropped part-way: were a
+        // connection returned inside its transaction, the next BEGIN on it would fail.
+        for _ in 0..(super::super::DEFAULT_POOL_SIZE as usize + 8) {
+            let mut reader = store.open_file(file.id).unwrap();
+            let mut some = [0u8; 10];
+            reader.read_exact(&mut some).unwrap();
+        }
+        // Writes go on, and the file is whole.
+        let other = stored(&store, b"more");
+        let mut all = Vec::new();
+        store
+            .open_file(file.id)
+            .unwrap()
+            .read_to_end(&mut all)
+            .unwrap();
+        assert!(all == data);
+        assert_eq!(store.open_input(other.id).unwrap().remaining(), 4);
+    }
+
+    #[test]
+    fn a_reader_is_sent_to_another_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let data = bytes(CHUNK_SIZE * 2);
+        let file = stored(&store, &data);
+        let reader = store.open_file(file.id).unwrap();
+        let read = std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all
         })
+        .join()
+        .unwrap();
+        assert!(read == data);
     }
 }

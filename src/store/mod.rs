@@ -33,8 +33,8 @@ pub use tasks::{
 
 /// How long a connection waits for the write lock before reporting the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections in the pool: HTTP threads, workers, the dispatcher and file streams share them.
-const POOL_SIZE: u32 = 32;
+/// Connections in the pool when the caller does not size it (see `Store::open_sized`).
+pub const DEFAULT_POOL_SIZE: u32 = 32;
 /// Per-connection page cache, in KiB (SQLite's `cache_size` takes negative KiB). Small on
 /// purpose: the server's memory must not grow with the number of connections.
 const CACHE_KIB: i64 = 2048;
@@ -113,6 +113,13 @@ impl Store {
     /// Opens (creating if needed) the database file, applies the schema and checks that every
     /// pragma took effect on the pooled connections.
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        Store::open_sized(path, durability, DEFAULT_POOL_SIZE)
+    }
+
+    /// `open` with a pool of `connections`. Every thread that may hold one at once needs
+    /// one: each HTTP thread (a download holds its connection while it streams), each
+    /// worker, the dispatcher.
+    pub fn open_sized(path: &Path, durability: Durability, connections: u32) -> Result<Store> {
         let lock_file = lock_database(path)?;
         // WAL is a property of the file: switch it once, before the pool opens connections
         // that would otherwise race to do it.
@@ -137,7 +144,7 @@ impl Store {
             Ok(())
         });
         let pool = Pool::builder()
-            .max_size(POOL_SIZE)
+            .max_size(connections.max(2))
             .min_idle(Some(2))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;

@@ -867,3 +867,125 @@ fn request_headers_over_their_limit_are_431() {
     expect_error(&raw_exchange(&server, request.as_bytes()), 431, &[]);
     assert_still_serving(&server, 0);
 }
+
+#[test]
+fn multipart_field_names_count_against_max_json() {
+    let server = Server::start_with(&["--max-json", "2048"]);
+    let form = |fields: &[(String, &str)]| {
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"--XyZ--\r\n");
+        post_raw(&server, "", "multipart/form-data; boundary=XyZ", &body)
+    };
+    let kind = ("kind".to_string(), "sleep");
+    // One name over the limit, with an empty value.
+    let answer = form(&[kind.clone(), ("n".repeat(4000), "")]);
+    let message = expect_error(&answer, 413, &["2048", "--max-json"]);
+    assert!(message.contains("fields"), "{message}");
+    // Names within the limit each, over it together.
+    let names: Vec<(String, &str)> = (0..3)
+        .map(|i| (format!("{i}{}", "n".repeat(799)), ""))
+        .chain([kind.clone()])
+        .collect();
+    expect_error(&form(&names), 413, &["2048"]);
+    // Names and values counted together: 1100 + 1000 bytes is over 2048.
+    let answer = form(&[
+        kind.clone(),
+        ("a".repeat(1100), "v"),
+        ("b".to_string(), &"v".repeat(1000)),
+    ]);
+    expect_error(&answer, 413, &["2048"]);
+    // Within the limit, names included, it is fine.
+    let data = form(&[
+        kind,
+        ("a".repeat(900), "v"),
+        ("b".to_string(), &"v".repeat(900)),
+    ])
+    .data(202);
+    let id = data["WebServiceTaskId"].as_i64().unwrap();
+    assert_eq!(
+        data["Params"]["b"].as_str().map(str::len),
+        Some(900),
+        "{data}"
+    );
+    wait_finished(&server, id);
+    assert_still_serving(&server, 1);
+}
+
+#[test]
+fn a_url_over_16_kib_is_414() {
+    const LIMIT: usize = 16 * 1024;
+    let server = Server::start();
+    // Exactly at the limit: fine (an unknown list parameter is ignored).
+    let path = "/webservicetasks?padding=";
+    let at_limit = format!("{path}{}", "p".repeat(LIMIT - path.len()));
+    assert_eq!(at_limit.len(), LIMIT);
+    get(&server.url(&at_limit)).data(200);
+    // One byte more: 414 with the envelope, naming the limit.
+    let over = format!("{at_limit}p");
+    let message = expect_error(&get(&server.url(&over)), 414, &["16384"]);
+    assert!(message.contains("URL"), "{message}");
+    // A long path is refused the same way.
+    let long_path = format!("/webservicetasks/{}", "1".repeat(LIMIT));
+    expect_error(&get(&server.url(&long_path)), 414, &["16384"]);
+    // A POST whose query is too long creates nothing, whatever its body.
+    let query = format!("?kind=sleep&filename=a.csv&note={}", "n".repeat(LIMIT));
+    expect_error(
+        &post_raw(&server, &query, "text/csv", b"a,b\r\n"),
+        414,
+        &["16384"],
+    );
+    let form =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nsleep\r\n--XyZ--\r\n";
+    expect_error(
+        &post_raw(&server, &query, "multipart/form-data; boundary=XyZ", form),
+        414,
+        &["16384"],
+    );
+    assert_still_serving(&server, 0);
+}
+
+#[test]
+fn a_multipart_body_that_goes_on_after_its_closing_boundary_is_413() {
+    // An upload limit larger than the machine's memory, as --max-upload allows.
+    let server = Server::start_with(&["--max-upload", "1099511627776"]);
+    let form =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nsleep\r\n--XyZ--\r\n";
+    // A short epilogue is ignored.
+    let mut body = form.to_vec();
+    body.extend_from_slice(b"this is the epilogue\r\n");
+    let data = post_raw(&server, "", "multipart/form-data; boundary=XyZ", &body).data(202);
+    wait_finished(&server, data["WebServiceTaskId"].as_i64().unwrap());
+    // A form that declares 600 GB, ends early and goes on after its closing boundary: were
+    // it accepted, the unread rest would be drained through a buffer of its declared size,
+    // an allocation that aborts the process.
+    let mut request = b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\n\
+        Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 600000000000\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(form);
+    request.extend_from_slice(&vec![b'e'; 200 * 1024]);
+    let addr = server.base.strip_prefix("http://").expect("http base");
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(&request).expect("send");
+    let mut status = [0u8; 12];
+    stream
+        .read_exact(&mut status)
+        .expect("the answer's status line");
+    assert_eq!(
+        &status,
+        b"HTTP/1.1 413",
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
+    assert_still_serving(&server, 1);
+    drop(stream);
+    assert_still_serving(&server, 2);
+}

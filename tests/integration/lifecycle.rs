@@ -343,17 +343,18 @@ fn sigterm_lets_a_short_task_finish_within_the_grace_period() {
         took < Duration::from_secs(4),
         "the stop took {took:?} for a 1 s task"
     );
+    // Read before the restart, which may start it at once.
+    let log = server.log();
+    assert!(
+        !log.contains(&format!("task {queued} started")),
+        "the queued task was started during the shutdown:\n{log}"
+    );
 
     let server = Server::start_in(dir.path(), &[]);
     let done = task(&server, id);
     assert_eq!(done["Status"], "SUCCESS", "{done}");
     assert_eq!(done["Message"], "Slept 1 s.", "{done}");
     assert_eq!(done["PercentComplete"], 100, "{done}");
-    let log = server.log();
-    assert!(
-        !log.contains(&format!("task {queued} started")),
-        "the queued task was started during the shutdown:\n{log}"
-    );
     // The next start runs it.
     assert_eq!(wait_finished(&server, queued)["Status"], "SUCCESS");
 }
@@ -527,4 +528,120 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
     let status = server.signal_and_wait("TERM", Duration::from_secs(6));
     assert!(status.success(), "exit status {status}");
     drop(stream);
+}
+
+/// Runs `taskbox serve` on the database in `dir` with `args`, expecting it to refuse to
+/// start: it must exit non-zero within a few seconds. Returns what it wrote to stderr.
+fn start_expecting_failure(dir: &std::path::Path, args: &[&str]) -> String {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskbox"))
+        .arg("serve")
+        .arg("--db")
+        .arg(dir.join("taskbox.db"))
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start taskbox");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = reader.join().unwrap_or_default();
+            panic!("taskbox {args:?} started instead of refusing to; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().expect("stderr reader");
+    assert!(
+        !status.success(),
+        "taskbox {args:?} exited successfully; its log:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn a_start_that_cannot_bind_its_port_claims_and_interrupts_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start_in(dir.path(), &["--workers", "1"]);
+    let running = submit(&server, "sleep", json!({"seconds": 30}));
+    wait_running(&server, running);
+    let pending: Vec<i64> = (0..3)
+        .map(|_| submit(&server, "sleep", json!({"seconds": "0.5"})))
+        .collect();
+    for &id in &pending {
+        assert_eq!(task(&server, id)["Status"], "Pending");
+    }
+    server.kill();
+
+    // Another process holds the port: the start must fail before any task is claimed.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = holder.local_addr().expect("addr").to_string();
+    // Several attempts: before the HTTP port was bound first, whether the dispatcher got
+    // to claim before the bind failed was a race.
+    for _ in 0..5 {
+        let log = start_expecting_failure(dir.path(), &["--listen", &addr, "--workers", "4"]);
+        assert!(
+            log.contains(&format!("cannot listen on {addr}")),
+            "the error does not name {addr}:\n{log}"
+        );
+        assert!(
+            !log.contains("claimed"),
+            "a start that failed claimed tasks:\n{log}"
+        );
+    }
+    drop(holder);
+
+    let server = Server::start_in(dir.path(), &["--workers", "4"]);
+    assert_interrupted(&task(&server, running));
+    for &id in &pending {
+        let done = wait_finished(&server, id);
+        assert_eq!(done["Status"], "SUCCESS", "{done}");
+        assert_eq!(done["Message"], "Slept 0.5 s.", "{done}");
+    }
+}
+
+#[test]
+fn settings_that_could_overflow_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (flag, value, name) in [
+        ("--max-json", "18446744073709551615", "max-json"),
+        ("--max-json", "1073741825", "max-json"),
+        ("--max-upload", "18446744073709551615", "max-upload"),
+        ("--max-upload", "1099511627777", "max-upload"),
+        ("--grace-secs", "99999999999", "grace-secs"),
+        ("--grace-secs", "86401", "grace-secs"),
+    ] {
+        let log = start_expecting_failure(dir.path(), &["--listen", "127.0.0.1:0", flag, value]);
+        assert!(
+            log.contains(name) && log.contains("at most"),
+            "the error for {flag} {value} does not name {name}:\n{log}"
+        );
+    }
+    // The largest values allowed start.
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            "--max-json",
+            "1073741824",
+            "--max-upload",
+            "1099511627776",
+            "--grace-secs",
+            "86400",
+        ],
+    );
+    let id = submit(&server, "sleep", json!({"seconds": 0}));
+    assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
 }
