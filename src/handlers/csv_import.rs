@@ -241,13 +241,12 @@ fn insert(
     if batch.is_empty() {
         return Ok(());
     }
-    for outcome in session.insert(batch)? {
+    for outcome in session.insert(std::mem::replace(batch, Vec::with_capacity(BATCH_ROWS)))? {
         match outcome {
             RowOutcome::Inserted => counts.succeeded += 1,
             RowOutcome::Duplicate => counts.duplicate += 1,
         }
     }
-    batch.clear();
     Ok(())
 }
 

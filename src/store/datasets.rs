@@ -12,7 +12,7 @@
 //! Imports into one dataset run one at a time.
 
 use std::collections::HashSet;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -186,22 +186,27 @@ impl Store {
     ) -> Result<ImportSession, DatasetError> {
         check_header(name, header, key)?;
         self.inner.importing.acquire(name);
-        let mut session = ImportSession {
-            store: self.clone(),
+        let mut plan = ImportPlan {
             task,
             owner: owner.to_string(),
+            ..ImportPlan::default()
+        };
+        let mut session = ImportSession {
+            store: self.clone(),
             name: name.to_string(),
-            insert_sql: String::new(),
-            exists_sql: None,
-            order: Vec::new(),
-            key_positions: Vec::new(),
+            plan: Arc::new(ImportPlan {
+                task,
+                ..ImportPlan::default()
+            }),
             finished: false,
         };
         // From here the session's Drop releases the lock and removes what it wrote.
         let now = time::now_text();
-        let (dataset, columns) = self.write(|tx| {
+        let (name_owned, header_owned) = (name.to_string(), header.to_vec());
+        let (dataset, columns) = self.write(move |tx| {
+            let (name, header) = (name_owned, header_owned);
             let existing: Option<(i64, String)> = tx
-                .query_row("SELECT id, columns FROM datasets WHERE name = ?1", [name], |r| {
+                .query_row("SELECT id, columns FROM datasets WHERE name = ?1", [&name], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
@@ -210,7 +215,7 @@ impl Store {
                 None => {
                     let id: i64 = tx.query_row(
                         "INSERT INTO datasets (name, columns, created_at) VALUES (?1, ?2, ?3) RETURNING id",
-                        params![name, serde_json::to_string(header).unwrap_or_default(), now],
+                        params![name, serde_json::to_string(&header).unwrap_or_default(), now],
                         |r| r.get(0),
                     )?;
                     let defs: Vec<String> =
@@ -221,7 +226,7 @@ impl Store {
                          CREATE INDEX {table}_task ON {table} (task_id);",
                         defs.join(", ")
                     ))?;
-                    (id, header.to_vec())
+                    (id, header)
                 }
             };
             // An import of this dataset still 'running' is dead (this process runs one at a
@@ -258,11 +263,11 @@ impl Store {
         let position_in_header =
             |c: &String| header.iter().position(|h| h == c).unwrap_or_default();
         // `order[i]`: where dataset column i stands in the header (the sets are equal).
-        session.order = columns.iter().map(position_in_header).collect();
+        plan.order = columns.iter().map(position_in_header).collect();
         let table = table(dataset);
         let placeholders: Vec<String> = (0..columns.len()).map(|i| format!("?{}", i + 2)).collect();
         let names: Vec<String> = (0..columns.len()).map(column).collect();
-        session.insert_sql = format!(
+        plan.insert_sql = format!(
             "INSERT INTO {table} (task_id, {}) VALUES (?1, {})",
             names.join(", "),
             placeholders.join(", ")
@@ -272,33 +277,32 @@ impl Store {
                 .iter()
                 .map(|k| columns.iter().position(|c| c == k).unwrap_or_default())
                 .collect();
-            session.key_positions = key.iter().map(position_in_header).collect();
+            plan.key_positions = key.iter().map(position_in_header).collect();
             let conditions: Vec<String> = key_columns
                 .iter()
                 .enumerate()
                 .map(|(i, &c)| format!("{} = ?{}", column(c), i + 1))
                 .collect();
-            session.exists_sql = Some(format!(
+            plan.exists_sql = Some(format!(
                 "SELECT 1 FROM {table} WHERE {} LIMIT 1",
                 conditions.join(" AND ")
             ));
             let index_columns: Vec<String> = key_columns.iter().map(|&c| column(c)).collect();
-            let index_name = format!("{table}_key_{}", index_columns.join("_"));
-            self.write(|tx| {
-                tx.execute_batch(&format!(
-                    "CREATE INDEX IF NOT EXISTS {index_name} ON {table} ({})",
-                    index_columns.join(", ")
-                ))?;
-                Ok(())
-            })?;
+            let create_index = format!(
+                "CREATE INDEX IF NOT EXISTS {table}_key_{} ON {table} ({})",
+                index_columns.join("_"),
+                index_columns.join(", ")
+            );
+            self.write(move |tx| Ok(tx.execute_batch(&create_index)?))?;
         }
-        self.write(|tx| {
+        self.write(move |tx| {
             tx.execute(
                 "INSERT INTO dataset_imports (task_id, dataset_id, state) VALUES (?1, ?2, 'running')",
                 params![task, dataset],
             )?;
             Ok(())
         })?;
+        session.plan = Arc::new(plan);
         Ok(session)
     }
 }
@@ -346,15 +350,22 @@ fn check_header(name: &str, header: &[String], key: &[String]) -> Result<(), Dat
 /// removes its rows.
 pub struct ImportSession {
     store: Store,
+    /// The dataset's name, for the in-process lock.
+    name: String,
+    plan: Arc<ImportPlan>,
+    finished: bool,
+}
+
+/// What every batch of an import needs, shared with the writer's jobs.
+#[derive(Default)]
+struct ImportPlan {
     task: TaskId,
     owner: String,
-    name: String,
     insert_sql: String,
     exists_sql: Option<String>,
     /// For each dataset column, the position of its cell in a row as given (header order).
     order: Vec<usize>,
     key_positions: Vec<usize>,
-    finished: bool,
 }
 
 impl ImportSession {
@@ -362,18 +373,19 @@ impl ImportSession {
     /// transaction. A row whose key equals that of a stored row, or of an earlier row of
     /// this import, is a duplicate and is not inserted. Fails with `NotFound` once the task
     /// is no longer this process's to run.
-    pub fn insert(&mut self, rows: &[Vec<String>]) -> Result<Vec<RowOutcome>> {
-        self.store.write(|tx| {
-            check_still_running(tx, self.task, &self.owner)?;
-            let mut insert = tx.prepare_cached(&self.insert_sql)?;
-            let mut exists = match &self.exists_sql {
+    pub fn insert(&mut self, rows: Vec<Vec<String>>) -> Result<Vec<RowOutcome>> {
+        let plan = self.plan.clone();
+        self.store.write(move |tx| {
+            check_still_running(tx, plan.task, &plan.owner)?;
+            let mut insert = tx.prepare_cached(&plan.insert_sql)?;
+            let mut exists = match &plan.exists_sql {
                 Some(sql) => Some(tx.prepare_cached(sql)?),
                 None => None,
             };
             let mut outcomes = Vec::with_capacity(rows.len());
-            for row in rows {
+            for row in &rows {
                 if let Some(exists) = exists.as_mut() {
-                    for (i, &p) in self.key_positions.iter().enumerate() {
+                    for (i, &p) in plan.key_positions.iter().enumerate() {
                         exists.raw_bind_parameter(i + 1, row[p].as_str())?;
                     }
                     if exists.raw_query().next()?.is_some() {
@@ -381,8 +393,8 @@ impl ImportSession {
                         continue;
                     }
                 }
-                insert.raw_bind_parameter(1, self.task)?;
-                for (i, &p) in self.order.iter().enumerate() {
+                insert.raw_bind_parameter(1, plan.task)?;
+                for (i, &p) in plan.order.iter().enumerate() {
                     insert.raw_bind_parameter(i + 2, row[p].as_str())?;
                 }
                 insert.raw_execute()?;
@@ -394,8 +406,8 @@ impl ImportSession {
 
     /// The whole file is read: the rows become visible when the task's end is recorded.
     pub fn commit(mut self) -> Result<()> {
-        let (task, owner) = (self.task, self.owner.clone());
-        self.store.write(|tx| {
+        let (task, owner) = (self.plan.task, self.plan.owner.clone());
+        self.store.write(move |tx| {
             check_still_running(tx, task, &owner)?;
             tx.execute(
                 "UPDATE dataset_imports SET state = 'committed' WHERE task_id = ?1 AND state = 'running'",
@@ -411,8 +423,8 @@ impl ImportSession {
 impl Drop for ImportSession {
     fn drop(&mut self) {
         if !self.finished {
-            let task = self.task;
-            if let Err(e) = self.store.write(|tx| remove_import(tx, task)) {
+            let task = self.plan.task;
+            if let Err(e) = self.store.write(move |tx| remove_import(tx, task)) {
                 // The next start's recovery removes the rows instead.
                 log::warn!("task {task}: could not remove an unfinished import: {e}");
             }
@@ -527,7 +539,7 @@ mod tests {
         let mut import = store
             .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
             .unwrap();
-        import.insert(&rows(3)).unwrap();
+        import.insert(rows(3)).unwrap();
         assert_eq!(visible(&store), 0);
         import.commit().unwrap();
         assert_eq!(visible(&store), 0, "committed is not yet done");
@@ -541,10 +553,10 @@ mod tests {
         let mut import = store
             .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
             .unwrap();
-        import.insert(&rows(3)).unwrap();
+        import.insert(rows(3)).unwrap();
         // The grace period ends: the task is no longer this process's.
         assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
-        assert!(matches!(import.insert(&rows(2)), Err(StoreError::NotFound)));
+        assert!(matches!(import.insert(rows(2)), Err(StoreError::NotFound)));
         assert!(import.commit().is_err());
         assert!(!finish(&store, task));
         assert_eq!(visible(&store), 0);
@@ -562,7 +574,7 @@ mod tests {
         let mut import = store
             .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
             .unwrap();
-        import.insert(&rows(3)).unwrap();
+        import.insert(rows(3)).unwrap();
         import.commit().unwrap();
         // The process dies before the task's end is recorded; the next start recovers.
         assert_eq!(store.interrupt_running(None).unwrap(), vec![task]);

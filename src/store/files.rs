@@ -40,7 +40,7 @@ impl Store {
     /// Starts a new file. With an owner, it is deleted with that task; without, it is an
     /// upload that `submit` attaches to a task (or that the next start removes).
     pub fn create_file(&self, owner: Option<TaskId>) -> Result<FileWriter> {
-        let id = self.write(|tx| create_in(tx, owner))?;
+        let id = self.write(move |tx| create_in(tx, owner))?;
         Ok(FileWriter {
             store: self.clone(),
             id,
@@ -53,7 +53,7 @@ impl Store {
 
     /// Deletes a file that no task refers to (an abandoned upload or output).
     pub fn delete_file(&self, id: FileId) -> Result<()> {
-        self.write(|tx| {
+        self.write(move |tx| {
             tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
             Ok(())
         })
@@ -111,9 +111,9 @@ impl Store {
         Ok(reader)
     }
 
-    fn append_chunks(&self, id: FileId, first_seq: i64, chunks: &[Vec<u8>]) -> Result<()> {
+    fn append_chunks(&self, id: FileId, first_seq: i64, chunks: Vec<Vec<u8>>) -> Result<()> {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        self.write(|tx| {
+        self.write(move |tx| {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)",
             )?;
@@ -190,10 +190,10 @@ impl FileWriter {
         if self.full.is_empty() {
             return Ok(());
         }
-        self.store
-            .append_chunks(self.id, self.next_seq, &self.full)?;
-        self.next_seq += self.full.len() as i64;
-        self.full.clear();
+        let chunks = std::mem::take(&mut self.full);
+        let count = chunks.len() as i64;
+        self.store.append_chunks(self.id, self.next_seq, chunks)?;
+        self.next_seq += count;
         Ok(())
     }
 

@@ -3,13 +3,15 @@
 //! is in taskbox's own types (no rusqlite type crosses it), so a second store (PostgreSQL,
 //! for several nodes) can later sit beside this one.
 //!
-//! Writes run in IMMEDIATE transactions through [`Store::write`], so two writers never
-//! deadlock upgrading a read lock; readers never block writers (WAL).
+//! Every write goes through one writer thread ([`writer`]): writes that arrive together
+//! share one IMMEDIATE transaction and one commit (group commit), and each is answered only
+//! after that commit. Reads use the pool's connections and never block the writer (WAL).
 
 mod datasets;
 mod files;
 mod migrate;
 mod tasks;
+mod writer;
 
 use std::fs::File;
 use std::path::Path;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, Transaction};
 
 use crate::config::Durability;
 use crate::signal::Signal;
@@ -40,7 +42,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 32;
 const CACHE_KIB: i64 = 2048;
 
 /// What went wrong in the store, as facts the layers above can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
@@ -103,6 +105,8 @@ struct Inner {
     activity: Signal,
     /// Datasets with an import running: imports into one dataset run one at a time.
     importing: datasets::ImportLocks,
+    /// Every write goes through it (group commit); see `writer`.
+    writer: writer::Writer,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -135,14 +139,20 @@ impl Store {
             migrate::apply(&conn)?;
         }
         let sync = durability.synchronous_level();
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+        let init = move |c: &mut Connection| -> rusqlite::Result<()> {
             c.busy_timeout(BUSY_TIMEOUT)?;
             c.execute_batch(&format!(
                 "PRAGMA foreign_keys=ON; PRAGMA synchronous={sync}; PRAGMA cache_size=-{CACHE_KIB};"
             ))?;
             c.set_prepared_statement_cache_capacity(64);
             Ok(())
-        });
+        };
+        let mut write_conn = Connection::open(path)?;
+        init(&mut write_conn)?;
+        let write_pragmas = pragmas_of(&write_conn)?;
+        let writer = writer::Writer::start(write_conn)
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        let manager = SqliteConnectionManager::file(path).with_init(init);
         let pool = Pool::builder()
             .max_size(connections.max(2))
             .min_idle(Some(2))
@@ -153,6 +163,7 @@ impl Store {
                 pool,
                 activity: Signal::default(),
                 importing: datasets::ImportLocks::default(),
+                writer,
                 _lock_file: lock_file,
             }),
         };
@@ -163,9 +174,10 @@ impl Store {
             foreign_keys: true,
             busy_timeout_ms: BUSY_TIMEOUT.as_millis() as i64,
         };
-        if pragmas != expected {
+        if pragmas != expected || write_pragmas != expected {
             return Err(StoreError::Internal(format!(
-                "pragmas did not take effect: expected {expected:?}, got {pragmas:?}"
+                "pragmas did not take effect: expected {expected:?}, got {pragmas:?} \
+                 (pool) and {write_pragmas:?} (writer)"
             )));
         }
         Ok(store)
@@ -173,16 +185,7 @@ impl Store {
 
     /// The pragmas in force on a pooled connection (for the start-up check and tests).
     pub fn pragmas(&self) -> Result<Pragmas> {
-        let conn = self.conn()?;
-        let get_i = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
-        Ok(Pragmas {
-            journal_mode: conn
-                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
-                .to_ascii_lowercase(),
-            synchronous: get_i("synchronous")?,
-            foreign_keys: get_i("foreign_keys")? == 1,
-            busy_timeout_ms: get_i("busy_timeout")?,
-        })
+        pragmas_of(&*self.conn()?)
     }
 
     /// Rung whenever a task is submitted or finishes; see [`Signal`].
@@ -201,13 +204,27 @@ impl Store {
     }
 
     /// Runs `f` in one IMMEDIATE transaction and commits it.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    /// Runs `f` in the writer's transaction (IMMEDIATE, shared with the writes that arrive
+    /// with it) and returns its result once committed.
+    fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(f)
     }
+}
+
+fn pragmas_of(conn: &Connection) -> Result<Pragmas> {
+    let get_i = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
+    Ok(Pragmas {
+        journal_mode: conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
+            .to_ascii_lowercase(),
+        synchronous: get_i("synchronous")?,
+        foreign_keys: get_i("foreign_keys")? == 1,
+        busy_timeout_ms: get_i("busy_timeout")?,
+    })
 }
 
 /// The pragmas that matter, as read back from a connection.
@@ -251,6 +268,7 @@ fn lock_database(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::TransactionBehavior;
 
     fn pragmas_of(conn: &Connection) -> Pragmas {
         let get_i = |p: &str| {

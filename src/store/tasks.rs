@@ -99,88 +99,33 @@ impl Store {
     /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
     /// submission created instead, or `IdempotencyConflict` if it was for a different task.
     pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
-        let params_json =
-            serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let fingerprint = format!("{}\n{}", new.kind, params_json);
-        let now_ms = time::now_ms();
-        let now = time::now_text();
-        let result = self.write(|tx| {
-            if let Some(key) = &new.idempotency_key {
-                let earlier: Option<(TaskId, String, i64)> = tx
-                    .prepare_cached(
-                        "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
-                         WHERE client = ?1 AND user_id = ?2 AND key = ?3",
-                    )?
-                    .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?;
-                if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
-                    if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
-                        if earlier_fingerprint != fingerprint {
-                            return Err(StoreError::IdempotencyConflict);
-                        }
-                        if let Some(upload) = new.io_file {
-                            // The retry's upload is not needed: the first one is kept.
-                            tx.execute("DELETE FROM files WHERE id = ?1 AND task_id IS NULL", [upload])?;
-                        }
-                        return Ok(Submitted {
-                            task: read_task(tx, task_id)?,
-                            created: false,
-                        });
-                    }
-                    tx.execute(
-                        "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
-                        params![new.owner.client, new.owner.user_id, key],
-                    )?;
-                }
-            }
-            let id: TaskId = tx
-                .prepare_cached(
-                    "INSERT INTO tasks (user_id, user_name, client, created_at, kind, params, \
-                     io_filename, io_file_id, due_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) RETURNING id",
-                )?
-                .query_row(
-                    params![
-                        new.owner.user_id,
-                        new.owner.user_name,
-                        new.owner.client,
-                        now,
-                        new.kind,
-                        params_json,
-                        new.io_filename,
-                        new.io_file,
-                        now_ms
-                    ],
-                    |r| r.get(0),
-                )?;
-            if let Some(upload) = new.io_file {
-                let adopted = tx
-                    .prepare_cached(
-                        "UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2 AND task_id IS NULL",
-                    )?
-                    .execute(params![id, upload])?;
-                if adopted != 1 {
-                    return Err(StoreError::Internal(format!("upload {upload} is not a staged file")));
-                }
-            }
-            if let Some(key) = &new.idempotency_key {
-                tx.prepare_cached(
-                    "INSERT INTO idempotency_keys (client, user_id, key, task_id, fingerprint, created_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
-            }
+        let new = new.clone();
+        let (now, now_ms) = (time::now_text(), time::now_ms());
+        let result = self.write(move |tx| {
+            let (id, created) = insert_task(tx, &new, &now, now_ms)?;
             Ok(Submitted {
                 task: read_task(tx, id)?,
-                created: true,
+                created,
             })
         })?;
         if result.created {
             self.activity().ring();
         }
         Ok(result)
+    }
+
+    /// Stores many tasks in one transaction (all or none) and returns their ids, in order.
+    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        let tasks = tasks.to_vec();
+        let (now, now_ms) = (time::now_text(), time::now_ms());
+        let ids = self.write(move |tx| {
+            tasks
+                .iter()
+                .map(|t| insert_task(tx, t, &now, now_ms).map(|(id, _)| id))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        self.activity().ring();
+        Ok(ids)
     }
 
     /// One task, if it exists within `scope`.
@@ -249,7 +194,8 @@ impl Store {
     pub fn claim_due(&self, owner: &str, limit: usize) -> Result<Vec<Claimed>> {
         let now_ms = time::now_ms();
         let now = time::now_text();
-        let claimed = self.write(|tx| {
+        let owner = owner.to_string();
+        let claimed = self.write(move |tx| {
             let mut stmt = tx.prepare_cached(
                 "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
                  attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?5 \
@@ -293,7 +239,8 @@ impl Store {
     ) -> Result<Liveness> {
         let now = time::now_text();
         let c = progress.counts;
-        let cancel: Option<bool> = self.write(|tx| {
+        let (owner, progress) = (owner.to_string(), progress.clone());
+        let cancel: Option<bool> = self.write(move |tx| {
             Ok(tx
                 .prepare_cached(
                     "UPDATE tasks SET percent_complete = ?1, total_records = ?2, \
@@ -327,7 +274,8 @@ impl Store {
 
     /// Attaches a running task's LOG file, so it can be read while the task runs.
     pub fn attach_log(&self, id: TaskId, owner: &str, file: FileId) -> Result<bool> {
-        let changed = self.write(|tx| {
+        let owner = owner.to_string();
+        let changed = self.write(move |tx| {
             let changed = tx.execute(
                 "UPDATE tasks SET log_file_id = ?1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'In progress'",
                 params![file, id, owner],
@@ -351,7 +299,8 @@ impl Store {
         .into_iter()
         .flatten()
         .collect();
-        let finished = self.write(|tx| {
+        let (owner, finish) = (owner.to_string(), finish.clone());
+        let finished = self.write(move |tx| {
             let old_io: Option<Option<FileId>> = tx
                 .prepare_cached(
                     "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
@@ -428,7 +377,7 @@ impl Store {
         let sql = format!(
             "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND status = 'In progress' {clause}"
         );
-        let changed = self.write(|tx| Ok(tx.execute(&sql, params_from_iter(&values))?))?;
+        let changed = self.write(move |tx| Ok(tx.execute(&sql, params_from_iter(&values))?))?;
         Ok(changed == 1)
     }
 
@@ -443,7 +392,7 @@ impl Store {
         };
         let delete_sql = format!("DELETE FROM tasks WHERE id = ?1 {running_guard} {clause}");
         let exists_sql = format!("SELECT 1 FROM tasks WHERE id = ?1 {clause}");
-        let outcome = self.write(|tx| {
+        let outcome = self.write(move |tx| {
             if tx.execute(&delete_sql, params_from_iter(&values))? == 1 {
                 return Ok(DeleteOutcome::Deleted);
             }
@@ -469,7 +418,8 @@ impl Store {
     /// the lease), so the next start removes them. Returns the ids of the interrupted tasks.
     pub fn interrupt_running(&self, owner: Option<&str>) -> Result<Vec<TaskId>> {
         let now = time::now_text();
-        let ids = self.write(|tx| {
+        let owner = owner.map(String::from);
+        let ids = self.write(move |tx| {
             let ids: Vec<TaskId> = {
                 let mut stmt = tx.prepare(
                     "UPDATE tasks SET status = 'ERROR', message = ?1, percent_complete = 100, \
@@ -491,6 +441,89 @@ impl Store {
         }
         Ok(ids)
     }
+}
+
+/// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
+/// it was created (false: an Idempotency-Key matched an earlier submission's task).
+fn insert_task(
+    tx: &Transaction<'_>,
+    new: &NewTask,
+    now: &str,
+    now_ms: i64,
+) -> Result<(TaskId, bool)> {
+    let params_json =
+        serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let fingerprint = format!("{}\n{}", new.kind, params_json);
+    if let Some(key) = &new.idempotency_key {
+        let earlier: Option<(TaskId, String, i64)> = tx
+            .prepare_cached(
+                "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
+                 WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+            )?
+            .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
+            if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
+                if earlier_fingerprint != fingerprint {
+                    return Err(StoreError::IdempotencyConflict);
+                }
+                if let Some(upload) = new.io_file {
+                    // The retry's upload is not needed: the first one is kept.
+                    tx.execute(
+                        "DELETE FROM files WHERE id = ?1 AND task_id IS NULL",
+                        [upload],
+                    )?;
+                }
+                return Ok((task_id, false));
+            }
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+                params![new.owner.client, new.owner.user_id, key],
+            )?;
+        }
+    }
+    let id: TaskId = tx
+        .prepare_cached(
+            "INSERT INTO tasks (user_id, user_name, client, created_at, kind, params, \
+             io_filename, io_file_id, due_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) RETURNING id",
+        )?
+        .query_row(
+            params![
+                new.owner.user_id,
+                new.owner.user_name,
+                new.owner.client,
+                now,
+                new.kind,
+                params_json,
+                new.io_filename,
+                new.io_file,
+                now_ms
+            ],
+            |r| r.get(0),
+        )?;
+    if let Some(upload) = new.io_file {
+        let adopted = tx
+            .prepare_cached(
+                "UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2 AND task_id IS NULL",
+            )?
+            .execute(params![id, upload])?;
+        if adopted != 1 {
+            return Err(StoreError::Internal(format!(
+                "upload {upload} is not a staged file"
+            )));
+        }
+    }
+    if let Some(key) = &new.idempotency_key {
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (client, user_id, key, task_id, fingerprint, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
+    }
+    Ok((id, true))
 }
 
 /// A statement on one task within a scope: the extra WHERE clause (the client is parameter

@@ -1,0 +1,190 @@
+//! The writer: one thread that owns the database's write connection and runs every write,
+//! so that writes arriving together commit together (group commit).
+//!
+//! Under synchronous=FULL a commit costs an fsync, and the disk allows a few thousand of
+//! those a second; rows cost almost nothing. So every write (a submission, a claim, a
+//! task's progress or end, a file's chunks) is a job sent here; the writer takes all the
+//! jobs waiting, runs each inside a savepoint of one IMMEDIATE transaction (a job that
+//! fails is rolled back alone), commits once, and only then answers each job's caller.
+//! Nothing is acknowledged before its commit; a commit that fails fails every job in it.
+//! One writer also means no two writers ever wait on each other for SQLite's lock.
+//!
+//! Shutdown flows through the channel: when the store's last handle drops, the sender
+//! drops, `recv` fails, the writer finishes its batch and closes the connection.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{Result, StoreError};
+
+/// The most jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A write waiting for the writer.
+trait Job: Send {
+    /// Runs the work within the batch's transaction; whether it succeeded (its changes stay).
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn complete(self: Box<Self>, commit: &Result<()>);
+}
+
+struct Work<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: Sender<Result<T>>,
+}
+
+impl<T, F> Job for Work<T, F>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a write panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn complete(self: Box<Self>, commit: &Result<()>) {
+        let answer = match (commit, self.result) {
+            // The job's own error says most; else the commit's.
+            (_, Some(Err(e))) => Err(e),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Err(e), _) => Err((*e).clone()),
+            (Ok(()), None) => Err(StoreError::Internal("a write was not run".into())),
+        };
+        // The caller may have gone (it never does: it waits); nothing to do then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The handle through which the store sends writes.
+pub(super) struct Writer {
+    jobs: Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`, which it owns from now on.
+    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (jobs, queue) = crossbeam_channel::unbounded::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(conn, queue))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in a write transaction and returns its result once committed.
+    pub(super) fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let job = Work {
+            work: Some(work),
+            result: None,
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the database writer has stopped".into());
+        self.jobs.send(Box::new(job)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+}
+
+fn run(mut conn: Connection, queue: Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        let outcome = run_batch(&mut conn, &mut batch);
+        if let Err(e) = &outcome {
+            log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
+        }
+        for job in batch {
+            job.complete(&outcome);
+        }
+    }
+}
+
+/// Runs a batch in one IMMEDIATE transaction, each job in a savepoint of its own (a lone
+/// job needs none: its failure rolls the transaction back), and commits it.
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let [job] = batch {
+        return if job.run(&tx) {
+            Ok(tx.commit()?)
+        } else {
+            // Dropping the transaction rolls it back.
+            Ok(())
+        };
+    }
+    for job in batch.iter_mut() {
+        tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+        if !job.run(&tx) {
+            // Some errors (a full disk, an I/O error) roll back the whole transaction;
+            // then this fails too, and so does every job of the batch.
+            tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        tx.prepare_cached("RELEASE job")?.execute([])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    fn writer() -> (tempfile::TempDir, Arc<Writer>) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER UNIQUE);")
+            .unwrap();
+        (dir, Arc::new(Writer::start(conn).unwrap()))
+    }
+
+    fn count(w: &Writer) -> i64 {
+        w.write(|tx| Ok(tx.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_writes_each_get_their_own_answer_and_a_failure_stays_its_own() {
+        let (_dir, w) = writer();
+        let threads = 32;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (w, barrier) = (w.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // Every fourth write collides with the UNIQUE constraint: only it fails.
+                    let n = if i % 4 == 0 { 0 } else { i as i64 };
+                    w.write(move |tx| Ok(tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?))
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        // Eight writes of 0: one wins, seven fail; all the others succeed.
+        assert_eq!(failed, 7, "{results:?}");
+        assert_eq!(count(&w), (threads - 7) as i64);
+    }
+
+    #[test]
+    fn a_panicking_write_is_an_error_and_the_writer_goes_on() {
+        let (_dir, w) = writer();
+        let panicked: Result<()> = w.write(|_| panic!("boom"));
+        assert!(matches!(panicked, Err(StoreError::Internal(_))));
+        w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .unwrap();
+        assert_eq!(count(&w), 1);
+    }
+}
