@@ -56,6 +56,32 @@ CREATE INDEX tasks_client_status_id ON tasks (client, status, id);
 CREATE INDEX tasks_client_kind_id ON tasks (client, kind, id);
 CREATE INDEX tasks_client_user_id ON tasks (client, user_id, id);
 
+-- How many tasks each client has in each status, kept by triggers, so the list's total
+-- (X-Total-Count) costs one row, not a scan of every task.
+CREATE TABLE task_counts (
+    client  TEXT    NOT NULL,
+    status  TEXT    NOT NULL,
+    n       INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (client, status)
+) WITHOUT ROWID;
+
+CREATE TRIGGER tasks_counted_on_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (client, status, n) VALUES (NEW.client, NEW.status, 1)
+        ON CONFLICT (client, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER tasks_counted_on_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE client = OLD.client AND status = OLD.status;
+END;
+
+CREATE TRIGGER tasks_counted_on_update AFTER UPDATE OF status, client ON tasks
+    WHEN OLD.status IS NOT NEW.status OR OLD.client IS NOT NEW.client
+BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE client = OLD.client AND status = OLD.status;
+    INSERT INTO task_counts (client, status, n) VALUES (NEW.client, NEW.status, 1)
+        ON CONFLICT (client, status) DO UPDATE SET n = n + 1;
+END;
+
 -- A file: an IO, LOG or ERR file of a task, stored as a sequence of chunks so that any size
 -- streams in and out in bounded memory and a growing log can be appended to. A file with no
 -- task_id is an upload still being received; one with a task_id is deleted with its task.

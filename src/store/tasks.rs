@@ -167,8 +167,14 @@ impl Store {
         let mut conn = self.conn()?;
         // One read transaction: the count and the page see the same snapshot.
         let conn = conn.transaction()?;
+        // Filtered by client and status at most, the kept counts answer; other filters count.
+        let counted_table = if filter.kind.is_none() && filter.user_id.is_none() {
+            "SELECT coalesce(sum(n), 0) FROM task_counts"
+        } else {
+            "SELECT count(*) FROM tasks"
+        };
         let total: i64 = conn
-            .prepare_cached(&format!("SELECT count(*) FROM tasks {where_sql}"))?
+            .prepare_cached(&format!("{counted_table} {where_sql}"))?
             .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
         let n = values.len();
         values.push(Value::Integer(i64::from(filter.limit)));
@@ -583,4 +589,59 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         },
         attempts: r.get(20)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Durability;
+
+    #[test]
+    fn the_kept_counts_match_the_tasks_through_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let mut other = NewTask::new("sleep", Params::new());
+        other.owner.client = "other".into();
+        let ids = store
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); 5])
+            .unwrap();
+        store.submit(&other).unwrap();
+        let claimed = store.claim_due("me", 3).unwrap();
+        assert_eq!(claimed.len(), 3);
+        let end = Finish {
+            status: Status::Success,
+            message: String::new(),
+            counts: Counts::default(),
+            io_file: None,
+            log_file: None,
+            log_tail: b"done\n".to_vec(),
+            err_file: None,
+        };
+        assert!(store.finish(claimed[0].id, "me", &end).unwrap());
+        let default = Scope::Client("default".into());
+        assert_eq!(
+            store.delete(&default, ids[4], false).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        store.interrupt_running(Some("me")).unwrap();
+
+        let check = |scope: &Scope, status: Option<Status>| {
+            let filter = ListFilter {
+                status,
+                limit: 1000,
+                ..ListFilter::default()
+            };
+            let (tasks, total) = store.list(scope, &filter).unwrap();
+            assert_eq!(total, tasks.len() as u64, "{scope:?} {status:?}");
+            total
+        };
+        assert_eq!(check(&default, None), 4);
+        assert_eq!(check(&default, Some(Status::Pending)), 1);
+        assert_eq!(check(&default, Some(Status::Success)), 1);
+        assert_eq!(check(&default, Some(Status::Error)), 2);
+        assert_eq!(check(&default, Some(Status::InProgress)), 0);
+        assert_eq!(check(&Scope::Client("other".into()), None), 1);
+        assert_eq!(check(&Scope::All, None), 5);
+        assert_eq!(check(&Scope::All, Some(Status::Pending)), 2);
+    }
 }
