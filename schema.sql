@@ -36,20 +36,23 @@ CREATE TABLE tasks (
     end_time          TEXT,
     updated_at        TEXT    NOT NULL,
     attempts          INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    lease_owner       TEXT,                               -- the process instance running it
+    -- The process instance that claimed it: a Pending task with an owner is reserved (in
+    -- that process's queue, not started); an In progress task is running there.
+    lease_owner       TEXT,
     lease_expires_at  INTEGER,                            -- unix ms
     cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
-    -- A running task has started and is leased; nothing else is.
-    CHECK ((status = 'In progress') = (lease_owner IS NOT NULL)),
+    -- A running task is leased; a finished one is not.
+    CHECK (status <> 'In progress' OR lease_owner IS NOT NULL),
+    CHECK (status IN ('Pending', 'In progress') OR lease_owner IS NULL),
     -- A task has ended exactly when it has an end time, and then it is complete.
     CHECK ((status IN ('SUCCESS', 'ERROR', 'CANCELED')) = (end_time IS NOT NULL)),
     CHECK (end_time IS NULL OR percent_complete = 100)
 );
 
 -- The dispatcher's claim: pending tasks by due time. Partial, so finished tasks cost nothing.
-CREATE INDEX tasks_pending_due ON tasks (due_at, id) WHERE status = 'Pending';
--- Recovery and shutdown: the running tasks.
-CREATE INDEX tasks_running ON tasks (lease_owner) WHERE status = 'In progress';
+CREATE INDEX tasks_pending_due ON tasks (due_at, id) WHERE status = 'Pending' AND lease_owner IS NULL;
+-- Recovery and shutdown: the running and reserved tasks.
+CREATE INDEX tasks_leased ON tasks (lease_owner) WHERE lease_owner IS NOT NULL;
 -- The list query, newest first, with its filters.
 CREATE INDEX tasks_client_id ON tasks (client, id);
 CREATE INDEX tasks_client_status_id ON tasks (client, status, id);

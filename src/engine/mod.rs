@@ -14,15 +14,15 @@ mod context;
 mod dispatcher;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use context::TaskContext;
 
 use crate::handlers::Registry;
-use crate::store::{Store, StoreError};
+use crate::store::{Finish, Store, StoreError};
 use crate::task::{time, TaskId};
 
 /// How a task's run ended other than successfully.
@@ -47,13 +47,55 @@ struct Shared {
     /// This process's name on the leases it takes.
     owner: String,
     workers: usize,
-    /// Tasks handed to workers and not yet finished: the dispatcher claims no more than the
-    /// workers can start at once, so no claimed task waits in the channel.
+    /// Tasks claimed and not yet finished (running, or waiting in the channel).
     busy: AtomicUsize,
     /// Worker threads still alive (shutdown waits for this to reach zero).
     alive: AtomicUsize,
     /// Set once by `stop`; the dispatcher and workers check it after each wake.
     stopping: AtomicBool,
+    /// How long tasks run, in microseconds (a moving average; 0 until one has run): the
+    /// dispatcher claims ahead for tasks that take no time, see `dispatcher`.
+    task_micros: AtomicU64,
+    /// When each worker's current task started, in microseconds since `epoch` plus one (0:
+    /// idle): a worker held by a long task stops the dispatcher claiming ahead.
+    running_since: Vec<AtomicU64>,
+    epoch: Instant,
+    /// Task ends the writer could not record; a worker records them before its next task.
+    unrecorded: Arc<Mutex<Vec<(TaskId, Finish)>>>,
+}
+
+impl Shared {
+    /// Marks worker `n` busy with a task from now (`true`) or idle.
+    fn note_running(&self, n: usize, running: bool) {
+        let value = if running {
+            self.epoch.elapsed().as_micros() as u64 + 1
+        } else {
+            0
+        };
+        self.running_since[n].store(value, Ordering::Relaxed);
+    }
+
+    /// Whether some worker's task has run longer than `limit`.
+    fn a_task_runs_longer_than(&self, limit: Duration) -> bool {
+        let now = self.epoch.elapsed().as_micros() as u64 + 1;
+        let limit = limit.as_micros() as u64;
+        self.running_since.iter().any(|since| {
+            let since = since.load(Ordering::Relaxed);
+            since != 0 && now.saturating_sub(since) > limit
+        })
+    }
+
+    /// Folds a task's run time into the moving average (weight 1/8).
+    fn note_task_time(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u32::MAX)) as u64;
+        let old = self.task_micros.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old * 7 + sample) / 8
+        };
+        self.task_micros.store(new.max(1), Ordering::Relaxed);
+    }
 }
 
 /// The running engine.
@@ -73,9 +115,13 @@ impl Engine {
             busy: AtomicUsize::new(0),
             alive: AtomicUsize::new(workers),
             stopping: AtomicBool::new(false),
+            task_micros: AtomicU64::new(0),
+            running_since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+            unrecorded: Arc::default(),
         });
-        // Bounded to the pool's size: the dispatcher never claims more than that.
-        let (tx, rx) = crossbeam_channel::bounded(workers);
+        // Bounded to what the dispatcher may have claimed and not yet finished.
+        let (tx, rx) = crossbeam_channel::bounded(workers + dispatcher::MAX_AHEAD);
         let mut handles = Vec::with_capacity(workers);
         for n in 0..workers {
             let shared = shared.clone();
@@ -83,7 +129,7 @@ impl Engine {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{n}"))
-                    .spawn(move || worker::run(&shared, rx))?,
+                    .spawn(move || worker::run(&shared, n, rx))?,
             );
         }
         let dispatcher = {

@@ -20,17 +20,111 @@ pub const CANCELED: &str = "Canceled by request.";
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
 
-pub(super) fn run(shared: &Shared, rx: Receiver<Claimed>) {
+/// Runs as worker `n` until the channel closes.
+pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
     for task in rx.iter() {
-        run_one(shared, &task);
+        record_unrecorded(shared);
+        if !start(shared, &task) {
+            shared.busy.fetch_sub(1, Ordering::SeqCst);
+            shared.store.activity().ring();
+            continue;
+        }
+        let started = Instant::now();
+        shared.note_running(n, true);
+        let (finish, elapsed) = run_one(shared, &task);
+        shared.note_running(n, false);
+        shared.note_task_time(started.elapsed());
+        // The end is recorded by the writer with the writes around it (one commit for many
+        // tasks' ends), and this worker goes on at once. Until the commit the task is still
+        // "In progress"; a crash meanwhile marks it interrupted, as for any running task.
+        let (id, status) = (task.id, finish.status);
+        let retry = finish.clone();
+        let unrecorded = shared.unrecorded.clone();
+        shared.store.finish_then(
+            task.id,
+            &shared.owner,
+            finish,
+            move |outcome| match outcome {
+                Ok(true) => log::info!(
+                    "task {id} finished {status} in {:.3} s",
+                    elapsed.as_secs_f64()
+                ),
+                Ok(false) => {
+                    log::info!("task {id} ended {status} but was deleted or interrupted meanwhile")
+                }
+                Err(e) => {
+                    log::warn!("task {id}: recording its end failed ({e}); trying again");
+                    unrecorded
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((id, retry));
+                }
+            },
+        );
         shared.busy.fetch_sub(1, Ordering::SeqCst);
         shared.store.activity().ring();
     }
+    record_unrecorded(shared);
     shared.alive.fetch_sub(1, Ordering::SeqCst);
     shared.store.activity().ring();
 }
 
-fn run_one(shared: &Shared, task: &Claimed) {
+/// Starts a reserved task: false if it was deleted while it waited. The start is recorded
+/// without waiting (see `Store::start_then`): nothing the handler writes is stored before it,
+/// and a crash before its commit leaves the task Pending, to run again at the next start.
+fn start(shared: &Shared, task: &Claimed) -> bool {
+    match shared.store.is_reserved(task.id, &shared.owner) {
+        Ok(true) => {}
+        Ok(false) => {
+            log::info!("task {} was deleted before it started", task.id);
+            return false;
+        }
+        // The start below decides; a store that fails here fails there too.
+        Err(e) => log::warn!("task {}: checking its reservation failed: {e}", task.id),
+    }
+    let id = task.id;
+    shared
+        .store
+        .start_then(task.id, &shared.owner, move |outcome| match outcome {
+            Ok(true) => {}
+            Ok(false) => log::info!("task {id} was deleted as it started"),
+            Err(e) => log::warn!("task {id}: recording its start failed: {e}"),
+        });
+    true
+}
+
+/// Records the ends the writer could not (a full disk, a locked file), one by one, for as
+/// long as it takes: giving up would leave a task "In progress" for the life of the
+/// process. This worker takes no new task meanwhile. Only a shutdown ends the retries:
+/// the engine's stop then marks the task interrupted, or, if the store still refuses, the
+/// next start does.
+fn record_unrecorded(shared: &Shared) {
+    loop {
+        let next = shared
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let Some((id, finish)) = next else { return };
+        let recorded = retry_until_stopped(
+            shared,
+            || shared.store.finish(id, &shared.owner, &finish),
+            |e, delay| {
+                log::warn!("task {id}: recording its end failed ({e}); trying again in {delay:?}")
+            },
+        );
+        match recorded {
+            Ok(_) => log::info!("task {id}: its end is recorded"),
+            Err(e) => log::error!(
+                "task {id}: recording its end failed ({e}) and the service is stopping; it is \
+                 marked interrupted"
+            ),
+        }
+    }
+}
+
+/// Runs a task through its handler and returns how it ended, and how long it ran.
+fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
     let started = Instant::now();
     log::info!(
         "task {} started: {} (attempt {})",
@@ -77,37 +171,7 @@ fn run_one(shared: &Shared, task: &Claimed) {
         log_tail: files.log_tail,
         err_file: files.err,
     };
-    // Recording the end is retried for as long as it takes: giving up would leave the task
-    // "In progress" for the life of the process. The worker's slot stays busy meanwhile (it
-    // is freed when this returns), so the dispatcher claims nothing in its place. Only a
-    // shutdown ends the retries: the engine's stop then marks the task interrupted, or, if
-    // the store still refuses, the next start does.
-    let recorded = retry_until_stopped(
-        shared,
-        || shared.store.finish(task.id, &shared.owner, &finish),
-        |e, delay| {
-            log::warn!(
-                "task {}: recording its end failed ({e}); trying again in {delay:?}",
-                task.id
-            )
-        },
-    );
-    match recorded {
-        Ok(true) => log::info!(
-            "task {} finished {status} in {:.3} s",
-            task.id,
-            elapsed.as_secs_f64()
-        ),
-        Ok(false) => log::info!(
-            "task {} ended {status} but was deleted or interrupted meanwhile",
-            task.id
-        ),
-        Err(e) => log::error!(
-            "task {}: recording its end failed ({e}) and the service is stopping; it is \
-             marked interrupted",
-            task.id
-        ),
-    }
+    (finish, elapsed)
 }
 
 /// Runs `attempt` until it succeeds, waiting between failures from [`FINISH_RETRY_FIRST`],
@@ -169,7 +233,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
     use std::sync::Arc;
 
     use super::*;
@@ -186,6 +250,10 @@ mod tests {
             busy: AtomicUsize::new(0),
             alive: AtomicUsize::new(1),
             stopping: AtomicBool::new(false),
+            task_micros: AtomicU64::new(0),
+            running_since: vec![AtomicU64::new(0)],
+            epoch: Instant::now(),
+            unrecorded: Arc::default(),
         })
     }
 

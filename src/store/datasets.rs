@@ -507,6 +507,7 @@ mod tests {
             .task
             .id;
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert!(store.start(task, "me").unwrap());
         (dir, store, task)
     }
 

@@ -195,22 +195,20 @@ impl Store {
         Ok((tasks, total as u64))
     }
 
-    /// Claims up to `limit` due pending tasks for `owner` in one statement, marking them
-    /// running and counting the attempt.
+    /// Claims up to `limit` due pending tasks for `owner` in one statement: reserved for it,
+    /// they stay Pending until `start` (nobody else claims them meanwhile).
     pub fn claim_due(&self, owner: &str, limit: usize) -> Result<Vec<Claimed>> {
         let now_ms = time::now_ms();
-        let now = time::now_text();
         let owner = owner.to_string();
         let claimed = self.write(move |tx| {
             let mut stmt = tx.prepare_cached(
-                "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
-                 attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?5 \
-                 WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND due_at <= ?3 \
-                              ORDER BY due_at, id LIMIT ?4) \
-                 RETURNING id, kind, params, io_filename, io_file_id, attempts",
+                "UPDATE tasks SET lease_owner = ?1, lease_expires_at = ?4 \
+                 WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND lease_owner IS NULL \
+                              AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3) \
+                 RETURNING id, kind, params, io_filename, io_file_id, attempts + 1",
             )?;
             let lease = now_ms + LEASE_MS;
-            let rows = stmt.query_map(params![now, owner, now_ms, limit as i64, lease], |r| {
+            let rows = stmt.query_map(params![owner, now_ms, limit as i64, lease], |r| {
                 Ok(Claimed {
                     id: r.get(0)?,
                     kind: r.get(1)?,
@@ -231,9 +229,44 @@ impl Store {
     pub fn next_due_ms(&self) -> Result<Option<i64>> {
         let conn = self.conn()?;
         let due = conn
-            .prepare_cached("SELECT min(due_at) FROM tasks WHERE status = 'Pending'")?
+            .prepare_cached(
+                "SELECT min(due_at) FROM tasks WHERE status = 'Pending' AND lease_owner IS NULL",
+            )?
             .query_row([], |r| r.get(0))?;
         Ok(due)
+    }
+
+    /// Whether task `id` is still reserved for `owner` (not deleted meanwhile): checked just
+    /// before it starts.
+    pub fn is_reserved(&self, id: TaskId, owner: &str) -> Result<bool> {
+        let conn = self.conn()?;
+        let reserved = conn
+            .prepare_cached(
+                "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'Pending'",
+            )?
+            .exists(params![id, owner])?;
+        Ok(reserved)
+    }
+
+    /// Marks a reserved task running, without waiting: queued before everything the task's
+    /// handler then writes, so nothing of its work is stored before its start. `then` gets
+    /// whether it started (false: deleted meanwhile) once committed.
+    pub fn start_then(
+        &self,
+        id: TaskId,
+        owner: &str,
+        then: impl FnOnce(Result<bool>) + Send + 'static,
+    ) {
+        let (owner, now) = (owner.to_string(), time::now_text());
+        self.inner
+            .writer
+            .write_then(move |tx| start_in(tx, id, &owner, &now), then);
+    }
+
+    /// `start_then`, waiting for the commit.
+    pub fn start(&self, id: TaskId, owner: &str) -> Result<bool> {
+        let (owner, now) = (owner.to_string(), time::now_text());
+        self.write(move |tx| start_in(tx, id, &owner, &now))
     }
 
     /// Records a running task's progress and reports whether it should go on.
@@ -295,86 +328,30 @@ impl Store {
     /// Ends a running task of `owner`. Returns false (and stores nothing) when the task was
     /// deleted or is no longer this owner's; the files it produced are then removed.
     pub fn finish(&self, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
-        let now = time::now_text();
-        let c = finish.counts;
-        let new_files: Vec<FileId> = [
-            finish.io_file.as_ref().map(|f| f.0),
-            finish.log_file,
-            finish.err_file,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
         let (owner, finish) = (owner.to_string(), finish.clone());
-        let finished = self.write(move |tx| {
-            let old_io: Option<Option<FileId>> = tx
-                .prepare_cached(
-                    "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
-                )?
-                .query_row(params![id, owner], |r| r.get(0))
-                .optional()?;
-            let Some(old_io) = old_io else {
-                // Deleted, or interrupted at shutdown: what this run produced is not the
-                // task's. Files the task already points at (its LOG) stay with it.
-                for file in &new_files {
-                    tx.execute(
-                        "DELETE FROM files WHERE id = ?1 AND attached = 0",
-                        [file],
-                    )?;
-                }
-                super::datasets::remove_import(tx, id)?;
-                return Ok(false);
-            };
-            let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
-                (log_file, true) => log_file,
-                (Some(file), false) => {
-                    super::files::append_in(tx, file, &finish.log_tail)?;
-                    Some(file)
-                }
-                (None, false) => {
-                    let file = super::files::create_in(tx, Some(id))?;
-                    super::files::append_in(tx, file, &finish.log_tail)?;
-                    Some(file)
-                }
-            };
-            let (new_io, new_name) = match &finish.io_file {
-                Some((file, name)) => (Some(*file), Some(name.as_str())),
-                None => (None, None),
-            };
-            tx.prepare_cached(
-                "UPDATE tasks SET status = ?1, message = ?2, percent_complete = 100, \
-                 total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
-                 end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
-                 io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
-                 log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id) \
-                 WHERE id = ?12",
-            )?
-            .execute(params![
-                finish.status.as_str(),
-                finish.message,
-                c.total,
-                c.succeeded,
-                c.duplicate,
-                c.failed,
-                now,
-                new_io,
-                new_name,
-                log_file,
-                finish.err_file,
-                id
-            ])?;
-            for file in [new_io, log_file, finish.err_file].into_iter().flatten() {
-                tx.prepare_cached("UPDATE files SET attached = 1 WHERE id = ?1")?
-                    .execute([file])?;
-            }
-            if let (Some(old), Some(_)) = (old_io, new_io) {
-                tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
-            }
-            super::datasets::finish_import(tx, id)?;
-            Ok(true)
-        })?;
+        let finished = self.write(move |tx| finish_in(tx, id, &owner, &finish))?;
         self.activity().ring();
         Ok(finished)
+    }
+
+    /// `finish` without waiting: queued with the writes around it, and `then` gets the
+    /// outcome once committed. `then` runs on the writer's thread: quick, and no writes.
+    pub fn finish_then(
+        &self,
+        id: TaskId,
+        owner: &str,
+        finish: Finish,
+        then: impl FnOnce(Result<bool>) + Send + 'static,
+    ) {
+        let owner = owner.to_string();
+        let store = self.clone();
+        self.inner.writer.write_then(
+            move |tx| finish_in(tx, id, &owner, &finish),
+            move |outcome| {
+                store.activity().ring();
+                then(outcome);
+            },
+        );
     }
 
     /// Asks a running task to stop; its handler sees it at its next check.
@@ -436,6 +413,12 @@ impl Store {
                 let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
+            // Reserved tasks that never started go back to the queue.
+            tx.execute(
+                "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE status = 'Pending' AND lease_owner IS NOT NULL AND (?1 IS NULL OR lease_owner = ?1)",
+                params![owner],
+            )?;
             if owner.is_none() {
                 tx.execute("DELETE FROM files WHERE attached = 0", [])?;
                 super::datasets::remove_unfinished_imports(tx)?;
@@ -447,6 +430,99 @@ impl Store {
         }
         Ok(ids)
     }
+}
+
+/// Marks a reserved task running within a transaction; see `Store::start_then`.
+fn start_in(tx: &Transaction<'_>, id: TaskId, owner: &str, now: &str) -> Result<bool> {
+    let started = tx
+        .prepare_cached(
+            "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
+             attempts = attempts + 1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'Pending'",
+        )?
+        .execute(params![now, id, owner])?;
+    Ok(started == 1)
+}
+
+/// Records a task's end within a transaction; see `Store::finish`.
+fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
+    let now = time::now_text();
+    let c = finish.counts;
+    let new_files: Vec<FileId> = [
+        finish.io_file.as_ref().map(|f| f.0),
+        finish.log_file,
+        finish.err_file,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let old_io: Option<Option<FileId>> = tx
+        .prepare_cached(
+            "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
+        )?
+        .query_row(params![id, owner], |r| r.get(0))
+        .optional()?;
+    let Some(old_io) = old_io else {
+        // Never started (its start failed to commit): back to the queue, to run again.
+        tx.prepare_cached(
+            "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = ?1 AND lease_owner = ?2 AND status = 'Pending'",
+        )?
+        .execute(params![id, owner])?;
+        // Deleted, or interrupted at shutdown: what this run produced is not the
+        // task's. Files the task already points at (its LOG) stay with it.
+        for file in &new_files {
+            tx.execute("DELETE FROM files WHERE id = ?1 AND attached = 0", [file])?;
+        }
+        super::datasets::remove_import(tx, id)?;
+        return Ok(false);
+    };
+    let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
+        (log_file, true) => log_file,
+        (Some(file), false) => {
+            super::files::append_in(tx, file, &finish.log_tail)?;
+            Some(file)
+        }
+        (None, false) => {
+            let file = super::files::create_in(tx, Some(id))?;
+            super::files::append_in(tx, file, &finish.log_tail)?;
+            Some(file)
+        }
+    };
+    let (new_io, new_name) = match &finish.io_file {
+        Some((file, name)) => (Some(*file), Some(name.as_str())),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "UPDATE tasks SET status = ?1, message = ?2, percent_complete = 100, \
+         total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
+         end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
+         io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
+         log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id) \
+         WHERE id = ?12",
+    )?
+    .execute(params![
+        finish.status.as_str(),
+        finish.message,
+        c.total,
+        c.succeeded,
+        c.duplicate,
+        c.failed,
+        now,
+        new_io,
+        new_name,
+        log_file,
+        finish.err_file,
+        id
+    ])?;
+    for file in [new_io, log_file, finish.err_file].into_iter().flatten() {
+        tx.prepare_cached("UPDATE files SET attached = 1 WHERE id = ?1")?
+            .execute([file])?;
+    }
+    if let (Some(old), Some(_)) = (old_io, new_io) {
+        tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
+    }
+    super::datasets::finish_import(tx, id)?;
+    Ok(true)
 }
 
 /// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
@@ -608,6 +684,9 @@ mod tests {
         store.submit(&other).unwrap();
         let claimed = store.claim_due("me", 3).unwrap();
         assert_eq!(claimed.len(), 3);
+        for task in &claimed {
+            assert!(store.start(task.id, "me").unwrap());
+        }
         let end = Finish {
             status: Status::Success,
             message: String::new(),
@@ -643,5 +722,35 @@ mod tests {
         assert_eq!(check(&Scope::Client("other".into()), None), 1);
         assert_eq!(check(&Scope::All, None), 5);
         assert_eq!(check(&Scope::All, Some(Status::Pending)), 2);
+    }
+
+    #[test]
+    fn a_claimed_task_stays_pending_until_it_starts_and_a_restart_requeues_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let ids = store
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
+            .unwrap();
+        assert_eq!(store.claim_due("me", 10).unwrap().len(), 2);
+        let all = Scope::All;
+        assert_eq!(store.task(&all, ids[0]).unwrap().status, Status::Pending);
+        // Claimed once: a second claim finds nothing, and the dispatcher waits for nothing.
+        assert!(store.claim_due("me", 10).unwrap().is_empty());
+        assert_eq!(store.next_due_ms().unwrap(), None);
+        assert!(store.start(ids[0], "me").unwrap());
+        assert_eq!(store.task(&all, ids[0]).unwrap().status, Status::InProgress);
+        assert_eq!(store.task(&all, ids[0]).unwrap().attempts, 1);
+        // A crash: the started one is interrupted, the reserved one waits to run again.
+        assert_eq!(store.interrupt_running(None).unwrap(), vec![ids[0]]);
+        let requeued = store.task(&all, ids[1]).unwrap();
+        assert_eq!((requeued.status, requeued.attempts), (Status::Pending, 0));
+        let again = store.claim_due("next", 10).unwrap();
+        assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[1]]);
+        assert_eq!(again[0].attempt, 1);
+        // A task deleted while reserved does not start.
+        let scope = Scope::Client("default".into());
+        assert_eq!(store.delete(&scope, ids[1], false).unwrap(), DeleteOutcome::Deleted);
+        assert!(!store.is_reserved(ids[1], "next").unwrap());
+        assert!(!store.start(ids[1], "next").unwrap());
     }
 }

@@ -15,6 +15,7 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use crossbeam_channel::{Receiver, Sender};
+
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
@@ -33,7 +34,8 @@ trait Job: Send {
 struct Work<T, F> {
     work: Option<F>,
     result: Option<Result<T>>,
-    reply: Sender<Result<T>>,
+    /// Called with the answer once the batch's fate is known.
+    reply: Box<dyn FnOnce(Result<T>) + Send>,
 }
 
 impl<T, F> Job for Work<T, F>
@@ -60,9 +62,12 @@ where
             (Err(e), _) => Err((*e).clone()),
             (Ok(()), None) => Err(StoreError::Internal("a write was not run".into())),
         };
-        // The caller may have gone (it never does: it waits); nothing to do then.
-        let _ = self.reply.send(answer);
+        (self.reply)(answer);
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the database writer has stopped".into())
 }
 
 /// The handle through which the store sends writes.
@@ -87,14 +92,29 @@ impl Writer {
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = crossbeam_channel::bounded(1);
+        self.write_then(work, move |result| {
+            // The caller waits for this; it can only be gone if its thread died.
+            let _ = reply.send(result);
+        });
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Queues `work` and returns at once; `then` gets its result once the batch has
+    /// committed (or failed). `then` runs on the writer thread: it must be quick and must
+    /// not write.
+    pub(super) fn write_then<T, F>(&self, work: F, then: impl FnOnce(Result<T>) + Send + 'static)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
         let job = Work {
             work: Some(work),
             result: None,
-            reply,
+            reply: Box::new(then),
         };
-        let stopped = || StoreError::Unavailable("the database writer has stopped".into());
-        self.jobs.send(Box::new(job)).map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        if let Err(refused) = self.jobs.send(Box::new(job)) {
+            refused.into_inner().complete(&Err(stopped()));
+        }
     }
 }
 
