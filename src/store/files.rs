@@ -139,6 +139,18 @@ pub(super) fn create_in(tx: &Transaction<'_>, owner: Option<TaskId>) -> Result<F
         .query_row(params![owner, time::now_text()], |r| r.get(0))?)
 }
 
+/// Creates a task's file holding `data`, attached, within a transaction: two statements.
+pub(super) fn create_whole_in(tx: &Transaction<'_>, task: TaskId, data: &[u8]) -> Result<FileId> {
+    let id: FileId = tx
+        .prepare_cached(
+            "INSERT INTO files (task_id, size, attached, created_at) VALUES (?1, ?2, 1, ?3) RETURNING id",
+        )?
+        .query_row(params![task, data.len() as u64, time::now_text()], |r| r.get(0))?;
+    tx.prepare_cached("INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, 0, ?2)")?
+        .execute(params![id, data])?;
+    Ok(id)
+}
+
 /// Appends `data` to a file as one more chunk, within a transaction.
 pub(super) fn append_in(tx: &Transaction<'_>, file: FileId, data: &[u8]) -> Result<()> {
     let next: i64 = tx

@@ -103,10 +103,13 @@ impl Store {
         let (now, now_ms) = (time::now_text(), time::now_ms());
         let result = self.write(move |tx| {
             let (id, created) = insert_task(tx, &new, &now, now_ms)?;
-            Ok(Submitted {
-                task: read_task(tx, id)?,
-                created,
-            })
+            // A new task is what was inserted, with the schema's defaults: no need to read it.
+            let task = if created {
+                pending_task(id, new, now)
+            } else {
+                read_task(tx, id)?
+            };
+            Ok(Submitted { task, created })
         })?;
         if result.created {
             self.activity().ring();
@@ -482,11 +485,7 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
             super::files::append_in(tx, file, &finish.log_tail)?;
             Some(file)
         }
-        (None, false) => {
-            let file = super::files::create_in(tx, Some(id))?;
-            super::files::append_in(tx, file, &finish.log_tail)?;
-            Some(file)
-        }
+        (None, false) => Some(super::files::create_whole_in(tx, id, &finish.log_tail)?),
     };
     let (new_io, new_name) = match &finish.io_file {
         Some((file, name)) => (Some(*file), Some(name.as_str())),
@@ -514,7 +513,10 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
         finish.err_file,
         id
     ])?;
-    for file in [new_io, log_file, finish.err_file].into_iter().flatten() {
+    for file in [new_io, finish.log_file, finish.err_file]
+        .into_iter()
+        .flatten()
+    {
         tx.prepare_cached("UPDATE files SET attached = 1 WHERE id = ?1")?
             .execute([file])?;
     }
@@ -523,6 +525,30 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
     }
     super::datasets::finish_import(tx, id)?;
     Ok(true)
+}
+
+/// A task just inserted by `insert_task`, as the schema's defaults make it.
+fn pending_task(id: TaskId, new: NewTask, created_at: String) -> Task {
+    Task {
+        id,
+        user_id: new.owner.user_id,
+        user_name: new.owner.user_name,
+        client: new.owner.client,
+        created_at,
+        kind: new.kind,
+        params: new.params,
+        io_filename: new.io_filename,
+        has_io_file: new.io_file.is_some(),
+        has_log_file: false,
+        has_err_file: false,
+        percent_complete: 0,
+        status: Status::Pending,
+        message: String::new(),
+        start_time: None,
+        end_time: None,
+        counts: Counts::default(),
+        attempts: 0,
+    }
 }
 
 /// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
@@ -749,7 +775,10 @@ mod tests {
         assert_eq!(again[0].attempt, 1);
         // A task deleted while reserved does not start.
         let scope = Scope::Client("default".into());
-        assert_eq!(store.delete(&scope, ids[1], false).unwrap(), DeleteOutcome::Deleted);
+        assert_eq!(
+            store.delete(&scope, ids[1], false).unwrap(),
+            DeleteOutcome::Deleted
+        );
         assert!(!store.is_reserved(ids[1], "next").unwrap());
         assert!(!store.start(ids[1], "next").unwrap());
     }
