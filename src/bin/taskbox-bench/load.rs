@@ -370,10 +370,6 @@ impl Latencies {
         let rank = ((q * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
         self.0[rank - 1] as f64 / 1e6
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
 }
 
 /// Drives `addr` as `plan` says. `make(connection, n, buf)` writes the n-th request of
@@ -384,15 +380,34 @@ where
 {
     let tickets = AtomicU64::new(0);
     let first_error = Mutex::new(None::<String>);
+    // The connections are opened one after the other, each answering a GET before the
+    // next opens, and only then does the clock start. tiny_http 0.12 (taskbox's HTTP
+    // server, and the ceiling's) can leave a connection opened in a burst without a thread
+    // until another connection closes (its TaskPool::spawn counts a woken thread as still
+    // waiting): a load that opened all at once would measure that stall, not the server.
+    let warmup = get(addr, "/webservicetasks?limit=1");
+    let conns: Vec<Conn> = (0..plan.connections)
+        .map(|_| {
+            let mut conn = Conn::new(addr);
+            if let Err(e) = conn.request(&warmup, &mut |_| {}) {
+                first_error
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(format!("connecting: {e}"));
+            }
+            conn
+        })
+        .collect();
     let cpu_before = procfs::self_cpu_seconds();
     let started = Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let per_thread: Vec<(u64, u64, Vec<u64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..plan.connections)
-            .map(|c| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut conn)| {
                 let (make, tickets, first_error) = (&make, &tickets, &first_error);
                 scope.spawn(move || {
-                    let mut conn = Conn::new(addr);
                     let mut buf = Vec::with_capacity(512);
                     let mut latencies = Vec::with_capacity(64 * 1024);
                     let (mut ok, mut errors, mut failing) = (0u64, 0u64, 0u32);
@@ -471,10 +486,5 @@ impl Rng {
         x ^= x << 17;
         self.0 = x;
         x
-    }
-
-    /// Uniform in 1..=n.
-    pub fn one_to(&mut self, n: u64) -> u64 {
-        1 + self.next() % n.max(1)
     }
 }

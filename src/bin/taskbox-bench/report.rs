@@ -38,14 +38,7 @@ impl Row {
     }
 
     pub fn detail(&mut self, key: &str, value: impl Into<Value>) -> &mut Row {
-        let value = value.into();
-        // NaN and infinities are not JSON.
-        let value = match value {
-            Value::Number(_) | Value::String(_) | Value::Bool(_) | Value::Object(_) => value,
-            Value::Array(_) => value,
-            Value::Null => Value::Null,
-        };
-        self.details.insert(key.to_string(), value);
+        self.details.insert(key.to_string(), value.into());
         self
     }
 
@@ -211,7 +204,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -58,10 +58,6 @@ pub struct TempDir {
 }
 
 impl TempDir {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
@@ -136,7 +132,9 @@ impl Server {
 
     fn start(mut cmd: Command, name: &'static str, log: Option<PathBuf>) -> Result<Server, String> {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -200,14 +198,6 @@ impl Server {
         }
     }
 
-    pub fn pid(&self) -> &str {
-        &self.pid
-    }
-
-    pub fn log_path(&self) -> Option<&Path> {
-        self.log.as_deref()
-    }
-
     /// utime + stime so far, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
         procfs::cpu_seconds(&self.pid).unwrap_or(f64::NAN)
@@ -231,10 +221,14 @@ impl Server {
     /// SIGTERM, then waits for the exit. taskbox must exit with status 0; the ceiling
     /// server has no handler and dies of the signal, which is its normal end.
     pub fn stop(mut self) -> Result<(), String> {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.pid])
-            .status()
-            .map_err(|e| format!("running kill: {e}"))?;
+        // kill(1) comes with procps, which a slim image may lack; sh has it built in.
+        let sent = match Command::new("kill").args(["-TERM", &self.pid]).status() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Command::new("sh")
+                .args(["-c", &format!("kill -TERM {}", self.pid)])
+                .status(),
+            other => other,
+        }
+        .map_err(|e| format!("running kill: {e}"))?;
         if !sent.success() {
             return Err(format!("kill -TERM {} failed", self.pid));
         }

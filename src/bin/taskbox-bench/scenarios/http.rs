@@ -1,0 +1,282 @@
+//! Throughput: the HTTP ceiling, submissions over HTTP, and tasks completed end to end over
+//! HTTP and in-process.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use taskbox::config::Config;
+use taskbox::store::ListFilter;
+use taskbox::task::{NewTask, Params, Scope, Status};
+use taskbox::Service;
+
+use super::{total_count, wait_for_count, Ctx, CONNECTIONS};
+use crate::load::{self, Conn, Latencies, Outcome, Plan};
+use crate::procfs;
+use crate::report::{ms, rate, thousands, Row};
+use crate::server::Server;
+
+/// The most tasks the end-to-end scenarios submit (they stop earlier when the load's
+/// duration is up).
+fn end_to_end_cap(ctx: &Ctx) -> u64 {
+    if ctx.quick {
+        2_000
+    } else {
+        200_000
+    }
+}
+
+/// Threads submitting in-process.
+const IN_PROCESS_THREADS: usize = 8;
+
+fn latency_details(row: &mut Row, out: &Outcome, prefix: &str) {
+    row.num(&format!("{prefix}p50_ms"), out.latencies.ms(0.50))
+        .num(&format!("{prefix}p99_ms"), out.latencies.ms(0.99))
+        .num(&format!("{prefix}p999_ms"), out.latencies.ms(0.999))
+        .detail(&format!("{prefix}requests"), out.ok)
+        .detail(&format!("{prefix}errors"), out.errors)
+        .num(&format!("{prefix}seconds"), out.wall.as_secs_f64());
+}
+
+/// The server's CPU share over a load: its CPU seconds ÷ wall ÷ cores.
+fn share(cpu: f64, wall: Duration) -> f64 {
+    cpu / wall.as_secs_f64().max(1e-9) / procfs::cores() as f64
+}
+
+pub fn ceiling(ctx: &mut Ctx) -> Result<Row, String> {
+    let row = measure_ceiling(ctx)?;
+    ctx.ceiling = Some(row.figure);
+    Ok(row)
+}
+
+/// The same requests as `submit` (a JSON submission, 32 keep-alive connections), answered
+/// by a bare tiny_http server with taskbox's number of HTTP threads.
+fn measure_ceiling(ctx: &Ctx) -> Result<Row, String> {
+    let server = Server::ceiling()?;
+    let addr = server.addr;
+    let request = load::submit_request(addr, "0");
+    let cpu = server.cpu_seconds();
+    let plan = Plan {
+        connections: CONNECTIONS,
+        duration: Some(ctx.duration()),
+        count: None,
+        expect: 200,
+    };
+    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
+    let server_cpu = share(server.cpu_seconds() - cpu, out.wall);
+    server.stop()?;
+    out.check("ceiling")?;
+    let rps = out.per_second();
+    let mut row = Row::new("ceiling", rps, "requests/s");
+    row.figure_text = format!("{} requests/s", rate(rps));
+    row.summary = format!(
+        "p50 {} p99 {}, {CONNECTIONS} connections, server cpu {:.0}%",
+        ms(out.latencies.ms(0.5)),
+        ms(out.latencies.ms(0.99)),
+        server_cpu * 100.0
+    );
+    row.loadgen_cpu = Some(out.cpu_share);
+    latency_details(&mut row, &out, "");
+    row.detail("connections", CONNECTIONS)
+        .num("server_cpu", server_cpu);
+    Ok(row)
+}
+
+pub fn submit(ctx: &mut Ctx) -> Result<Row, String> {
+    let ceiling = match ctx.ceiling {
+        Some(c) => c,
+        None => {
+            let c = measure_ceiling(ctx)?.figure;
+            ctx.ceiling = Some(c);
+            c
+        }
+    };
+    let dir = ctx.dir("submit")?;
+    let server = ctx.start_taskbox(&dir, None)?;
+    let addr = server.addr;
+    let request = load::submit_request(addr, "0");
+    let cpu = server.cpu_seconds();
+    let plan = Plan {
+        connections: CONNECTIONS,
+        duration: Some(ctx.duration()),
+        count: None,
+        expect: 202,
+    };
+    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
+    let server_cpu = share(server.cpu_seconds() - cpu, out.wall);
+    server.stop()?;
+    out.check("submit")?;
+    let tps = out.per_second();
+    let mut row = Row::new("submit", tps, "tasks/s");
+    row.figure_text = format!("{} tasks/s", rate(tps));
+    row.summary = format!(
+        "p50 {} p99 {}, {CONNECTIONS} connections, server cpu {:.0}%",
+        ms(out.latencies.ms(0.5)),
+        ms(out.latencies.ms(0.99)),
+        server_cpu * 100.0
+    );
+    row.ratio = Some((tps / ceiling, "ceiling"));
+    row.loadgen_cpu = Some(out.cpu_share);
+    row.note = Some(
+        "workers running (the paused variant needs a pause switch, which comes with queues)".into(),
+    );
+    latency_details(&mut row, &out, "");
+    row.detail("connections", CONNECTIONS)
+        .num("server_cpu", server_cpu)
+        .num("ceiling_requests_per_s", ceiling)
+        .detail("workers", "running");
+    Ok(row)
+}
+
+pub fn end_to_end(ctx: &mut Ctx) -> Result<Row, String> {
+    let dir = ctx.dir("end-to-end")?;
+    let server = ctx.start_taskbox(&dir, None)?;
+    let addr = server.addr;
+    let request = load::submit_request(addr, "0");
+    let cpu = server.cpu_seconds();
+    let plan = Plan {
+        connections: CONNECTIONS,
+        duration: Some(ctx.duration()),
+        count: Some(end_to_end_cap(ctx)),
+        expect: 202,
+    };
+    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
+    let submitted_at = out.started + out.wall;
+    let mut conn = Conn::new(addr);
+    let done = wait_for_count(out.ok, || total_count(&mut conn, addr, "status=success"));
+    let failed = total_count(&mut conn, addr, "status=error");
+    let wall = Instant::now().duration_since(out.started);
+    let server_cpu = share(server.cpu_seconds() - cpu, wall);
+    server.stop()?;
+    out.check("end-to-end: submitting")?;
+    let done = done.map_err(|e| format!("end-to-end: {e}"))?;
+    let failed = failed?;
+    if failed > 0 {
+        return Err(format!("end-to-end: {failed} task(s) ended ERROR"));
+    }
+    let elapsed = done.duration_since(out.started);
+    let tps = out.ok as f64 / elapsed.as_secs_f64();
+    let mut row = Row::new("end-to-end", tps, "tasks/s");
+    row.figure_text = format!("{} tasks/s", rate(tps));
+    row.summary = format!(
+        "{} tasks in {:.2} s (submitted at {}/s, p99 {}; last done {:.2} s after the last submission), server cpu {:.0}%",
+        thousands(out.ok),
+        elapsed.as_secs_f64(),
+        rate(out.per_second()),
+        ms(out.latencies.ms(0.99)),
+        done.saturating_duration_since(submitted_at).as_secs_f64(),
+        server_cpu * 100.0
+    );
+    row.loadgen_cpu = Some(out.cpu_share);
+    latency_details(&mut row, &out, "submit_");
+    row.detail("tasks", out.ok)
+        .num("seconds", elapsed.as_secs_f64())
+        .num("submit_per_s", out.per_second())
+        .num(
+            "drain_seconds",
+            done.saturating_duration_since(submitted_at).as_secs_f64(),
+        )
+        .num("server_cpu", server_cpu)
+        .detail("connections", CONNECTIONS);
+    Ok(row)
+}
+
+pub fn in_process(ctx: &mut Ctx) -> Result<Row, String> {
+    let dir = ctx.dir("in-process")?;
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        db_path: dir.join("taskbox.db"),
+        durability: ctx.durability(),
+        ..Config::default()
+    };
+    let service = Service::start(config).map_err(|e| format!("in-process: starting: {e}"))?;
+    let task = NewTask::new("sleep", Params::new());
+    let cap = end_to_end_cap(ctx);
+    let tickets = AtomicU64::new(0);
+    let first_error = Mutex::new(None::<String>);
+    let started = Instant::now();
+    let deadline = started + ctx.duration();
+    let per_thread: Vec<(u64, Vec<u64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..IN_PROCESS_THREADS)
+            .map(|_| {
+                let (service, task, tickets, first_error) =
+                    (&service, &task, &tickets, &first_error);
+                scope.spawn(move || {
+                    let (mut ok, mut latencies) = (0u64, Vec::new());
+                    while Instant::now() < deadline && tickets.fetch_add(1, Ordering::Relaxed) < cap
+                    {
+                        let sent = Instant::now();
+                        match service.submit(task) {
+                            Ok(_) => {
+                                latencies.push(sent.elapsed().as_nanos() as u64);
+                                ok += 1;
+                            }
+                            Err(e) => {
+                                first_error.lock().unwrap().get_or_insert(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    (ok, latencies)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a submitting thread panicked"))
+            .collect()
+    });
+    let submitted_at = Instant::now();
+    let submitted: u64 = per_thread.iter().map(|(ok, _)| ok).sum();
+    let latencies = Latencies::new(per_thread.into_iter().flat_map(|(_, l)| l).collect());
+    let filter = |status| ListFilter {
+        status: Some(status),
+        limit: 1,
+        ..ListFilter::default()
+    };
+    let store = service.store().clone();
+    let done = wait_for_count(submitted, || {
+        store
+            .list(&Scope::All, &filter(Status::Success))
+            .map(|(_, total)| total)
+            .map_err(|e| format!("listing: {e}"))
+    });
+    let failed = store
+        .list(&Scope::All, &filter(Status::Error))
+        .map(|(_, total)| total);
+    drop(store);
+    service.shutdown();
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(format!("in-process: a submission failed: {e}"));
+    }
+    let done = done.map_err(|e| format!("in-process: {e}"))?;
+    match failed {
+        Ok(0) => {}
+        Ok(n) => return Err(format!("in-process: {n} task(s) ended ERROR")),
+        Err(e) => return Err(format!("in-process: listing: {e}")),
+    }
+    let elapsed = done.duration_since(started);
+    let submit_secs = submitted_at.duration_since(started).as_secs_f64();
+    let tps = submitted as f64 / elapsed.as_secs_f64();
+    let mut row = Row::new("in-process", tps, "tasks/s");
+    row.figure_text = format!("{} tasks/s", rate(tps));
+    row.summary = format!(
+        "{} tasks in {:.2} s (submitted at {}/s by {IN_PROCESS_THREADS} threads, p99 {}; last done {:.2} s after the last submission)",
+        thousands(submitted),
+        elapsed.as_secs_f64(),
+        rate(submitted as f64 / submit_secs),
+        ms(latencies.ms(0.99)),
+        done.saturating_duration_since(submitted_at).as_secs_f64(),
+    );
+    row.detail("tasks", submitted)
+        .num("seconds", elapsed.as_secs_f64())
+        .num("submit_per_s", submitted as f64 / submit_secs)
+        .num("submit_p50_ms", latencies.ms(0.5))
+        .num("submit_p99_ms", latencies.ms(0.99))
+        .num(
+            "drain_seconds",
+            done.saturating_duration_since(submitted_at).as_secs_f64(),
+        )
+        .detail("threads", IN_PROCESS_THREADS);
+    Ok(row)
+}
