@@ -45,7 +45,8 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `listen` and starts `threads` request threads.
     pub fn start(listen: &str, threads: usize, app: Arc<App>) -> Result<HttpServer, String> {
-        let server = Arc::new(Server::http(listen).map_err(|e| e.to_string())?);
+        let listener = nodelay_listener(listen).map_err(|e| e.to_string())?;
+        let server = Arc::new(Server::from_listener(listener, None).map_err(|e| e.to_string())?);
         let addr = server
             .server_addr()
             .to_ip()
@@ -111,6 +112,23 @@ impl HttpServer {
             }
         }
     }
+}
+
+/// Binds `listen` with TCP_NODELAY set on the listening socket, which the connections it
+/// accepts inherit (Linux): tiny_http does not set it, and without it an answer written in
+/// more than one piece waits for the client's delayed ACK (about 40 ms) on a kept-alive
+/// connection.
+fn nodelay_listener(listen: &str) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(listen)?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{listen} names no address")))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {

@@ -4,9 +4,10 @@
 //! [`CHUNK_SIZE`] bytes. Chunked rows rather than one BLOB because (1) a file streams in
 //! from a socket and out to one without ever being whole in memory, (2) a LOG file grows
 //! while its task runs and is readable meanwhile (a BLOB cannot grow in place), and (3) a
-//! file may exceed SQLite's 1 GB BLOB limit. A writer holds at most [`CHUNKS_PER_COMMIT`]
-//! chunks before committing them in one short transaction, so a slow client never holds the
-//! write lock and a fast one is not slowed by one fsync per chunk. A reader fetches one
+//! file may exceed SQLite's 1 GB BLOB limit. A writer sends [`CHUNKS_PER_COMMIT`] chunks
+//! (8 MiB) at a time to the store's writer, one transaction each, so a slow client never
+//! holds the write lock and a fast one is not slowed by one fsync per chunk; one batch
+//! commits while the next fills, so at most two batches are in memory. A reader fetches one
 //! chunk at a time, so a download costs one chunk of memory whatever the file's size.
 //!
 //! A reader reads the whole file inside one read transaction on one pooled connection: a
@@ -27,7 +28,7 @@ use crate::task::{time, FileId, FileRole, Scope, TaskId};
 /// The size of a stored chunk (the last chunk of a file, and LOG chunks, may be shorter).
 pub const CHUNK_SIZE: usize = 256 * 1024;
 /// Chunks buffered before a commit: 4 MiB per writer at most.
-const CHUNKS_PER_COMMIT: usize = 16;
+const CHUNKS_PER_COMMIT: usize = 32;
 
 /// A stored file: its id and size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,7 @@ impl Store {
             size: 0,
             buf: Vec::new(),
             full: Vec::new(),
+            in_flight: None,
         })
     }
 
@@ -111,9 +113,16 @@ impl Store {
         Ok(reader)
     }
 
-    fn append_chunks(&self, id: FileId, first_seq: i64, chunks: Vec<Vec<u8>>) -> Result<()> {
+    /// Queues chunks to append to file `id`; the receiver gets the commit's outcome.
+    fn append_chunks(
+        &self,
+        id: FileId,
+        first_seq: i64,
+        chunks: Vec<Vec<u8>>,
+    ) -> crossbeam_channel::Receiver<Result<()>> {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        self.write(move |tx| {
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        let work = move |tx: &Transaction<'_>| {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)",
             )?;
@@ -128,7 +137,11 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             Ok(())
-        })
+        };
+        self.inner.writer.write_then(work, move |result| {
+            let _ = done.send(result);
+        });
+        outcome
     }
 }
 
@@ -176,8 +189,11 @@ pub struct FileWriter {
     size: u64,
     /// The chunk being filled.
     buf: Vec<u8>,
-    /// Full chunks not yet committed.
+    /// Full chunks not yet sent to the writer.
     full: Vec<Vec<u8>>,
+    /// The outcome of the chunks sent and not yet committed: one batch is committed while
+    /// the next fills, so a fast upload waits on its commits only when the disk is slower.
+    in_flight: Option<crossbeam_channel::Receiver<Result<()>>>,
 }
 
 impl FileWriter {
@@ -194,19 +210,37 @@ impl FileWriter {
         self.size == 0
     }
 
-    /// Commits what is buffered.
+    /// Commits everything written so far, and waits for it.
     pub fn commit(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.full.push(std::mem::take(&mut self.buf));
         }
+        self.send_full()?;
+        self.wait_in_flight()
+    }
+
+    /// Sends the full chunks to the writer, once the previous batch has committed.
+    fn send_full(&mut self) -> Result<()> {
+        self.wait_in_flight()?;
         if self.full.is_empty() {
             return Ok(());
         }
         let chunks = std::mem::take(&mut self.full);
         let count = chunks.len() as i64;
-        self.store.append_chunks(self.id, self.next_seq, chunks)?;
+        self.in_flight = Some(self.store.append_chunks(self.id, self.next_seq, chunks));
         self.next_seq += count;
         Ok(())
+    }
+
+    fn wait_in_flight(&mut self) -> Result<()> {
+        match self.in_flight.take() {
+            Some(outcome) => outcome.recv().unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the database writer has stopped".into(),
+                ))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Commits the rest and returns the stored file.
@@ -238,7 +272,7 @@ impl FileWriter {
             if self.buf.len() == CHUNK_SIZE {
                 self.full.push(std::mem::take(&mut self.buf));
                 if self.full.len() >= CHUNKS_PER_COMMIT {
-                    self.commit()?;
+                    self.send_full()?;
                 }
             }
         }

@@ -494,13 +494,14 @@ fn sigterm_exits_even_while_a_client_stalls_mid_upload() {
     let before = database_bytes(&server);
     let mut request =
         b"POST /webservicetasks?kind=sleep&filename=slow.bin HTTP/1.1\r\nHost: taskbox\r\n\
-        Content-Type: application/octet-stream\r\nContent-Length: 16000000\r\n\r\n"
+        Content-Type: application/octet-stream\r\nContent-Length: 40000000\r\n\r\n"
             .to_vec();
-    // Part of the body: enough for the server to store some of it, then nothing more.
-    request.resize(request.len() + 6_000_000, b'x');
+    // Part of the body: enough for the server to commit some of it (it commits 8 MiB at a
+    // time), then nothing more.
+    request.resize(request.len() + 20_000_000, b'x');
     let stream = stalled_client(&server, &request);
     wait_until("the server to store part of the upload", || {
-        (database_bytes(&server) > before + 4_000_000).then_some(())
+        (database_bytes(&server) > before + 8_000_000).then_some(())
     });
     let status = server.signal_and_wait("TERM", Duration::from_secs(6));
     assert!(status.success(), "exit status {status}");
