@@ -49,21 +49,30 @@ pub fn ceiling(ctx: &mut Ctx) -> Result<Row, String> {
     Ok(row)
 }
 
-/// The same requests as `submit` (a JSON submission, 32 keep-alive connections), answered
-/// by a bare tiny_http server with taskbox's number of HTTP threads.
-fn measure_ceiling(ctx: &Ctx) -> Result<Row, String> {
-    let server = Server::ceiling()?;
-    let addr = server.addr;
-    let request = load::submit_request(addr, "0");
+/// Sends `submit`'s request (a `sleep` of 0 s, JSON) on `CONNECTIONS` keep-alive connections
+/// for the scenario's duration, expecting status `expect`; returns the load's outcome and
+/// the server's CPU share meanwhile.
+fn drive_submissions(ctx: &Ctx, server: &Server, expect: u16) -> (Outcome, f64) {
+    let request = load::submit_request(server.addr, "0");
     let cpu = server.cpu_seconds();
     let plan = Plan {
         connections: CONNECTIONS,
         duration: Some(ctx.duration()),
         count: None,
-        expect: 200,
+        expect,
     };
-    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
+    let out = load::run(server.addr, &plan, |_, _, buf| {
+        buf.extend_from_slice(&request)
+    });
     let server_cpu = share(server.cpu_seconds() - cpu, out.wall);
+    (out, server_cpu)
+}
+
+/// The same requests as `submit` (a JSON submission, 32 keep-alive connections), answered
+/// by a bare tiny_http server with taskbox's number of HTTP threads.
+fn measure_ceiling(ctx: &Ctx) -> Result<Row, String> {
+    let server = Server::ceiling()?;
+    let (out, server_cpu) = drive_submissions(ctx, &server, 200);
     server.stop()?;
     out.check("ceiling")?;
     let rps = out.per_second();
@@ -93,17 +102,7 @@ pub fn submit(ctx: &mut Ctx) -> Result<Row, String> {
     };
     let dir = ctx.dir("submit")?;
     let server = ctx.start_taskbox(&dir, None)?;
-    let addr = server.addr;
-    let request = load::submit_request(addr, "0");
-    let cpu = server.cpu_seconds();
-    let plan = Plan {
-        connections: CONNECTIONS,
-        duration: Some(ctx.duration()),
-        count: None,
-        expect: 202,
-    };
-    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
-    let server_cpu = share(server.cpu_seconds() - cpu, out.wall);
+    let (out, server_cpu) = drive_submissions(ctx, &server, 202);
     server.stop()?;
     out.check("submit")?;
     let tps = out.per_second();
