@@ -158,7 +158,7 @@ impl Store {
         let conn = self.conn()?;
         let select: Vec<String> = positions.iter().map(|&p| column(p)).collect();
         let sql = format!(
-            "SELECT row_id, {} FROM {} WHERE row_id > ?1 AND {VISIBLE} ORDER BY row_id LIMIT ?2",
+            "SELECT row_id, {} FROM {} WHERE row_id > ?1 AND {VISIBLE} ORDER BY row_id LIMIT ?2 + 0",
             select.join(", "),
             table(dataset.id)
         );

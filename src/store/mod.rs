@@ -3,6 +3,10 @@
 //! is in taskbox's own types (no rusqlite type crosses it), so a second store (PostgreSQL,
 //! for several nodes) can later sit beside this one.
 //!
+//! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
+//! bound limit and then re-prepares the statement whenever the value changes; an
+//! expression it does not (checked with `StatementStatus::RePrepare`).
+//!
 //! Every write goes through one writer thread ([`writer`]): writes that arrive together
 //! share one IMMEDIATE transaction and one commit (group commit), and each is answered only
 //! after that commit. Reads use the pool's connections and never block the writer (WAL).

@@ -15,6 +15,13 @@ pub const INTERRUPTED: &str = "Interrupted: the service stopped while this task 
 /// lease expired. Progress reports renew it.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 
+/// The claim: one statement reserving up to ?3 due tasks for owner ?1, due by ?2 (ms),
+/// leased until ?4.
+const CLAIM: &str = "UPDATE tasks SET lease_owner = ?1, lease_expires_at = ?4 \
+     WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND lease_owner IS NULL \
+                  AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3 + 0) \
+     RETURNING id, kind, params, io_filename, io_file_id, attempts + 1";
+
 /// How long an Idempotency-Key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -185,7 +192,7 @@ impl Store {
             i64::try_from(filter.offset).unwrap_or(i64::MAX),
         ));
         let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
+            "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} + 0 OFFSET ?{} + 0",
             n + 1,
             n + 2
         );
@@ -204,12 +211,7 @@ impl Store {
         let now_ms = time::now_ms();
         let owner = owner.to_string();
         let claimed = self.write(move |tx| {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE tasks SET lease_owner = ?1, lease_expires_at = ?4 \
-                 WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND lease_owner IS NULL \
-                              AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3) \
-                 RETURNING id, kind, params, io_filename, io_file_id, attempts + 1",
-            )?;
+            let mut stmt = tx.prepare_cached(CLAIM)?;
             let lease = now_ms + LEASE_MS;
             let rows = stmt.query_map(params![owner, now_ms, limit as i64, lease], |r| {
                 Ok(Claimed {
@@ -781,5 +783,22 @@ mod tests {
         );
         assert!(!store.is_reserved(ids[1], "next").unwrap());
         assert!(!store.start(ids[1], "next").unwrap());
+    }
+
+    #[test]
+    fn the_claim_is_prepared_once_whatever_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let conn = store.conn().unwrap();
+        let mut claim = conn.prepare(CLAIM).unwrap();
+        for limit in 1..6 {
+            claim
+                .query(params!["me", time::now_ms(), limit, 0])
+                .unwrap()
+                .next()
+                .unwrap();
+        }
+        let reprepared = claim.get_status(rusqlite::StatementStatus::RePrepare);
+        assert_eq!(reprepared, 0);
     }
 }
