@@ -594,6 +594,18 @@ fn insert_task(
             )?;
         }
     }
+    // Checked before anything is written (see the writer: a write that fails halfway
+    // fails its whole batch).
+    if let Some(upload) = new.io_file {
+        let staged = tx
+            .prepare_cached("SELECT 1 FROM files WHERE id = ?1 AND task_id IS NULL")?
+            .exists([upload])?;
+        if !staged {
+            return Err(StoreError::Internal(format!(
+                "upload {upload} is not a staged file"
+            )));
+        }
+    }
     let id: TaskId = tx
         .prepare_cached(
             "INSERT INTO tasks (user_id, user_name, client, created_at, kind, params, \
@@ -615,16 +627,8 @@ fn insert_task(
             |r| r.get(0),
         )?;
     if let Some(upload) = new.io_file {
-        let adopted = tx
-            .prepare_cached(
-                "UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2 AND task_id IS NULL",
-            )?
+        tx.prepare_cached("UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2")?
             .execute(params![id, upload])?;
-        if adopted != 1 {
-            return Err(StoreError::Internal(format!(
-                "upload {upload} is not a staged file"
-            )));
-        }
     }
     if let Some(key) = &new.idempotency_key {
         tx.prepare_cached(
