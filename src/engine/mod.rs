@@ -40,6 +40,9 @@ pub enum TaskError {
     Io(#[from] std::io::Error),
 }
 
+/// A task's end that the writer could not record, kept to be recorded again.
+type Unrecorded = (TaskId, Arc<Finish>);
+
 /// State shared by the dispatcher and the workers.
 struct Shared {
     store: Store,
@@ -61,7 +64,7 @@ struct Shared {
     running_since: Vec<AtomicU64>,
     epoch: Instant,
     /// Task ends the writer could not record; a worker records them before its next task.
-    unrecorded: Arc<Mutex<Vec<(TaskId, Finish)>>>,
+    unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
 }
 
 impl Shared {

@@ -4,6 +4,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -38,6 +39,7 @@ pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
         // tasks' ends), and this worker goes on at once. Until the commit the task is still
         // "In progress"; a crash meanwhile marks it interrupted, as for any running task.
         let (id, status) = (task.id, finish.status);
+        let finish = Arc::new(finish);
         let retry = finish.clone();
         let unrecorded = shared.unrecorded.clone();
         shared.store.finish_then(
@@ -108,7 +110,7 @@ fn record_unrecorded(shared: &Shared) {
         let Some((id, finish)) = next else { return };
         let recorded = retry_until_stopped(
             shared,
-            || shared.store.finish(id, &shared.owner, &finish),
+            || shared.store.finish(id, &shared.owner, finish.clone()),
             |e, delay| {
                 log::warn!("task {id}: recording its end failed ({e}); trying again in {delay:?}")
             },

@@ -190,13 +190,9 @@ pub fn file(
     if size == 0 {
         return Err(missing());
     }
-    let name = task.file_name(role);
-    let name = if name.is_empty() {
-        DEFAULT_FILENAME.to_string()
-    } else {
-        name
-    };
-    Ok(Reply::file(&name, size, Box::new(reader)))
+    // A task with an IO file always has its name (an upload's, "upload" at least, or an
+    // export's): no file name here is empty.
+    Ok(Reply::file(&task.file_name(role), size, Box::new(reader)))
 }
 
 /// DELETE /webservicetasks/{id}: a running task is cancelled first, then deleted.

@@ -491,7 +491,7 @@ mod tests {
     use super::*;
     use crate::config::Durability;
     use crate::store::Finish;
-    use crate::task::{Counts, NewTask, Params, Status};
+    use crate::task::{NewTask, Params};
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -522,16 +522,7 @@ mod tests {
     }
 
     fn finish(store: &Store, task: TaskId) -> bool {
-        let end = Finish {
-            status: Status::Success,
-            message: String::new(),
-            counts: Counts::default(),
-            io_file: None,
-            log_file: None,
-            log_tail: Vec::new(),
-            err_file: None,
-        };
-        store.finish(task, "me", &end).unwrap()
+        store.finish(task, "me", Finish::success(b"")).unwrap()
     }
 
     #[test]

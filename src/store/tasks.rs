@@ -1,6 +1,8 @@
 //! Statements on tasks: submit (with idempotency keys), read and list, claim, progress,
 //! finish, cancel and delete, and the recovery of tasks a stopped process left running.
 
+use std::sync::Arc;
+
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, Transaction};
 
@@ -77,7 +79,8 @@ pub enum Liveness {
     Gone,
 }
 
-/// How a task ended.
+/// How a task ended. Shared (`Arc`) between the write that records it and the retry that
+/// needs it should that write fail.
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub status: Status,
@@ -91,6 +94,22 @@ pub struct Finish {
     /// transaction as the end, so a short task costs one commit to finish.
     pub log_tail: Vec<u8>,
     pub err_file: Option<FileId>,
+}
+
+#[cfg(test)]
+impl Finish {
+    /// A successful end with only LOG lines to store.
+    pub(super) fn success(log_tail: &[u8]) -> Arc<Finish> {
+        Arc::new(Finish {
+            status: Status::Success,
+            message: String::new(),
+            counts: Counts::default(),
+            io_file: None,
+            log_file: None,
+            log_tail: log_tail.to_vec(),
+            err_file: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,8 +351,8 @@ impl Store {
 
     /// Ends a running task of `owner`. Returns false (and stores nothing) when the task was
     /// deleted or is no longer this owner's; the files it produced are then removed.
-    pub fn finish(&self, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
-        let (owner, finish) = (owner.to_string(), finish.clone());
+    pub fn finish(&self, id: TaskId, owner: &str, finish: Arc<Finish>) -> Result<bool> {
+        let owner = owner.to_string();
         let finished = self.write(move |tx| finish_in(tx, id, &owner, &finish))?;
         self.activity().ring();
         Ok(finished)
@@ -345,7 +364,7 @@ impl Store {
         &self,
         id: TaskId,
         owner: &str,
-        finish: Finish,
+        finish: Arc<Finish>,
         then: impl FnOnce(Result<bool>) + Send + 'static,
     ) {
         let owner = owner.to_string();
@@ -719,16 +738,8 @@ mod tests {
         for task in &claimed {
             assert!(store.start(task.id, "me").unwrap());
         }
-        let end = Finish {
-            status: Status::Success,
-            message: String::new(),
-            counts: Counts::default(),
-            io_file: None,
-            log_file: None,
-            log_tail: b"done\n".to_vec(),
-            err_file: None,
-        };
-        assert!(store.finish(claimed[0].id, "me", &end).unwrap());
+        let end = Finish::success(b"done\n");
+        assert!(store.finish(claimed[0].id, "me", end).unwrap());
         let default = Scope::Client("default".into());
         assert_eq!(
             store.delete(&default, ids[4], false).unwrap(),
