@@ -4,6 +4,10 @@
 -- src/store/migrate.rs; later versions append numbered steps there and move
 -- PRAGMA user_version forward. The states of a task and their invariants live here as CHECK
 -- constraints, so no code path can store a task that contradicts them.
+--
+-- The constraints spell out `a = x OR a = y OR a = z` rather than `a IN (x, y, z)`: SQLite
+-- evaluates a constant IN list of more than two values by building a temporary b-tree, in
+-- every statement that checks the constraint, and that cost more than the row's insert.
 
 -- A task: one long operation submitted by a client. Mirrors the original WEBCC_SERVICE_TASK
 -- table (id, user, created, IO file name, files, percent complete, status, message) plus what
@@ -25,7 +29,8 @@ CREATE TABLE tasks (
     err_file_id       INTEGER,
     percent_complete  INTEGER NOT NULL DEFAULT 0 CHECK (percent_complete BETWEEN 0 AND 100),
     status            TEXT    NOT NULL DEFAULT 'Pending'
-                      CHECK (status IN ('Pending', 'In progress', 'SUCCESS', 'ERROR', 'CANCELED')),
+                      CHECK (status = 'Pending' OR status = 'In progress' OR status = 'SUCCESS'
+                             OR status = 'ERROR' OR status = 'CANCELED'),
     message           TEXT    NOT NULL DEFAULT '',
     total_records     INTEGER NOT NULL DEFAULT 0 CHECK (total_records >= 0),
     succeeded_records INTEGER NOT NULL DEFAULT 0 CHECK (succeeded_records >= 0),
@@ -45,7 +50,7 @@ CREATE TABLE tasks (
     CHECK (status <> 'In progress' OR lease_owner IS NOT NULL),
     CHECK (status IN ('Pending', 'In progress') OR lease_owner IS NULL),
     -- A task has ended exactly when it has an end time, and then it is complete.
-    CHECK ((status IN ('SUCCESS', 'ERROR', 'CANCELED')) = (end_time IS NOT NULL)),
+    CHECK ((status = 'SUCCESS' OR status = 'ERROR' OR status = 'CANCELED') = (end_time IS NOT NULL)),
     CHECK (end_time IS NULL OR percent_complete = 100)
 );
 
@@ -138,6 +143,6 @@ CREATE TABLE datasets (
 CREATE TABLE dataset_imports (
     task_id     INTEGER PRIMARY KEY,
     dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
-    state       TEXT    NOT NULL CHECK (state IN ('running', 'committed', 'done'))
+    state       TEXT    NOT NULL CHECK (state = 'running' OR state = 'committed' OR state = 'done')
 );
 CREATE INDEX dataset_imports_unfinished ON dataset_imports (dataset_id) WHERE state <> 'done';

@@ -188,7 +188,7 @@ fn file_stem(name: &str) -> &str {
 
 /// Timestamps in the contract's format.
 pub mod time {
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, Datelike, Timelike, Utc};
 
     /// Now, UTC, `YYYY-MM-DDTHH:MM:SS`.
     pub fn now_text() -> String {
@@ -196,7 +196,17 @@ pub mod time {
     }
 
     pub fn format(at: DateTime<Utc>) -> String {
-        at.format("%Y-%m-%dT%H:%M:%S").to_string()
+        // By hand rather than a strftime string, which is parsed anew on every call: this
+        // runs several times per task on the writer's thread.
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
     }
 
     /// Now as unix milliseconds (the engine's clock for due times and leases).
@@ -208,6 +218,15 @@ pub mod time {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_formatted_as_strftime_would() {
+        use chrono::TimeZone;
+        for secs in [0, 951_782_400, 1_764_115_199, 4_102_444_799] {
+            let at = chrono::Utc.timestamp_opt(secs, 999_000_000).unwrap();
+            assert_eq!(time::format(at), at.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+    }
 
     #[test]
     fn status_strings_round_trip_case_insensitively() {

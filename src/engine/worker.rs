@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 
 use super::context::TaskContext;
 use super::{Shared, TaskError};
-use crate::store::{Claimed, Finish};
+use crate::store::{Claimed, Finish, QueuedStart};
 use crate::task::Status;
 
 /// The message of a task stopped by a cancellation request.
@@ -25,14 +25,15 @@ const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
 pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
     for task in rx.iter() {
         record_unrecorded(shared);
-        if !start(shared, &task) {
+        let Some(queued_start) = start(shared, &task) else {
             shared.busy.fetch_sub(1, Ordering::SeqCst);
             shared.store.activity().ring();
             continue;
-        }
+        };
         let started = Instant::now();
         shared.note_running(n, true);
-        let (finish, elapsed) = run_one(shared, &task);
+        let (mut finish, elapsed) = run_one(shared, &task);
+        finish.started_at = queued_start.fold();
         shared.note_running(n, false);
         shared.note_task_time(started.elapsed());
         // The end is recorded by the writer with the writes around it (one commit for many
@@ -71,28 +72,30 @@ pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
     shared.store.activity().ring();
 }
 
-/// Starts a reserved task: false if it was deleted while it waited. The start is recorded
+/// Starts a reserved task: None if it was deleted while it waited. The start is recorded
 /// without waiting (see `Store::start_then`): nothing the handler writes is stored before it,
 /// and a crash before its commit leaves the task Pending, to run again at the next start.
-fn start(shared: &Shared, task: &Claimed) -> bool {
+/// A task that ends before the writer reaches its start records both at once (see
+/// `QueuedStart`).
+fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
     match shared.store.is_reserved(task.id, &shared.owner) {
         Ok(true) => {}
         Ok(false) => {
             log::info!("task {} was deleted before it started", task.id);
-            return false;
+            return None;
         }
         // The start below decides; a store that fails here fails there too.
         Err(e) => log::warn!("task {}: checking its reservation failed: {e}", task.id),
     }
     let id = task.id;
-    shared
+    let queued = shared
         .store
         .start_then(task.id, &shared.owner, move |outcome| match outcome {
             Ok(true) => {}
             Ok(false) => log::info!("task {id} was deleted as it started"),
             Err(e) => log::warn!("task {id}: recording its start failed: {e}"),
         });
-    true
+    Some(queued)
 }
 
 /// Records the ends the writer could not (a full disk, a locked file), one by one, for as
@@ -172,6 +175,7 @@ fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
         log_file: files.log,
         log_tail: files.log_tail,
         err_file: files.err,
+        started_at: None,
     };
     (finish, elapsed)
 }

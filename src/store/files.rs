@@ -123,9 +123,7 @@ impl Store {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let (done, outcome) = crossbeam_channel::bounded(1);
         let work = move |tx: &Transaction<'_>| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut insert = tx.prepare_cached(ADD_CHUNK)?;
             for (i, chunk) in chunks.iter().enumerate() {
                 insert.execute(params![id, first_seq + i as i64, chunk])?;
             }
@@ -145,22 +143,35 @@ impl Store {
     }
 }
 
+/// The file writes of every task (its LOG), for the test that they build no temporary b-tree.
+#[cfg(test)]
+pub(super) const HOT_STATEMENTS: &[&str] = &[CREATE_FILE, CREATE_WHOLE_FILE, ADD_CHUNK];
+
+/// A new file: ?1 its task (none for an upload), ?2 now. Not `RETURNING id`: see
+/// `tasks::INSERT_TASK`.
+const CREATE_FILE: &str = "INSERT INTO files (task_id, created_at) VALUES (?1, ?2)";
+/// A new file of task ?1, attached, ?2 bytes long, made at ?3.
+const CREATE_WHOLE_FILE: &str =
+    "INSERT INTO files (task_id, size, attached, created_at) VALUES (?1, ?2, 1, ?3)";
+/// Chunk ?2 of file ?1 holding ?3.
+const ADD_CHUNK: &str = "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)";
+
 /// Creates an empty file within a transaction.
 pub(super) fn create_in(tx: &Transaction<'_>, owner: Option<TaskId>) -> Result<FileId> {
     Ok(tx
-        .prepare_cached("INSERT INTO files (task_id, created_at) VALUES (?1, ?2) RETURNING id")?
-        .query_row(params![owner, time::now_text()], |r| r.get(0))?)
+        .prepare_cached(CREATE_FILE)?
+        .insert(params![owner, time::now_text()])?)
 }
 
 /// Creates a task's file holding `data`, attached, within a transaction: two statements.
 pub(super) fn create_whole_in(tx: &Transaction<'_>, task: TaskId, data: &[u8]) -> Result<FileId> {
-    let id: FileId = tx
-        .prepare_cached(
-            "INSERT INTO files (task_id, size, attached, created_at) VALUES (?1, ?2, 1, ?3) RETURNING id",
-        )?
-        .query_row(params![task, data.len() as u64, time::now_text()], |r| r.get(0))?;
-    tx.prepare_cached("INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, 0, ?2)")?
-        .execute(params![id, data])?;
+    let id: FileId = tx.prepare_cached(CREATE_WHOLE_FILE)?.insert(params![
+        task,
+        data.len() as u64,
+        time::now_text()
+    ])?;
+    tx.prepare_cached(ADD_CHUNK)?
+        .execute(params![id, 0, data])?;
     Ok(id)
 }
 
@@ -169,7 +180,7 @@ pub(super) fn append_in(tx: &Transaction<'_>, file: FileId, data: &[u8]) -> Resu
     let next: i64 = tx
         .prepare_cached("SELECT coalesce(max(seq) + 1, 0) FROM file_chunks WHERE file_id = ?1")?
         .query_row([file], |r| r.get(0))?;
-    tx.prepare_cached("INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)")?
+    tx.prepare_cached(ADD_CHUNK)?
         .execute(params![file, next, data])?;
     let grown = tx
         .prepare_cached("UPDATE files SET size = size + ?1 WHERE id = ?2")?

@@ -34,7 +34,8 @@ pub use datasets::{
 };
 pub use files::{FileReader, FileWriter, StoredFile, CHUNK_SIZE};
 pub use tasks::{
-    Claimed, DeleteOutcome, Finish, ListFilter, Liveness, Progress, Submitted, INTERRUPTED,
+    Claimed, DeleteOutcome, Finish, ListFilter, Liveness, Progress, QueuedStart, Submitted,
+    INTERRUPTED,
 };
 
 /// How long a connection waits for the write lock before reporting the database busy.

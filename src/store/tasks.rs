@@ -1,6 +1,7 @@
 //! Statements on tasks: submit (with idempotency keys), read and list, claim, progress,
 //! finish, cancel and delete, and the recovery of tasks a stopped process left running.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use rusqlite::types::Value;
@@ -23,6 +24,29 @@ const CLAIM: &str = "UPDATE tasks SET lease_owner = ?1, lease_expires_at = ?4 \
      WHERE id IN (SELECT id FROM tasks WHERE status = 'Pending' AND lease_owner IS NULL \
                   AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3 + 0) \
      RETURNING id, kind, params, io_filename, io_file_id, attempts + 1";
+
+/// A new task: ?1 user id, ?2 user name, ?3 client, ?4 now, ?5 kind, ?6 params JSON, ?7 IO
+/// file name, ?8 IO file, ?9 due (unix ms). Not `RETURNING id`: SQLite buffers RETURNING
+/// rows in a temporary b-tree it builds for every execution, which costs more than the
+/// insert itself; the rowid is read back instead.
+const INSERT_TASK: &str = "INSERT INTO tasks (user_id, user_name, client, created_at, kind, \
+     params, io_filename, io_file_id, due_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)";
+
+/// Task ?2, reserved for owner ?3, starts at ?1.
+const START_TASK: &str = "UPDATE tasks SET status = 'In progress', start_time = ?1, \
+     updated_at = ?1, attempts = attempts + 1 \
+     WHERE id = ?2 AND lease_owner = ?3 AND status = 'Pending'";
+
+/// Task ?12 ends: ?1 status, ?2 message, ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its
+/// name, ?10 LOG, ?11 ERR, and ?13 its start time when its start was folded into its end.
+const END_TASK: &str = "UPDATE tasks SET status = ?1, message = ?2, percent_complete = 100, \
+     total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
+     end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
+     io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
+     log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id), \
+     start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL) \
+     WHERE id = ?12";
 
 /// How long an Idempotency-Key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -94,6 +118,43 @@ pub struct Finish {
     /// transaction as the end, so a short task costs one commit to finish.
     pub log_tail: Vec<u8>,
     pub err_file: Option<FileId>,
+    /// When the task started, if its start was never recorded (see [`QueuedStart::fold`]):
+    /// recorded with the end, in the same statement.
+    pub started_at: Option<String>,
+}
+
+/// A task's start, queued by [`Store::start_then`] and not yet run by the writer.
+///
+/// Most tasks end within microseconds, before the writer reaches their start. Then the
+/// start is folded into the end: the queued start does nothing, and the end records both in
+/// one statement, which spares the writer a statement, a savepoint and two count-trigger
+/// runs per task. Folding is only possible while the start still waits, which also proves
+/// the handler wrote nothing: every first write a handler makes (a file, progress, an
+/// import) waits for its commit, and the writer runs jobs in order, so the start has run by
+/// then.
+pub struct QueuedStart {
+    state: Arc<AtomicU8>,
+    started_at: String,
+}
+
+const START_QUEUED: u8 = 0;
+const START_RUN: u8 = 1;
+const START_FOLDED: u8 = 2;
+
+impl QueuedStart {
+    /// Takes the start over if the writer has not run it yet: returns when the task started,
+    /// for [`Finish::started_at`]; None if the start is (being) recorded on its own.
+    pub fn fold(self) -> Option<String> {
+        self.state
+            .compare_exchange(
+                START_QUEUED,
+                START_FOLDED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .ok()
+            .map(|_| self.started_at)
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +169,7 @@ impl Finish {
             log_file: None,
             log_tail: log_tail.to_vec(),
             err_file: None,
+            started_at: None,
         })
     }
 }
@@ -274,17 +336,37 @@ impl Store {
 
     /// Marks a reserved task running, without waiting: queued before everything the task's
     /// handler then writes, so nothing of its work is stored before its start. `then` gets
-    /// whether it started (false: deleted meanwhile) once committed.
+    /// whether it started (false: deleted meanwhile) once committed; a start the task's end
+    /// took over (see [`QueuedStart`]) reports true and writes nothing.
     pub fn start_then(
         &self,
         id: TaskId,
         owner: &str,
         then: impl FnOnce(Result<bool>) + Send + 'static,
-    ) {
+    ) -> QueuedStart {
         let (owner, now) = (owner.to_string(), time::now_text());
-        self.inner
-            .writer
-            .write_then(move |tx| start_in(tx, id, &owner, &now), then);
+        let queued = QueuedStart {
+            state: Arc::new(AtomicU8::new(START_QUEUED)),
+            started_at: now.clone(),
+        };
+        let state = queued.state.clone();
+        self.inner.writer.write_then(
+            move |tx| {
+                let claimed = state.compare_exchange(
+                    START_QUEUED,
+                    START_RUN,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                match claimed {
+                    Ok(_) => start_in(tx, id, &owner, &now),
+                    // Folded into the task's end, which is queued behind this.
+                    Err(_) => Ok(true),
+                }
+            },
+            then,
+        );
+        queued
     }
 
     /// `start_then`, waiting for the commit.
@@ -459,10 +541,7 @@ impl Store {
 /// Marks a reserved task running within a transaction; see `Store::start_then`.
 fn start_in(tx: &Transaction<'_>, id: TaskId, owner: &str, now: &str) -> Result<bool> {
     let started = tx
-        .prepare_cached(
-            "UPDATE tasks SET status = 'In progress', start_time = ?1, updated_at = ?1, \
-             attempts = attempts + 1 WHERE id = ?2 AND lease_owner = ?3 AND status = 'Pending'",
-        )?
+        .prepare_cached(START_TASK)?
         .execute(params![now, id, owner])?;
     Ok(started == 1)
 }
@@ -471,34 +550,20 @@ fn start_in(tx: &Transaction<'_>, id: TaskId, owner: &str, now: &str) -> Result<
 fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
     let now = time::now_text();
     let c = finish.counts;
-    let new_files: Vec<FileId> = [
-        finish.io_file.as_ref().map(|f| f.0),
-        finish.log_file,
-        finish.err_file,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    // A task whose start was folded into its end is still Pending (reserved for us).
+    let running = if finish.started_at.is_some() {
+        "status = 'Pending'"
+    } else {
+        "status = 'In progress'"
+    };
     let old_io: Option<Option<FileId>> = tx
-        .prepare_cached(
-            "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
-        )?
+        .prepare_cached(&format!(
+            "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND {running}"
+        ))?
         .query_row(params![id, owner], |r| r.get(0))
         .optional()?;
     let Some(old_io) = old_io else {
-        // Never started (its start failed to commit): back to the queue, to run again.
-        tx.prepare_cached(
-            "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = ?1 AND lease_owner = ?2 AND status = 'Pending'",
-        )?
-        .execute(params![id, owner])?;
-        // Deleted, or interrupted at shutdown: what this run produced is not the
-        // task's. Files the task already points at (its LOG) stay with it.
-        for file in &new_files {
-            tx.execute("DELETE FROM files WHERE id = ?1 AND attached = 0", [file])?;
-        }
-        super::datasets::remove_import(tx, id)?;
-        return Ok(false);
+        return not_running(tx, id, owner, finish);
     };
     let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
         (log_file, true) => log_file,
@@ -512,15 +577,7 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
         Some((file, name)) => (Some(*file), Some(name.as_str())),
         None => (None, None),
     };
-    tx.prepare_cached(
-        "UPDATE tasks SET status = ?1, message = ?2, percent_complete = 100, \
-         total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
-         end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
-         io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
-         log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id) \
-         WHERE id = ?12",
-    )?
-    .execute(params![
+    tx.prepare_cached(END_TASK)?.execute(params![
         finish.status.as_str(),
         finish.message,
         c.total,
@@ -532,7 +589,8 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
         new_name,
         log_file,
         finish.err_file,
-        id
+        id,
+        finish.started_at,
     ])?;
     for file in [new_io, finish.log_file, finish.err_file]
         .into_iter()
@@ -546,6 +604,28 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
     }
     super::datasets::finish_import(tx, id)?;
     Ok(true)
+}
+
+/// The end of a task that is no longer this owner's to end: deleted, or interrupted at
+/// shutdown, or never started (its start failed to commit). What this run produced is not
+/// the task's; the task, if it still exists and waits, goes back to the queue.
+fn not_running(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
+    tx.prepare_cached(
+        "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = ?1 AND lease_owner = ?2 AND status = 'Pending'",
+    )?
+    .execute(params![id, owner])?;
+    // Files the task already points at (a LOG attached while it ran) stay with it.
+    let produced = [
+        finish.io_file.as_ref().map(|f| f.0),
+        finish.log_file,
+        finish.err_file,
+    ];
+    for file in produced.into_iter().flatten() {
+        tx.execute("DELETE FROM files WHERE id = ?1 AND attached = 0", [file])?;
+    }
+    super::datasets::remove_import(tx, id)?;
+    Ok(false)
 }
 
 /// A task just inserted by `insert_task`, as the schema's defaults make it.
@@ -625,26 +705,17 @@ fn insert_task(
             )));
         }
     }
-    let id: TaskId = tx
-        .prepare_cached(
-            "INSERT INTO tasks (user_id, user_name, client, created_at, kind, params, \
-             io_filename, io_file_id, due_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) RETURNING id",
-        )?
-        .query_row(
-            params![
-                new.owner.user_id,
-                new.owner.user_name,
-                new.owner.client,
-                now,
-                new.kind,
-                params_json,
-                new.io_filename,
-                new.io_file,
-                now_ms
-            ],
-            |r| r.get(0),
-        )?;
+    let id: TaskId = tx.prepare_cached(INSERT_TASK)?.insert(params![
+        new.owner.user_id,
+        new.owner.user_name,
+        new.owner.client,
+        now,
+        new.kind,
+        params_json,
+        new.io_filename,
+        new.io_file,
+        now_ms
+    ])?;
     if let Some(upload) = new.io_file {
         tx.prepare_cached("UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2")?
             .execute(params![id, upload])?;
@@ -815,5 +886,63 @@ mod tests {
         }
         let reprepared = claim.get_status(rusqlite::StatementStatus::RePrepare);
         assert_eq!(reprepared, 0);
+    }
+
+    #[test]
+    fn a_task_s_own_writes_build_no_temporary_b_tree() {
+        // A constant IN list of more than two values (in a statement or in a CHECK constraint
+        // it must verify) or a RETURNING clause makes SQLite build a temporary b-tree on every
+        // execution: more work than the row itself. The statements every task runs have none.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let conn = store.conn().unwrap();
+        let file_writes = super::super::files::HOT_STATEMENTS;
+        for sql in [INSERT_TASK, START_TASK, END_TASK]
+            .iter()
+            .chain(file_writes)
+        {
+            let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let unbound = vec![Value::Null; explain.parameter_count()];
+            let opcodes: Vec<String> = explain
+                .query_map(params_from_iter(unbound), |r| r.get(1))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                "{sql} builds a temporary b-tree"
+            );
+        }
+    }
+
+    #[test]
+    fn a_start_folded_into_the_end_records_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let ids = store
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
+            .unwrap();
+        assert_eq!(store.claim_due("me", 2).unwrap().len(), 2);
+
+        // Ended without a recorded start: the end records it.
+        let mut end = Finish::success(b"done\n");
+        Arc::get_mut(&mut end).unwrap().started_at = Some("2026-11-26T10:00:00".into());
+        assert!(store.finish(ids[0], "me", end.clone()).unwrap());
+        let task = store.task(&Scope::All, ids[0]).unwrap();
+        assert_eq!(task.status, Status::Success);
+        assert_eq!(task.start_time.as_deref(), Some("2026-11-26T10:00:00"));
+        assert_eq!(task.attempts, 1);
+        assert!(task.has_log_file);
+        // Only once: the same end again finds the task no longer reserved.
+        assert!(!store.finish(ids[0], "me", end).unwrap());
+
+        // A start the writer already ran cannot be folded.
+        let (ran, started) = crossbeam_channel::bounded(1);
+        let queued = store.start_then(ids[1], "me", move |r| ran.send(r).unwrap());
+        assert!(started.recv().unwrap().unwrap());
+        assert_eq!(queued.fold(), None);
+        let task = store.task(&Scope::All, ids[1]).unwrap();
+        assert_eq!(task.status, Status::InProgress);
+        assert_eq!(task.attempts, 1);
     }
 }
