@@ -150,7 +150,7 @@ impl Handler for CsvImport {
             }
             insert(&mut session, &mut batch, &mut counts)?;
             errors.drain_into(ctx)?;
-            session.commit()?;
+            count(session.commit()?, &mut counts);
             Ok(counts)
         })();
         let counts = match loaded {
@@ -241,13 +241,19 @@ fn insert(
     if batch.is_empty() {
         return Ok(());
     }
-    for outcome in session.insert(std::mem::replace(batch, Vec::with_capacity(BATCH_ROWS)))? {
+    let rows = std::mem::replace(batch, Vec::with_capacity(BATCH_ROWS));
+    // The outcomes are those of the batch before: one batch is written while this one is read.
+    count(session.insert(rows)?, counts);
+    Ok(())
+}
+
+fn count(outcomes: Vec<RowOutcome>, counts: &mut Counts) {
+    for outcome in outcomes {
         match outcome {
             RowOutcome::Inserted => counts.succeeded += 1,
             RowOutcome::Duplicate => counts.duplicate += 1,
         }
     }
-    Ok(())
 }
 
 /// The ERR file being built: the header plus `error`, then each failed row and its reason.

@@ -198,6 +198,7 @@ impl Store {
                 task,
                 ..ImportPlan::default()
             }),
+            in_flight: None,
             finished: false,
         };
         // From here the session's Drop releases the lock and removes what it wrote.
@@ -221,9 +222,9 @@ impl Store {
                     let defs: Vec<String> =
                         (0..header.len()).map(|i| format!("{} TEXT NOT NULL", column(i))).collect();
                     let table = table(id);
+                    // No index on task_id: see `remove_import`.
                     tx.execute_batch(&format!(
-                        "CREATE TABLE {table} (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, {}); \
-                         CREATE INDEX {table}_task ON {table} (task_id);",
+                        "CREATE TABLE {table} (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, {});",
                         defs.join(", ")
                     ))?;
                     (id, header)
@@ -295,11 +296,12 @@ impl Store {
             );
             self.write(move |tx| Ok(tx.execute_batch(&create_index)?))?;
         }
+        let record_import = format!(
+            "INSERT INTO dataset_imports (task_id, dataset_id, state, after_row) \
+             VALUES (?1, ?2, 'running', (SELECT coalesce(max(row_id), 0) FROM {table}))"
+        );
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO dataset_imports (task_id, dataset_id, state) VALUES (?1, ?2, 'running')",
-                params![task, dataset],
-            )?;
+            tx.execute(&record_import, params![task, dataset])?;
             Ok(())
         })?;
         session.plan = Arc::new(plan);
@@ -353,6 +355,8 @@ pub struct ImportSession {
     /// The dataset's name, for the in-process lock.
     name: String,
     plan: Arc<ImportPlan>,
+    /// The outcome of the batch sent and not yet answered.
+    in_flight: Option<crossbeam_channel::Receiver<Result<Vec<RowOutcome>>>>,
     finished: bool,
 }
 
@@ -369,43 +373,44 @@ struct ImportPlan {
 }
 
 impl ImportSession {
-    /// Inserts a batch of rows (cells in header order, as many as the header has) in one
-    /// transaction. A row whose key equals that of a stored row, or of an earlier row of
-    /// this import, is a duplicate and is not inserted. Fails with `NotFound` once the task
-    /// is no longer this process's to run.
+    /// Sends a batch of rows (cells in header order, as many as the header has) to be
+    /// inserted in one transaction, and returns at once with the outcomes of the batch sent
+    /// before it: one batch is written while the caller reads the next, so reading the file
+    /// and writing the database overlap. A row whose key equals that of a stored row, or of
+    /// an earlier row of this import, is a duplicate and is not inserted. Fails with
+    /// `NotFound` once the task is no longer this process's to run (seen by the batch after
+    /// the one that found it, or by [`ImportSession::commit`]).
     pub fn insert(&mut self, rows: Vec<Vec<String>>) -> Result<Vec<RowOutcome>> {
+        let earlier = self.wait_for_batch()?;
         let plan = self.plan.clone();
-        self.store.write(move |tx| {
-            check_still_running(tx, plan.task, &plan.owner)?;
-            let mut insert = tx.prepare_cached(&plan.insert_sql)?;
-            let mut exists = match &plan.exists_sql {
-                Some(sql) => Some(tx.prepare_cached(sql)?),
-                None => None,
-            };
-            let mut outcomes = Vec::with_capacity(rows.len());
-            for row in &rows {
-                if let Some(exists) = exists.as_mut() {
-                    for (i, &p) in plan.key_positions.iter().enumerate() {
-                        exists.raw_bind_parameter(i + 1, row[p].as_str())?;
-                    }
-                    if exists.raw_query().next()?.is_some() {
-                        outcomes.push(RowOutcome::Duplicate);
-                        continue;
-                    }
-                }
-                insert.raw_bind_parameter(1, plan.task)?;
-                for (i, &p) in plan.order.iter().enumerate() {
-                    insert.raw_bind_parameter(i + 2, row[p].as_str())?;
-                }
-                insert.raw_execute()?;
-                outcomes.push(RowOutcome::Inserted);
-            }
-            Ok(outcomes)
-        })
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        self.store.inner.writer.write_then(
+            move |tx| insert_rows(tx, &plan, &rows),
+            move |result| {
+                // The session waits for it; it can only be gone if its thread died.
+                let _ = done.send(result);
+            },
+        );
+        self.in_flight = Some(outcome);
+        Ok(earlier)
     }
 
-    /// The whole file is read: the rows become visible when the task's end is recorded.
-    pub fn commit(mut self) -> Result<()> {
+    /// Waits for the batch in flight, if any, and returns its outcomes.
+    fn wait_for_batch(&mut self) -> Result<Vec<RowOutcome>> {
+        match self.in_flight.take() {
+            None => Ok(Vec::new()),
+            Some(outcome) => outcome.recv().unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the database writer has stopped".into(),
+                ))
+            }),
+        }
+    }
+
+    /// The whole file is read: waits for the last batch (and returns its outcomes), then
+    /// marks the import committed. The rows become visible when the task's end is recorded.
+    pub fn commit(mut self) -> Result<Vec<RowOutcome>> {
+        let last = self.wait_for_batch()?;
         let (task, owner) = (self.plan.task, self.plan.owner.clone());
         self.store.write(move |tx| {
             check_still_running(tx, task, &owner)?;
@@ -416,12 +421,46 @@ impl ImportSession {
             Ok(())
         })?;
         self.finished = true;
-        Ok(())
+        Ok(last)
     }
+}
+
+/// Inserts one batch of an import within a transaction; see `ImportSession::insert`.
+fn insert_rows(
+    tx: &Transaction<'_>,
+    plan: &ImportPlan,
+    rows: &[Vec<String>],
+) -> Result<Vec<RowOutcome>> {
+    check_still_running(tx, plan.task, &plan.owner)?;
+    let mut insert = tx.prepare_cached(&plan.insert_sql)?;
+    let mut exists = match &plan.exists_sql {
+        Some(sql) => Some(tx.prepare_cached(sql)?),
+        None => None,
+    };
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(exists) = exists.as_mut() {
+            for (i, &p) in plan.key_positions.iter().enumerate() {
+                exists.raw_bind_parameter(i + 1, row[p].as_str())?;
+            }
+            if exists.raw_query().next()?.is_some() {
+                outcomes.push(RowOutcome::Duplicate);
+                continue;
+            }
+        }
+        insert.raw_bind_parameter(1, plan.task)?;
+        for (i, &p) in plan.order.iter().enumerate() {
+            insert.raw_bind_parameter(i + 2, row[p].as_str())?;
+        }
+        insert.raw_execute()?;
+        outcomes.push(RowOutcome::Inserted);
+    }
+    Ok(outcomes)
 }
 
 impl Drop for ImportSession {
     fn drop(&mut self) {
+        // The removal below is queued after the batch in flight, so it removes that too.
         if !self.finished {
             let task = self.plan.task;
             if let Err(e) = self.store.write(move |tx| remove_import(tx, task)) {
@@ -457,16 +496,21 @@ pub(super) fn finish_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
 
 /// Removes the rows of task `task`'s import unless it is done.
 pub(super) fn remove_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
-    let dataset: Option<i64> = tx
+    let import: Option<(i64, i64)> = tx
         .prepare_cached(
-            "SELECT dataset_id FROM dataset_imports WHERE task_id = ?1 AND state <> 'done'",
+            "SELECT dataset_id, after_row FROM dataset_imports WHERE task_id = ?1 AND state <> 'done'",
         )?
-        .query_row([task], |r| r.get(0))
+        .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(dataset) = dataset {
+    if let Some((dataset, after_row)) = import {
+        // Imports into a dataset run one at a time, so this import's rows all come after the
+        // last row stored when it began: a range of row ids, not a scan of the table.
         tx.execute(
-            &format!("DELETE FROM {} WHERE task_id = ?1", table(dataset)),
-            [task],
+            &format!(
+                "DELETE FROM {} WHERE row_id > ?1 AND task_id = ?2",
+                table(dataset)
+            ),
+            params![after_row, task],
         )?;
         tx.execute("DELETE FROM dataset_imports WHERE task_id = ?1", [task])?;
     }
@@ -548,8 +592,9 @@ mod tests {
         import.insert(rows(3)).unwrap();
         // The grace period ends: the task is no longer this process's.
         assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
-        assert!(matches!(import.insert(rows(2)), Err(StoreError::NotFound)));
-        assert!(import.commit().is_err());
+        // The batch of 3 was written before; the next one is refused, as its commit says.
+        assert_eq!(import.insert(rows(2)).unwrap().len(), 3);
+        assert!(matches!(import.commit(), Err(StoreError::NotFound)));
         assert!(!finish(&store, task));
         assert_eq!(visible(&store), 0);
         let left: i64 = store
@@ -558,6 +603,38 @@ mod tests {
             .query_row("SELECT count(*) FROM ds_1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0, "the rows of the import were removed");
+    }
+
+    #[test]
+    fn removing_an_unfinished_import_keeps_the_rows_of_earlier_ones() {
+        let (_dir, store, first) = store_with_running_task();
+        let mut import = store
+            .begin_import(first, "me", "t", &strings(&["k", "v"]), &[])
+            .unwrap();
+        import.insert(rows(3)).unwrap();
+        import.commit().unwrap();
+        assert!(finish(&store, first));
+        let second = store
+            .submit(&NewTask::new("csv.import", Params::new()))
+            .unwrap()
+            .task
+            .id;
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert!(store.start(second, "me").unwrap());
+        let mut import = store
+            .begin_import(second, "me", "t", &strings(&["k", "v"]), &[])
+            .unwrap();
+        import.insert(rows(4)).unwrap();
+        import.commit().unwrap();
+        // The process dies before the second import's end is recorded.
+        assert_eq!(store.interrupt_running(None).unwrap(), vec![second]);
+        let stored: i64 = store
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM ds_1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 3);
+        assert_eq!(visible(&store), 3);
     }
 
     #[test]
