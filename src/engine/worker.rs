@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::context::TaskContext;
 use super::{Shared, TaskError};
@@ -21,9 +21,21 @@ pub const CANCELED: &str = "Canceled by request.";
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// How often an idle worker looks for task ends the writer could not record: their
+/// retries must not wait for the next task to arrive (on a full disk none may come).
+const UNRECORDED_POLL: Duration = Duration::from_secs(1);
+
 /// Runs as worker `n` until the channel closes.
 pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
-    for task in rx.iter() {
+    loop {
+        let task = match rx.recv_timeout(UNRECORDED_POLL) {
+            Ok(task) => task,
+            Err(RecvTimeoutError::Timeout) => {
+                record_unrecorded(shared);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         record_unrecorded(shared);
         let Some(queued_start) = start(shared, &task) else {
             shared.busy.fetch_sub(1, Ordering::SeqCst);

@@ -52,7 +52,7 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// The disk (or the file's quota) is full: nothing was stored.
-    #[error("the disk is full")]
+    #[error("the disk holding the database is full")]
     DiskFull,
     /// The database cannot be used right now (locked too long, read-only, I/O error):
     /// the same request may succeed later.
@@ -88,6 +88,29 @@ impl From<rusqlite::Error> for StoreError {
             ) => StoreError::Unavailable(err.to_string()),
             _ => StoreError::Internal(err.to_string()),
         }
+    }
+}
+
+impl StoreError {
+    /// `err`, which `conn` just returned, looking at the OS error behind an I/O failure.
+    /// SQLite says SQLITE_FULL only when writing pages runs out of space; out of space while
+    /// growing its shared-memory file (`-shm`: the first read after the file was removed,
+    /// a WAL past about 4000 pages), or out of quota (EDQUOT) anywhere, reach it as a plain
+    /// "disk I/O error". Its `sqlite3_system_errno` is set by every such failure, so it
+    /// is fresh for an I/O error just returned (and only then, so only then it is read).
+    fn classify(conn: &Connection, err: rusqlite::Error) -> StoreError {
+        if err.sqlite_error_code() == Some(ErrorCode::SystemIoFailure) {
+            // SAFETY: the handle is valid while `conn` is borrowed; the call only reads it.
+            let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+            let kind = std::io::Error::from_raw_os_error(errno).kind();
+            if matches!(
+                kind,
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return StoreError::DiskFull;
+            }
+        }
+        err.into()
     }
 }
 
@@ -135,7 +158,11 @@ impl Store {
         {
             let conn = Connection::open(path)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
-            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            // The first statement opens (maybe creates) the WAL and its -shm file: on a full
+            // disk this is where the start fails, and it must say so.
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(|e| StoreError::classify(&conn, e))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::Internal(format!(
                     "journal_mode is {mode}, WAL could not be set"
@@ -310,6 +337,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sqlite_failures_map_to_what_a_client_can_act_on() {
+        use rusqlite::ffi;
+        let failure =
+            |code| StoreError::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+        assert!(matches!(failure(ffi::SQLITE_FULL), StoreError::DiskFull));
+        for code in [
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_IOERR_FSYNC,
+            ffi::SQLITE_IOERR_SHMSIZE,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_READONLY_DBMOVED,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_BUSY,
+        ] {
+            assert!(
+                matches!(failure(code), StoreError::Unavailable(_)),
+                "code {code}: {:?}",
+                failure(code)
+            );
+        }
+        // For real: a write where SQLite may only read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (n INTEGER)")
+            .unwrap();
+        let read_only =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let refused = read_only
+            .execute("INSERT INTO t (n) VALUES (1)", [])
+            .unwrap_err();
+        let refused = StoreError::classify(&read_only, refused);
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
     }
 
     #[test]

@@ -26,8 +26,9 @@ const MAX_BATCH: usize = 512;
 
 /// A write waiting for the writer.
 trait Job: Send {
-    /// Runs the work within the batch's transaction; whether it succeeded (its changes stay).
-    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Runs the work within the batch's transaction: Ok if it succeeded (its changes stay),
+    /// else its error.
+    fn run(&mut self, tx: &Transaction<'_>) -> Result<()>;
     /// Answers the caller once the batch's fate is known.
     fn complete(self: Box<Self>, commit: &Result<()>);
 }
@@ -44,15 +45,18 @@ where
     T: Send,
     F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+    fn run(&mut self, tx: &Transaction<'_>) -> Result<()> {
         let Some(work) = self.work.take() else {
-            return false;
+            return Err(StoreError::Internal("a write was run twice".into()));
         };
         let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)))
             .unwrap_or_else(|_| Err(StoreError::Internal("a write panicked".into())));
-        let ok = result.is_ok();
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.clone()),
+        };
         self.result = Some(result);
-        ok
+        outcome
     }
 
     fn complete(self: Box<Self>, commit: &Result<()>) {
@@ -165,11 +169,11 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, queue: Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let outcome = run_batch(&mut conn, &mut batch);
+        let outcome = run_batch(&conn, &mut batch);
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
         }
@@ -181,27 +185,61 @@ fn run(mut conn: Connection, queue: Receiver<Box<dyn Job>>) {
 
 /// Runs a batch in one IMMEDIATE transaction, each job in a savepoint of its own (a lone
 /// job needs none: its failure rolls the transaction back), and commits it.
-fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let [job] = batch {
-        return if job.run(&tx) {
-            Ok(tx.commit()?)
-        } else {
-            // Dropping the transaction rolls it back.
-            Ok(())
-        };
-    }
+///
+/// A failed BEGIN or COMMIT fails the batch and leaves the connection usable: SQLite rolls
+/// back what it must and, once no statement is active, resets its pager after an I/O error
+/// or a full disk (`pager_unlock`), so the next batch starts clean when the cause is gone.
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
+    // Begun through a shared borrow, so that a failure can still ask `conn` why.
+    let tx = match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return Err(StoreError::classify(conn, e)),
+    };
+    let single = batch.len() == 1;
     for job in batch.iter_mut() {
-        tx.prepare_cached("SAVEPOINT job")?.execute([])?;
-        if !job.run(&tx) {
-            // Some errors (a full disk, an I/O error) roll back the whole transaction;
-            // then this fails too, and so does every job of the batch.
-            tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        if !single {
+            statement(&tx, "SAVEPOINT job")?;
         }
-        tx.prepare_cached("RELEASE job")?.execute([])?;
+        let ran = job.run(&tx);
+        ensure_open(&tx, &ran)?;
+        if single && ran.is_err() {
+            // Dropping the transaction rolls it back; the job's error answers it.
+            return Ok(());
+        }
+        if !single {
+            if ran.is_err() {
+                statement(&tx, "ROLLBACK TO job")?;
+            }
+            statement(&tx, "RELEASE job")?;
+        }
     }
-    tx.commit()?;
-    Ok(())
+    match tx.commit() {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StoreError::classify(conn, e)),
+    }
+}
+
+/// Runs one of the batch's own statements (cached: they run for every job).
+fn statement(tx: &Transaction<'_>, sql: &str) -> Result<()> {
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(|e| StoreError::classify(tx, e))
+}
+
+/// Fails the batch when its transaction is gone after a job. A full disk or an I/O error
+/// makes SQLite roll back the whole transaction by itself, not just the statement: every
+/// job of the batch is then lost, and each must hear that cause (not an error about a
+/// savepoint that no longer exists), and nothing more may run, since it would run outside
+/// any transaction and commit piecemeal.
+fn ensure_open(tx: &Transaction<'_>, ran: &Result<()>) -> Result<()> {
+    if !tx.is_autocommit() {
+        return Ok(());
+    }
+    Err(match ran {
+        Err(e) => e.clone(),
+        Ok(()) => StoreError::Unavailable("the write transaction was rolled back".into()),
+    })
 }
 
 #[cfg(test)]
@@ -254,6 +292,58 @@ mod tests {
         // Eight writes of 0: one wins, seven fail; all the others succeed.
         assert_eq!(failed, 7, "{results:?}");
         assert_eq!(count(&w), (threads - 7) as i64);
+    }
+
+    /// A full disk or an I/O error in the middle of a batch makes SQLite roll back the whole
+    /// transaction by itself (a job here does it by hand, which leaves the same state): every
+    /// job of the batch is lost and must hear why, not an error about a savepoint that is
+    /// gone, and nothing of it may be committed piecemeal; the next write works.
+    #[test]
+    fn a_batch_rolled_back_by_sqlite_fails_every_job_with_its_cause_and_the_writer_goes_on() {
+        let (_dir, w) = writer();
+        // A first write holds the writer until the batch under test is queued behind it.
+        let (release, hold) = crossbeam_channel::bounded::<()>(0);
+        w.write_then(
+            move |_| {
+                hold.recv().unwrap();
+                Ok(())
+            },
+            |_: Result<()>| {},
+        );
+        let answers: Vec<_> = (1..=3)
+            .map(|n| {
+                let slot = Arc::new(AnswerSlot {
+                    answer: Mutex::new(None),
+                    ready: Condvar::new(),
+                });
+                let answerer = Answerer(Some(slot.clone()));
+                w.write_then(
+                    move |tx| {
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        if n == 2 {
+                            tx.execute_batch("ROLLBACK")?;
+                            return Err(StoreError::DiskFull);
+                        }
+                        Ok(())
+                    },
+                    move |result| answerer.answer(result),
+                );
+                slot
+            })
+            .collect();
+        release.send(()).unwrap();
+        for (n, slot) in answers.iter().enumerate() {
+            let answer = slot.wait();
+            assert!(
+                matches!(answer, Err(StoreError::DiskFull)),
+                "job {}: {answer:?}",
+                n + 1
+            );
+        }
+        assert_eq!(count(&w), 0, "a job of the lost batch was committed");
+        w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (4)", [])?))
+            .unwrap();
+        assert_eq!(count(&w), 1);
     }
 
     #[test]
