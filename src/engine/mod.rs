@@ -63,7 +63,8 @@ struct Shared {
     /// idle): a worker held by a long task stops the dispatcher claiming ahead.
     running_since: Vec<AtomicU64>,
     epoch: Instant,
-    /// Task ends the writer could not record; a worker records them before its next task.
+    /// Task ends the writer could not record; a worker records them before its next task,
+    /// or within a second when idle (see `worker::run`).
     unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
 }
 
@@ -180,17 +181,27 @@ impl Engine {
                 Vec::new()
             }
         };
+        // A worker still in its handler past the grace period (one stuck in a loop that never
+        // looks at cancellation, say) is not joined: it is left to the process's exit, which
+        // does not wait for it. Its writes are refused from now on (they check the lease).
+        let mut stuck = 0;
         for handle in self.workers.drain(..) {
             if handle.is_finished() {
                 let _ = handle.join();
+            } else {
+                stuck += 1;
             }
-            // A worker still running its task past the grace period is left to the exit.
         }
         if !interrupted.is_empty() {
             log::warn!(
                 "interrupted {} task(s) still running after the grace period",
                 interrupted.len()
             );
+        }
+        if stuck > 0 {
+            // Counted apart from the interrupted tasks: a task deleted while its handler hung
+            // leaves a stuck worker and no task to interrupt.
+            log::warn!("{stuck} worker thread(s) still running a handler are abandoned");
         }
         interrupted
     }

@@ -5,7 +5,7 @@
 mod csv_export;
 mod csv_format;
 mod csv_import;
-mod panic;
+mod debug;
 mod sleep;
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
-pub use panic::Panic;
+pub use debug::{Hang, Panic};
 pub use sleep::Sleep;
 
 use crate::engine::{TaskContext, TaskError};

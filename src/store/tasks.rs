@@ -511,9 +511,12 @@ impl Store {
         let ids = self.write(move |tx| {
             let ids: Vec<TaskId> = {
                 let mut stmt = tx.prepare(
+                    // The counters go back to 0: what the task had counted is not kept (an
+                    // unfinished import's rows are removed; see docs/api.md).
                     "UPDATE tasks SET status = 'ERROR', message = ?1, percent_complete = 100, \
                      end_time = ?2, updated_at = ?2, start_time = coalesce(start_time, ?2), \
-                     lease_owner = NULL, lease_expires_at = NULL \
+                     lease_owner = NULL, lease_expires_at = NULL, total_records = 0, \
+                     succeeded_records = 0, duplicate_records = 0, failed_records = 0 \
                      WHERE status = 'In progress' AND (?3 IS NULL OR lease_owner = ?3) RETURNING id",
                 )?;
                 let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| r.get(0))?;
