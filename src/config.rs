@@ -22,6 +22,24 @@ pub const MAX_MAX_UPLOAD: u64 = 1 << 40;
 pub const MAX_MAX_JSON: u64 = 1 << 30;
 /// One day: the longest grace period.
 pub const MAX_GRACE_SECS: u64 = 86_400;
+/// 100 header lines and 64 KiB of them in all: far above what any client sends (a browser
+/// sends about 20 lines and 2 KiB), far below what would cost memory.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The bounds `validate` enforces on them.
+pub const MAX_MAX_HEADERS: usize = 10_000;
+pub const MIN_MAX_HEADER_BYTES: usize = 1024;
+pub const MAX_MAX_HEADER_BYTES: usize = 16 << 20;
+/// 30 s: how long a client may take to send a request's head (from its connection, or the
+/// end of its previous request, to the blank line after the headers), how long a kept-alive
+/// connection may stay idle, and the longest pause while it sends a body or reads an answer.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+/// One hour: the longest read timeout.
+pub const MAX_READ_TIMEOUT_SECS: u64 = 3600;
+/// Open client connections beyond which a new one is closed at once. Each costs the HTTP
+/// library a thread and two file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+pub const MAX_MAX_CONNECTIONS: usize = 100_000;
 /// Threads that read and answer HTTP requests. Bounded so that a flood of slow requests
 /// cannot start unbounded work.
 pub const DEFAULT_HTTP_THREADS: usize = 16;
@@ -64,6 +82,13 @@ pub struct Config {
     pub http_threads: usize,
     pub max_upload: u64,
     pub max_json: u64,
+    /// The most header lines a request may carry, and their total size (431 beyond).
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    /// See `DEFAULT_READ_TIMEOUT_SECS`.
+    pub read_timeout: Duration,
+    /// See `DEFAULT_MAX_CONNECTIONS`.
+    pub max_connections: usize,
     /// How long a shutdown lets running tasks finish before marking them interrupted.
     pub grace: Duration,
     pub durability: Durability,
@@ -78,6 +103,10 @@ impl Default for Config {
             http_threads: DEFAULT_HTTP_THREADS,
             max_upload: DEFAULT_MAX_UPLOAD,
             max_json: DEFAULT_MAX_JSON,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(DEFAULT_GRACE_SECS),
             durability: Durability::Full,
         }
@@ -115,6 +144,34 @@ impl Config {
                 self.max_json
             )));
         }
+        if self.max_headers == 0 || self.max_headers > MAX_MAX_HEADERS {
+            return Err(Error::Config(format!(
+                "max-headers must be between 1 and {MAX_MAX_HEADERS}, not {}",
+                self.max_headers
+            )));
+        }
+        if self.max_header_bytes < MIN_MAX_HEADER_BYTES
+            || self.max_header_bytes > MAX_MAX_HEADER_BYTES
+        {
+            return Err(Error::Config(format!(
+                "max-header-bytes must be at least {MIN_MAX_HEADER_BYTES} bytes and at most {MAX_MAX_HEADER_BYTES} bytes (16 MiB), not {}",
+                self.max_header_bytes
+            )));
+        }
+        if self.read_timeout < Duration::from_secs(1)
+            || self.read_timeout > Duration::from_secs(MAX_READ_TIMEOUT_SECS)
+        {
+            return Err(Error::Config(format!(
+                "read-timeout-secs must be between 1 and {MAX_READ_TIMEOUT_SECS} seconds, not {:?}",
+                self.read_timeout
+            )));
+        }
+        if self.max_connections == 0 || self.max_connections > MAX_MAX_CONNECTIONS {
+            return Err(Error::Config(format!(
+                "max-connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
+                self.max_connections
+            )));
+        }
         if self.grace > Duration::from_secs(MAX_GRACE_SECS) {
             return Err(Error::Config(format!(
                 "grace-secs must be at most {MAX_GRACE_SECS} seconds (one day), not {:?}",
@@ -145,6 +202,10 @@ mod tests {
         Config {
             max_upload: MAX_MAX_UPLOAD,
             max_json: MAX_MAX_JSON,
+            max_headers: MAX_MAX_HEADERS,
+            max_header_bytes: MAX_MAX_HEADER_BYTES,
+            read_timeout: Duration::from_secs(MAX_READ_TIMEOUT_SECS),
+            max_connections: MAX_MAX_CONNECTIONS,
             grace: Duration::from_secs(MAX_GRACE_SECS),
             ..Config::default()
         }
@@ -155,7 +216,15 @@ mod tests {
     #[test]
     fn settings_beyond_the_bounds_are_refused_naming_them() {
         type Change = fn(&mut Config);
-        let cases: [(Change, &str); 8] = [
+        let cases: [(Change, &str); 16] = [
+            (|c| c.max_headers = 0, "max-headers"),
+            (|c| c.max_headers = MAX_MAX_HEADERS + 1, "max-headers"),
+            (|c| c.max_header_bytes = 1023, "max-header-bytes"),
+            (|c| c.max_header_bytes = usize::MAX, "max-header-bytes"),
+            (|c| c.read_timeout = Duration::ZERO, "read-timeout-secs"),
+            (|c| c.read_timeout = Duration::MAX, "read-timeout-secs"),
+            (|c| c.max_connections = 0, "max-connections"),
+            (|c| c.max_connections = usize::MAX, "max-connections"),
             (|c| c.max_upload = 0, "max-upload"),
             (|c| c.max_upload = MAX_MAX_UPLOAD + 1, "max-upload"),
             (|c| c.max_upload = u64::MAX, "max-upload"),

@@ -12,7 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use taskbox::config::{self, Config, Durability};
-use taskbox::handlers::{Panic, Registry};
+use taskbox::handlers::{Hang, Panic, Registry};
 use taskbox::Service;
 
 #[derive(Parser)]
@@ -49,6 +49,19 @@ struct ServeArgs {
     /// The largest JSON body (and form fields), in bytes.
     #[arg(long, env = "TASKBOX_MAX_JSON", default_value_t = config::DEFAULT_MAX_JSON)]
     max_json: u64,
+    /// The most header lines a request may carry (431 beyond).
+    #[arg(long, env = "TASKBOX_MAX_HEADERS", default_value_t = config::DEFAULT_MAX_HEADERS)]
+    max_headers: usize,
+    /// The most bytes a request's header lines may take in all (431 beyond).
+    #[arg(long, env = "TASKBOX_MAX_HEADER_BYTES", default_value_t = config::DEFAULT_MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
+    /// Seconds a client may take to send a request's head, stay idle between requests, or
+    /// pause while sending a body or reading an answer; its connection is closed beyond.
+    #[arg(long, env = "TASKBOX_READ_TIMEOUT_SECS", default_value_t = config::DEFAULT_READ_TIMEOUT_SECS)]
+    read_timeout_secs: u64,
+    /// Open client connections beyond which a new one is closed at once.
+    #[arg(long, env = "TASKBOX_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Seconds a shutdown lets running tasks finish before marking them interrupted.
     #[arg(long, env = "TASKBOX_GRACE_SECS", default_value_t = config::DEFAULT_GRACE_SECS)]
     grace_secs: u64,
@@ -59,7 +72,7 @@ struct ServeArgs {
     /// Threads answering HTTP requests.
     #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
     http_threads: usize,
-    /// Also register the diagnostic kind debug.panic (for tests).
+    /// Also register the diagnostic kinds debug.panic and debug.hang (for tests).
     #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
     test_kinds: bool,
 }
@@ -96,12 +109,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         http_threads: args.http_threads,
         max_upload: args.max_upload,
         max_json: args.max_json,
+        max_headers: args.max_headers,
+        max_header_bytes: args.max_header_bytes,
+        read_timeout: Duration::from_secs(args.read_timeout_secs),
+        max_connections: args.max_connections,
         grace: Duration::from_secs(args.grace_secs),
         durability: args.durability,
     };
     let mut registry = Registry::builtin();
     if args.test_kinds {
         registry.register(Panic);
+        registry.register(Hang);
     }
     // Signals are caught before the service starts, so none is lost in between.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;

@@ -51,10 +51,7 @@ impl Service {
         let app = Arc::new(App {
             store: store.clone(),
             registry: registry.clone(),
-            limits: Limits {
-                max_upload: config.max_upload,
-                max_json: config.max_json,
-            },
+            limits: Limits::of(&config),
         });
         let http =
             HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {

@@ -41,6 +41,11 @@ impl ApiError {
         }
     }
 
+    /// The client stopped sending its body for longer than the read timeout.
+    pub fn request_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(408, message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(409, message)
     }
@@ -75,14 +80,15 @@ impl ApiError {
         log::warn!("database unavailable: {detail}");
         ApiError::new(
             503,
-            "The database is unavailable right now; try again shortly.",
+            "The database cannot be used right now (it is busy, read-only or its disk is \
+             failing): nothing was changed. Try again later.",
         )
     }
 
     pub fn disk_full() -> ApiError {
         ApiError::new(
             507,
-            "The disk is full: nothing was stored. Free some space and try again.",
+            "The disk holding the database is full: nothing was stored. Free some space and try again.",
         )
     }
 }

@@ -7,20 +7,23 @@
 
 mod context;
 mod error;
-mod multipart;
+mod guard;
+mod listener;
+pub(crate) mod multipart;
 mod reply;
-mod request;
+pub(crate) mod request;
 mod router;
 mod webservicetasks;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tiny_http::{Request, Server};
+use tiny_http::Request;
 
 pub use context::{App, Limits, RequestContext};
 pub use error::{ApiError, FILE_MISSING};
@@ -28,10 +31,13 @@ pub use router::{route, Endpoint};
 pub use webservicetasks::task_json;
 
 use crate::signal::Signal;
+use guard::Guard;
+use listener::Servers;
 use reply::Reply;
 
 pub struct HttpServer {
-    server: Arc<Server>,
+    /// The tiny_http server on the socket, restarted if its accept loop ends.
+    servers: Arc<Servers>,
     addr: SocketAddr,
     /// Set by `stop`; each thread checks it after `recv` returns.
     stopping: Arc<AtomicBool>,
@@ -40,29 +46,41 @@ pub struct HttpServer {
     alive: Arc<AtomicUsize>,
     exited: Arc<Signal>,
     threads: Vec<JoinHandle<()>>,
+    /// Keeps the read timeout and the connection cap (see guard.rs).
+    guard: Arc<Guard>,
 }
 
 impl HttpServer {
     /// Binds `listen` and starts `threads` request threads.
     pub fn start(listen: &str, threads: usize, app: Arc<App>) -> Result<HttpServer, String> {
-        let listener = nodelay_listener(listen).map_err(|e| e.to_string())?;
-        let server = Arc::new(Server::from_listener(listener, None).map_err(|e| e.to_string())?);
-        let addr = server
+        let listener = nodelay_listener(listen, &app.limits).map_err(|e| e.to_string())?;
+        let servers = Arc::new(Servers::start(listener).map_err(|e| e.to_string())?);
+        let addr = servers
+            .current()
+            .0
             .server_addr()
             .to_ip()
             .ok_or_else(|| "the listener has no IP address".to_string())?;
+        let guard = Arc::new(
+            Guard::start(addr, app.limits, threads, {
+                let servers = servers.clone();
+                Box::new(move || servers.lost())
+            })
+            .map_err(|e| e.to_string())?,
+        );
         let stopping = Arc::new(AtomicBool::new(false));
         let alive = Arc::new(AtomicUsize::new(0));
         let exited = Arc::new(Signal::default());
         let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {
-            let (server, app, stopping) = (server.clone(), app.clone(), stopping.clone());
+            let (servers, app, stopping) = (servers.clone(), app.clone(), stopping.clone());
+            let guard = guard.clone();
             let (alive, exited) = (alive.clone(), exited.clone());
             alive.fetch_add(1, Ordering::SeqCst);
             let handle = std::thread::Builder::new()
                 .name(format!("http-{n}"))
                 .spawn(move || {
-                    accept_loop(&server, &app, &stopping);
+                    accept_loop(&servers, threads, &app, &guard, &stopping);
                     alive.fetch_sub(1, Ordering::SeqCst);
                     exited.ring();
                 })
@@ -70,12 +88,13 @@ impl HttpServer {
             handles.push(handle);
         }
         Ok(HttpServer {
-            server,
+            servers,
             addr,
             stopping,
             alive,
             exited,
             threads: handles,
+            guard,
         })
     }
 
@@ -88,9 +107,7 @@ impl HttpServer {
     /// process's exit.
     pub fn stop(self, deadline: Instant) {
         self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.threads {
-            self.server.unblock();
-        }
+        self.servers.unblock(self.threads.len());
         loop {
             let seen = self.exited.generation();
             if self.alive.load(Ordering::SeqCst) == 0 {
@@ -111,14 +128,18 @@ impl HttpServer {
                 let _ = handle.join();
             }
         }
+        self.guard.stop();
     }
 }
 
 /// Binds `listen` with TCP_NODELAY set on the listening socket, which the connections it
 /// accepts inherit (Linux): tiny_http does not set it, and without it an answer written in
 /// more than one piece waits for the client's delayed ACK (about 40 ms) on a kept-alive
-/// connection.
-fn nodelay_listener(listen: &str) -> std::io::Result<std::net::TcpListener> {
+/// connection. SO_SNDTIMEO (the read timeout) is inherited the same way, so that no answer
+/// waits longer than that for a client that does not read it, from the first byte.
+/// SO_RCVTIMEO cannot be set here: `accept` obeys it too, and tiny_http's accept loop ends
+/// for good on the first error; the connection guard sets it on each connection instead.
+fn nodelay_listener(listen: &str, limits: &Limits) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let addr = std::net::ToSocketAddrs::to_socket_addrs(listen)?
         .next()
@@ -126,27 +147,53 @@ fn nodelay_listener(listen: &str) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
+    socket.set_write_timeout(Some(limits.read_timeout))?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
 }
 
-fn accept_loop(server: &Server, app: &App, stopping: &AtomicBool) {
+fn accept_loop(
+    servers: &Servers,
+    threads: usize,
+    app: &Arc<App>,
+    guard: &Arc<Guard>,
+    stopping: &Arc<AtomicBool>,
+) {
     while !stopping.load(Ordering::SeqCst) {
+        let (server, generation) = servers.current();
         match server.recv() {
-            Ok(request) => serve(app, request),
+            Ok(request) => {
+                let _busy = guard.enter(request.remote_addr().copied());
+                serve(app, guard, request);
+            }
+            // Woken by `stop`, or to move to a restarted server.
+            Err(_) if stopping.load(Ordering::SeqCst) || servers.moved_since(generation) => {}
+            // Neither an error of accept nor a lost accept thread: a stale wake-up.
+            Err(e) if e.raw_os_error().is_none() && !servers.is_lost() => {}
             Err(e) => {
-                if !stopping.load(Ordering::SeqCst) {
-                    log::warn!("accepting a request failed: {e}");
-                }
+                log::error!("the HTTP library stopped accepting connections: {e}");
+                let (app, guard, stopping) = (app.clone(), guard.clone(), stopping.clone());
+                servers.restart(generation, threads, &stopping.clone(), move |old| {
+                    let quiet = app.limits.read_timeout + Duration::from_secs(1);
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("http-old".into())
+                            .spawn(move || {
+                                listener::drain_old(&old, quiet, &stopping, |request| {
+                                    let _busy = guard.enter(request.remote_addr().copied());
+                                    serve(&app, &guard, request);
+                                })
+                            });
+                    if let Err(e) = spawned {
+                        log::error!("no thread for the old server's connections: {e}");
+                    }
+                });
             }
         }
     }
 }
 
-/// The most header lines a request may carry, and their total size.
-const MAX_HEADERS: usize = 100;
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The longest URL (path and query string). It bounds the query parameters too, which
 /// become a task's params.
 const MAX_URL_BYTES: usize = 16 * 1024;
@@ -162,16 +209,20 @@ fn check_url(request: &Request) -> Result<(), ApiError> {
 }
 
 /// Refuses requests whose headers exceed the limits (431). tiny_http has read them whole by
-/// now; this bounds what taskbox goes on to process, not what tiny_http buffered.
-fn check_headers(request: &Request) -> Result<(), ApiError> {
+/// now; this bounds what taskbox goes on to process, not what tiny_http buffered (the
+/// connection guard bounds that by time: see guard.rs).
+fn check_headers(request: &Request, limits: &Limits) -> Result<(), ApiError> {
     let headers = request.headers();
     let bytes: usize = headers
         .iter()
         .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
         .sum();
-    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+    let (count, size) = (limits.max_headers, limits.max_header_bytes);
+    if headers.len() > count || bytes > size {
         return Err(ApiError::headers_too_large(format!(
-            "The request headers are over their limit ({MAX_HEADERS} headers, {MAX_HEADER_BYTES} bytes)."
+            "The request headers are over their limit ({count} headers, {size} bytes): \
+             this one has {} headers, {bytes} bytes.",
+            headers.len()
         )));
     }
     Ok(())
@@ -193,7 +244,11 @@ fn drain_limit() -> usize {
     })
 }
 
-fn serve(app: &App, mut request: Request) {
+/// The most of an answer's body written to a connection that is abandoned (see `serve`): an
+/// error's envelope, not a file.
+const MAX_ABANDONED_BODY: u64 = 64 * 1024;
+
+fn serve(app: &App, guard: &Guard, mut request: Request) {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let url: String = request.url().chars().take(300).collect();
@@ -216,11 +271,18 @@ fn serve(app: &App, mut request: Request) {
     let result = if !body_read && request.body_length().is_some_and(|n| n > drain_limit()) {
         // tiny_http drains an unread body on drop into one buffer of its declared size: for
         // an absurd Content-Length the allocation fails and aborts the process. So the
-        // status and headers go out through `upgrade` (which sends no body), and the
-        // connection's reader is never dropped: the connection is abandoned (its socket and
-        // tiny_http's thread for it leak) rather than the process lost.
-        std::mem::forget(request.upgrade("close", reply.into_response()));
-        Ok(())
+        // status and headers go out through `upgrade` (which sends no body and no length),
+        // the body is written after them into the stream it returns, the guard closes the
+        // connection (which ends that body for the client), and the connection's reader is
+        // never dropped: its descriptors and tiny_http's thread for it leak rather than the
+        // process lost.
+        let peer = request.remote_addr().copied();
+        let (head, body) = reply.split(MAX_ABANDONED_BODY);
+        let mut stream = request.upgrade("close", head.into_response());
+        let written = stream.write_all(&body).and_then(|()| stream.flush());
+        std::mem::forget(stream);
+        guard.close(peer);
+        written
     } else {
         request.respond(reply.into_response())
     };
@@ -233,13 +295,13 @@ fn serve(app: &App, mut request: Request) {
     );
 }
 
-fn handle(
+pub(crate) fn handle(
     app: &App,
     request: &mut Request,
     routed: &mut Option<Endpoint>,
 ) -> Result<Reply, ApiError> {
     check_url(request)?;
-    check_headers(request)?;
+    check_headers(request, &app.limits)?;
     let ctx = RequestContext::resolve(request);
     let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
     *routed = Some(endpoint);

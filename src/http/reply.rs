@@ -67,6 +67,19 @@ impl Reply {
         self
     }
 
+    /// The reply without its body, and up to `limit` bytes of that body.
+    pub(super) fn split(self, limit: u64) -> (Reply, Vec<u8>) {
+        let mut body = Vec::new();
+        let _ = self.body.take(limit).read_to_end(&mut body);
+        let head = Reply {
+            status: self.status,
+            headers: self.headers,
+            body: Box::new(std::io::empty()),
+            length: Some(0),
+        };
+        (head, body)
+    }
+
     pub(super) fn into_response(self) -> Response<Body> {
         let headers = self
             .headers

@@ -150,13 +150,70 @@ fn split_params(value: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A request's body as every route reads it: a body that ends before its Content-Length
+/// is an error, not an end (tiny_http reports it as the end, so a truncated upload would be
+/// taken for a whole one), and so is a pause longer than the read timeout (the connection
+/// guard sets it on the socket; the read then fails with WouldBlock).
+pub struct Body<'a> {
+    inner: &'a mut dyn Read,
+    /// Bytes still due by the Content-Length; None for a chunked body.
+    left: Option<usize>,
+}
+
+impl<'a> Body<'a> {
+    pub fn of(request: &'a mut tiny_http::Request) -> Body<'a> {
+        let left = request.body_length();
+        Body {
+            inner: request.as_reader(),
+            left,
+        }
+    }
+}
+
+impl Read for Body<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() && self.left.is_some_and(|n| n > 0) => Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "it ended {} bytes short of its Content-Length",
+                    self.left.unwrap_or(0)
+                ),
+            )),
+            Ok(n) => {
+                self.left = self.left.map(|left| left.saturating_sub(n));
+                Ok(n)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(Error::new(
+                    ErrorKind::TimedOut,
+                    "the client paused longer than the read timeout",
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What a client is told when its body could not be read: 408 for a pause longer than the
+/// read timeout, 400 for the rest (a body cut short).
+pub fn body_error(e: &std::io::Error) -> ApiError {
+    let message = format!("The request body could not be read: {e}.");
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        ApiError::request_timeout(message)
+    } else {
+        ApiError::bad_request(message)
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes; more is a 413 naming `what`.
 pub fn read_limited(reader: &mut dyn Read, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("The request body could not be read: {e}.")))?;
+        .map_err(|e| body_error(&e))?;
     if body.len() as u64 > limit {
         return Err(ApiError::too_large(format!(
             "The {what} is larger than the limit of {limit} bytes."

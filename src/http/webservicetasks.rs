@@ -13,7 +13,8 @@ use super::error::{ApiError, FILE_MISSING};
 use super::multipart::{Multipart, MultipartError};
 use super::reply::Reply;
 use super::request::{
-    check_filename, disposition_filename, header, query_pairs, read_limited, MediaType,
+    body_error, check_filename, disposition_filename, header, query_pairs, read_limited, Body,
+    MediaType,
 };
 use crate::store::{DeleteOutcome, ListFilter, StoreError, StoredFile};
 use crate::task::{FileRole, NewTask, Params, Status, Task, TaskId};
@@ -392,7 +393,7 @@ fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiErr
             return Err(upload_too_large(app));
         }
     }
-    let upload = store_upload(app, request.as_reader())?;
+    let upload = store_upload(app, &mut Body::of(request))?;
     Ok(Submission {
         kind,
         params,
@@ -409,7 +410,7 @@ fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiEr
     {
         return Err(json_too_large(app));
     }
-    let body = read_limited(request.as_reader(), app.limits.max_json, "JSON body")?;
+    let body = read_limited(&mut Body::of(request), app.limits.max_json, "JSON body")?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))?;
     let Value::Object(object) = value else {
@@ -477,7 +478,8 @@ fn multipart_submission(
     let mut upload: Option<StoredFile> = None;
     let mut field_bytes: u64 = 0;
     let result = (|| -> Result<(), ApiError> {
-        let mut form = Multipart::new(request.as_reader(), boundary);
+        let mut body = Body::of(request);
+        let mut form = Multipart::new(&mut body, boundary);
         while let Some(part) = form.next_part().map_err(multipart_error)? {
             if part.name == "file" {
                 if upload.is_some() {
@@ -521,10 +523,10 @@ fn multipart_submission(
         // discarded) here so that an accepted submission has read its body to the end:
         // dropped unread, tiny_http would drain it through one buffer of its declared size.
         let epilogue = std::io::copy(
-            &mut request.as_reader().take(MAX_EPILOGUE + 1),
+            &mut (&mut body).take(MAX_EPILOGUE + 1),
             &mut std::io::sink(),
         )
-        .map_err(|e| ApiError::bad_request(format!("The request body could not be read: {e}.")))?;
+        .map_err(|e| body_error(&e))?;
         if epilogue > MAX_EPILOGUE {
             return Err(ApiError::too_large(format!(
                 "The multipart body goes on for more than {MAX_EPILOGUE} bytes after its closing boundary."
@@ -550,7 +552,10 @@ fn multipart_submission(
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
-    ApiError::bad_request(format!("{e}."))
+    match e {
+        MultipartError::Io(e) => body_error(&e),
+        e => ApiError::bad_request(format!("{e}.")),
+    }
 }
 
 /// Streams a body into a new staged file, within the upload limit. None for an empty body.
@@ -563,11 +568,7 @@ fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, Ap
             Ok(0) => break Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                break Err(ApiError::bad_request(format!(
-                    "The request body could not be read: {e}."
-                )))
-            }
+            Err(e) => break Err(body_error(&e)),
         };
         if writer.len() + n as u64 > limit {
             break Err(upload_too_large(app));

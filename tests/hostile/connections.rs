@@ -1,0 +1,296 @@
+//! Clients that hold connections rather than send bad bytes: slowloris, idle connections by
+//! the thousand, more connections than `--max-connections`, bodies that stop short or stall.
+//! Each is dropped within `--read-timeout-secs` (or at once, over the cap) while the other
+//! clients are served meanwhile.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::raw::*;
+
+/// How many idle connections `thousands_of_idle_connections...` opens; TASKBOX_HOSTILE_IDLE
+/// sets more for a run by hand.
+fn idle_count() -> usize {
+    std::env::var("TASKBOX_HOSTILE_IDLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+#[test]
+fn a_slowloris_client_is_dropped_after_the_read_timeout_while_others_are_served() {
+    let server = Server::start_with(&["--read-timeout-secs", "1"]);
+    let mut slow = connect(&server);
+    let head = b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let started = Instant::now();
+    let mut sent = 0;
+    // One byte every 100 ms: each read of the server gets a byte long before a per-read
+    // timeout, so only a deadline on the whole head can end it. Meanwhile, others are served.
+    let closed_after = loop {
+        let byte = head.get(sent).copied().unwrap_or(b'a');
+        if slow.write_all(&[byte]).is_err() {
+            break started.elapsed();
+        }
+        sent += 1;
+        served_now(&server);
+        if is_closed(&slow) {
+            break started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the slow client was still connected after 10 s, with a read timeout of 1 s"
+        );
+    };
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed after {closed_after:?}, before the read timeout"
+    );
+    still_serving(&server);
+}
+
+#[test]
+fn a_client_that_connects_and_sends_nothing_is_dropped_after_the_read_timeout() {
+    let server = Server::start_with(&["--read-timeout-secs", "1"]);
+    let mut silent = connect(&server);
+    let took = wait_closed(&mut silent, Duration::from_secs(10));
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    // A kept-alive connection idle after its answer goes the same way.
+    let mut kept = connect(&server);
+    kept.write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    match read_outcome(&mut kept) {
+        Outcome::Other { status: 200, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let took = wait_closed(&mut kept, Duration::from_secs(10));
+    assert!(took >= Duration::from_millis(800), "closed after {took:?}");
+    still_serving(&server);
+}
+
+#[test]
+fn a_body_that_stalls_is_dropped_after_the_read_timeout_and_creates_nothing() {
+    let server = Server::start_with(&["--read-timeout-secs", "1"]);
+    for (content_type, declared) in [
+        ("text/csv", "1000"),
+        ("application/json", "1000"),
+        ("multipart/form-data; boundary=XyZ", "1000"),
+        // A client that declares 1 GB and stalls.
+        ("text/csv", "1000000000"),
+    ] {
+        let started = Instant::now();
+        let mut stream = connect(&server);
+        let head = format!(
+            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n--XyZ\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // 408 in the envelope, or the connection closed: either way within a few seconds.
+        let outcome = read_outcome(&mut stream);
+        match &outcome {
+            Outcome::Envelope { status: 408, .. } | Outcome::Closed => {}
+            other => panic!("{content_type} {declared}: {other:?}"),
+        }
+        wait_closed(&mut stream, Duration::from_secs(10));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let list = get(&server.url("/webservicetasks"));
+    assert_eq!(
+        list.header("X-Total-Count"),
+        Some("0"),
+        "a stalled body made a task"
+    );
+    still_serving(&server);
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_400_and_creates_nothing() {
+    let server = Server::start();
+    for (content_type, body) in [
+        ("text/csv", &b"a,b\r\n1,2\r\n"[..]),
+        ("application/json", br#"{"kind":"sleep"}"#),
+        (
+            "multipart/form-data; boundary=XyZ",
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nsleep\r\n",
+        ),
+    ] {
+        let mut stream = connect(&server);
+        let head = format!(
+            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len() + 1000
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        // The client gives up: the body ends 1000 bytes short.
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let outcome = read_outcome(&mut stream);
+        match &outcome {
+            Outcome::Envelope {
+                status: 400,
+                message,
+            } => {
+                assert!(message.contains("could not be read"), "{message}")
+            }
+            Outcome::Closed => {}
+            other => panic!("{content_type}: a cut-short body was taken: {other:?}"),
+        }
+    }
+    let list = get(&server.url("/webservicetasks"));
+    assert_eq!(
+        list.header("X-Total-Count"),
+        Some("0"),
+        "a cut-short body made a task"
+    );
+    still_serving(&server);
+}
+
+#[test]
+fn thousands_of_idle_connections_while_a_normal_client_is_still_served() {
+    let count = idle_count();
+    let server = Server::start_with(&[
+        "--read-timeout-secs",
+        "5",
+        "--max-connections",
+        &(count + 100).to_string(),
+    ]);
+    let started = Instant::now();
+    let mut idle: Vec<TcpStream> = (0..count).map(|_| connect(&server)).collect();
+    eprintln!("{count} idle connections opened in {:?}", started.elapsed());
+    served_now(&server);
+    still_serving(&server);
+    // None of them was dropped before its time. (Whether each is answered at once if it
+    // asks depends on tiny_http's thread pool, which may have queued it behind the others:
+    // see tiny_http_limits.rs.)
+    if started.elapsed() < Duration::from_secs(4) {
+        let closed = idle
+            .iter()
+            .filter(|s| {
+                // A look without waiting: 2,000 waits would outlast the read timeout.
+                s.set_nonblocking(true).unwrap();
+                let closed = !matches!(
+                    s.peek(&mut [0u8; 1]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                );
+                s.set_nonblocking(false).unwrap();
+                closed
+            })
+            .count();
+        assert_eq!(closed, 0, "idle connections closed before the read timeout");
+    }
+    // And all are dropped after the read timeout.
+    for stream in idle.iter_mut() {
+        wait_closed(stream, Duration::from_secs(30));
+    }
+    served_now(&server);
+}
+
+#[test]
+fn connections_over_max_connections_are_closed_at_once_and_the_others_are_served() {
+    let server = Server::start_with(&["--max-connections", "20"]);
+    let mut conns: Vec<TcpStream> = (0..30).map(|_| connect(&server)).collect();
+    // Ten are closed, and only ten.
+    wait_until("10 connections over the cap to be closed", || {
+        let closed = conns.iter_mut().filter(|c| is_closed(c)).count();
+        assert!(closed <= 10, "{closed} closed, with a cap of 20 for 30");
+        (closed == 10).then_some(())
+    });
+    let mut open = conns;
+    open.retain_mut(|c| !is_closed(c));
+    assert_eq!(open.len(), 20);
+    // The twenty still open are served. Each asks for its connection to be closed after the
+    // answer: tiny_http may have queued a connection of this burst behind the others'
+    // threads until one ends (see tiny_http_limits.rs).
+    for stream in open.iter_mut() {
+        stream
+            .write_all(
+                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        match read_outcome(stream) {
+            Outcome::Other { status: 200, .. } => {}
+            other => panic!("{other:?}; the server's log:\n{}", server.log()),
+        }
+    }
+    // Once they are gone, a new client is served again.
+    open.clear();
+    wait_until("a new connection to be served under the cap", || {
+        let mut stream = connect(&server);
+        stream
+            .write_all(
+                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .ok()?;
+        match read_outcome(&mut stream) {
+            Outcome::Other { status: 200, .. } => Some(()),
+            Outcome::Closed => None,
+            other => panic!("{other:?}"),
+        }
+    });
+    drop(open);
+    still_serving(&server);
+}
+
+#[test]
+fn limits_out_of_bounds_stop_serve_naming_the_flag_from_flags_and_environment() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskbox"))
+            .arg("serve")
+            .arg("--db")
+            .arg(dir.path().join("taskbox.db"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} {env:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for (flag, value) in [
+        ("--max-headers", "0"),
+        ("--max-header-bytes", "10"),
+        ("--read-timeout-secs", "0"),
+        ("--max-connections", "0"),
+    ] {
+        let message = run(&[flag, value], &[]);
+        assert!(message.contains(&flag[2..]), "{flag}: {message}");
+        let variable = format!("TASKBOX_{}", flag[2..].replace('-', "_").to_uppercase());
+        let message = run(&[], &[(&variable, value)]);
+        assert!(message.contains(&flag[2..]), "{variable}: {message}");
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answer_frees_its_thread_after_the_read_timeout() {
+    // One HTTP thread: the next request is answered only once the stalled write gives up.
+    let server = Server::start_with(&["--read-timeout-secs", "1", "--http-threads", "1"]);
+    let file = vec![b'x'; 64 << 20];
+    let id = post_file(&server, "kind=sleep&filename=big.bin", &file).data(202)["WebServiceTaskId"]
+        .as_i64()
+        .unwrap();
+    wait_finished(&server, id);
+    let mut stalled = connect(&server);
+    stalled
+        .write_all(
+            format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    // It never reads: the server's write blocks once the socket buffers are full.
+    let started = Instant::now();
+    served_now(&server);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+    still_serving(&server);
+}
