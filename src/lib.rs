@@ -25,6 +25,8 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod handlers;
 pub mod http;
 pub mod service;
