@@ -21,6 +21,9 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// A LOG buffer this large is committed at once, whatever the interval.
 const LOG_BUFFER_LIMIT: usize = 64 * 1024;
+/// The most LOG bytes kept in memory while the store cannot take them (a full disk): past
+/// this the oldest half is dropped, and the LOG says so.
+const LOG_KEEP_LIMIT: usize = 1024 * 1024;
 
 pub struct TaskContext<'a> {
     store: &'a Store,
@@ -99,9 +102,29 @@ impl<'a> TaskContext<'a> {
     pub fn log(&mut self, line: impl AsRef<str>) {
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
         let _ = writeln!(self.log_buf, "{stamp} {}", line.as_ref());
-        if self.log_buf.len() >= LOG_BUFFER_LIMIT {
+        // A LOG file the store could not create yet is retried at the interval, not at
+        // every line.
+        let retry_due = self.log_file.is_some() || self.last_log_flush.elapsed() >= LOG_INTERVAL;
+        if self.log_buf.len() >= LOG_BUFFER_LIMIT && retry_due {
             self.flush_log();
         }
+        if self.log_buf.len() > LOG_KEEP_LIMIT {
+            self.drop_oldest_log_lines();
+        }
+    }
+
+    /// Keeps the newest half of a LOG buffer that could not be stored for long (a full disk
+    /// while the task runs), and says so in the LOG.
+    fn drop_oldest_log_lines(&mut self) {
+        let cut = self.log_buf.len() - LOG_KEEP_LIMIT / 2;
+        let cut = match self.log_buf[cut..].iter().position(|&b| b == b'\n') {
+            Some(newline) => cut + newline + 1,
+            None => self.log_buf.len(),
+        };
+        let mut kept =
+            b"[earlier LOG lines were dropped: the database could not store them]\n".to_vec();
+        kept.extend_from_slice(&self.log_buf[cut..]);
+        self.log_buf = kept;
     }
 
     /// The ERR file, created on first use.
@@ -183,24 +206,42 @@ impl<'a> TaskContext<'a> {
         if self.log_buf.is_empty() || self.log_failed {
             return;
         }
-        let result = (|| -> Result<(), TaskError> {
-            if self.log_file.is_none() {
-                let file = self.store.create_file(Some(self.task.id))?;
-                if !self.store.attach_log(self.task.id, self.owner, file.id())? {
-                    self.cancelled = true;
+        if self.log_file.is_none() {
+            match self.create_log_file() {
+                Ok(file) => self.log_file = Some(file),
+                Err(e) => {
+                    // The lines stay buffered: the next interval tries again, and at worst
+                    // they go with the task's end, whose recording is retried until the
+                    // store takes it (a full disk must not cost the task its LOG).
+                    log::warn!("task {}: creating its LOG file failed: {e}", self.task.id);
+                    return;
                 }
-                self.log_file = Some(file);
             }
-            let file = self.log_file.as_mut().expect("just created");
-            file.write_all(&self.log_buf)?;
-            file.flush()?;
-            Ok(())
-        })();
+        }
+        let file = self.log_file.as_mut().expect("just created");
+        let written = file.write_all(&self.log_buf).and_then(|()| file.flush());
         self.log_buf.clear();
-        if let Err(e) = result {
-            // A log that cannot be written must not fail the task; say so once.
+        if let Err(e) = written {
+            // A LOG file that cannot be written must not fail the task; say so once.
             log::warn!("task {}: writing its LOG file failed: {e}", self.task.id);
             self.log_failed = true;
+        }
+    }
+
+    /// Creates the task's LOG file and attaches it, so it can be read while the task runs.
+    fn create_log_file(&mut self) -> Result<FileWriter, TaskError> {
+        let file = self.store.create_file(Some(self.task.id))?;
+        match self.store.attach_log(self.task.id, self.owner, file.id()) {
+            Ok(true) => Ok(file),
+            Ok(false) => {
+                // Deleted or interrupted meanwhile: the next checkpoint stops the handler.
+                self.cancelled = true;
+                Ok(file)
+            }
+            Err(e) => {
+                let _ = file.discard();
+                Err(e.into())
+            }
         }
     }
 

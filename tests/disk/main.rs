@@ -263,6 +263,12 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     std::fs::remove_file(&filler).unwrap();
     let slept = wait_success(&tb, sleeper);
     assert_eq!(slept["Message"], "Slept 4 s.", "{slept}");
+    // Its LOG lines, which could not be stored while the disk was full, came with its end.
+    let log = String::from_utf8_lossy(&file(&tb, sleeper, "LogFile")).into_owned();
+    assert!(
+        log.contains("Started sleep") && log.contains("Finished SUCCESS"),
+        "the LOG of the task that ran through the full disk:\n{log}"
+    );
     let fresh = submitted(&submit(&tb, "sleep", json!({"seconds": "0"})));
     wait_success(&tb, fresh);
     let again = csv(500, "after");
