@@ -554,15 +554,13 @@ fn finish_in(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> 
     let now = time::now_text();
     let c = finish.counts;
     // A task whose start was folded into its end is still Pending (reserved for us).
-    let running = if finish.started_at.is_some() {
-        "status = 'Pending'"
+    let this_run = if finish.started_at.is_some() {
+        "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'Pending'"
     } else {
-        "status = 'In progress'"
+        "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'"
     };
     let old_io: Option<Option<FileId>> = tx
-        .prepare_cached(&format!(
-            "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND {running}"
-        ))?
+        .prepare_cached(this_run)?
         .query_row(params![id, owner], |r| r.get(0))
         .optional()?;
     let Some(old_io) = old_io else {
@@ -665,7 +663,11 @@ fn insert_task(
 ) -> Result<(TaskId, bool)> {
     let params_json =
         serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let fingerprint = format!("{}\n{}", new.kind, params_json);
+    // Only a submission with an Idempotency-Key needs its fingerprint.
+    let fingerprint = new
+        .idempotency_key
+        .as_ref()
+        .map(|_| format!("{}\n{}", new.kind, params_json));
     if let Some(key) = &new.idempotency_key {
         let earlier: Option<(TaskId, String, i64)> = tx
             .prepare_cached(
@@ -678,7 +680,7 @@ fn insert_task(
             .optional()?;
         if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
             if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
-                if earlier_fingerprint != fingerprint {
+                if Some(earlier_fingerprint) != fingerprint {
                     return Err(StoreError::IdempotencyConflict);
                 }
                 if let Some(upload) = new.io_file {

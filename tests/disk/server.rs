@@ -118,37 +118,3 @@ impl Drop for Taskbox {
         }
     }
 }
-
-/// Runs `taskbox serve` on `db` expecting it to exit by itself (a start that fails) within
-/// `within`; its exit status and standard error.
-pub fn run_to_exit(db: &Path, within: Duration) -> (ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskbox"))
-        .arg("serve")
-        .arg("--db")
-        .arg(db)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start taskbox");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
-    let deadline = Instant::now() + within;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("taskbox did not exit within {within:?}: it started?");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap())
-}

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -313,4 +313,41 @@ pub fn wait_running(server: &Server, id: i64) -> Value {
         let t = task(server, id);
         (t["Status"] == "In progress").then_some(t)
     })
+}
+
+/// Runs `taskbox serve --db DB ARGS` expecting it to exit by itself (a start that fails)
+/// within `within`: its exit status and standard error. Fails the test, with what it wrote,
+/// if it is still running then.
+pub fn run_to_exit(db: &Path, args: &[&str], within: Duration) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskbox"))
+        .arg("serve")
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start taskbox");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = reader.join().unwrap_or_default();
+            panic!("taskbox {args:?} did not exit within {within:?}: it started? Its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().expect("stderr reader"))
 }

@@ -534,38 +534,8 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
 /// Runs `taskbox serve` on the database in `dir` with `args`, expecting it to refuse to
 /// start: it must exit non-zero within a few seconds. Returns what it wrote to stderr.
 fn start_expecting_failure(dir: &std::path::Path, args: &[&str]) -> String {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskbox"))
-        .arg("serve")
-        .arg("--db")
-        .arg(dir.join("taskbox.db"))
-        .args(args)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start taskbox");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let text = reader.join().unwrap_or_default();
-            panic!("taskbox {args:?} started instead of refusing to; its log:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().expect("stderr reader");
+    let (status, text) =
+        crate::common::run_to_exit(&dir.join("taskbox.db"), args, Duration::from_secs(10));
     assert!(
         !status.success(),
         "taskbox {args:?} exited successfully; its log:\n{text}"
