@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
+pub use crate::store::Durability;
 
+/// The database file when none is named.
 pub const DEFAULT_DB: &str = "./taskbox.db";
+/// The address served when none is named: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// 1 GiB: the largest file a client may upload.
 pub const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
 /// 1 MiB: the largest JSON body, and the most the non-file fields of a form may take.
 pub const DEFAULT_MAX_JSON: u64 = 1 << 20;
+/// Seconds a shutdown lets running tasks finish.
 pub const DEFAULT_GRACE_SECS: u64 = 10;
 /// The upper bounds `validate` enforces. Well above any sensible setting, and far enough
 /// below the integer limits that no sum or deadline computed from a setting can overflow.
@@ -25,10 +29,13 @@ pub const MAX_GRACE_SECS: u64 = 86_400;
 /// 100 header lines and 64 KiB of them in all: far above what any client sends (a browser
 /// sends about 20 lines and 2 KiB), far below what would cost memory.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// The default of `max_header_bytes`.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The bounds `validate` enforces on them.
 pub const MAX_MAX_HEADERS: usize = 10_000;
+/// The smallest `max_header_bytes`.
 pub const MIN_MAX_HEADER_BYTES: usize = 1024;
+/// The largest `max_header_bytes`.
 pub const MAX_MAX_HEADER_BYTES: usize = 16 << 20;
 /// 30 s: how long a client may take to send a request's head (from its connection, or the
 /// end of its previous request, to the blank line after the headers), how long a kept-alive
@@ -39,51 +46,30 @@ pub const MAX_READ_TIMEOUT_SECS: u64 = 3600;
 /// Open client connections beyond which a new one is closed at once. Each costs the HTTP
 /// library a thread and two file descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// The largest `max_connections`.
 pub const MAX_MAX_CONNECTIONS: usize = 100_000;
 /// Threads that read and answer HTTP requests. Bounded so that a flood of slow requests
 /// cannot start unbounded work.
 pub const DEFAULT_HTTP_THREADS: usize = 16;
 
-/// How hard a commit is pushed to the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// `synchronous=FULL`: a commit survives a process crash and a power loss.
-    Full,
-    /// `synchronous=NORMAL`: a commit survives a process crash; a power loss may roll back
-    /// the last commits (never corrupts the file).
-    Normal,
-}
-
-impl Durability {
-    pub fn parse(text: &str) -> Option<Durability> {
-        match text.to_ascii_lowercase().as_str() {
-            "full" => Some(Durability::Full),
-            "normal" => Some(Durability::Normal),
-            _ => None,
-        }
-    }
-
-    /// The value of `PRAGMA synchronous` that SQLite reports for this setting.
-    pub fn synchronous_level(self) -> i64 {
-        match self {
-            Durability::Full => 2,
-            Durability::Normal => 1,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
+/// The service's settings; see the constants of this module for their defaults and bounds.
 pub struct Config {
+    /// The SQLite database file (created if missing).
     pub db_path: PathBuf,
     /// Address to listen on; port 0 picks a free one (see `Service::addr`).
     pub listen: String,
     /// Worker threads running tasks.
     pub workers: usize,
+    /// Threads answering HTTP requests.
     pub http_threads: usize,
+    /// The largest file upload, in bytes.
     pub max_upload: u64,
+    /// The largest JSON body (and the most a form's fields may take), in bytes.
     pub max_json: u64,
     /// The most header lines a request may carry, and their total size (431 beyond).
     pub max_headers: usize,
+    /// The most bytes a request's header lines may take in all.
     pub max_header_bytes: usize,
     /// See `DEFAULT_READ_TIMEOUT_SECS`.
     pub read_timeout: Duration,
@@ -91,6 +77,7 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a shutdown lets running tasks finish before marking them interrupted.
     pub grace: Duration,
+    /// How hard a commit is pushed to the disk.
     pub durability: Durability,
 }
 
@@ -119,6 +106,7 @@ pub fn default_workers() -> usize {
 }
 
 impl Config {
+    /// Checks every setting against its bounds; the error names the setting at fault.
     pub fn validate(&self) -> Result<(), Error> {
         if self.workers == 0 || self.workers > 1024 {
             return Err(Error::Config(format!(

@@ -17,14 +17,16 @@
 //!
 //! Every check panics when it fails: under the fuzzer a panic is a finding.
 
+#![allow(unsafe_code)] // one leaked request body, freed with its SAFETY note
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::SystemClock;
 use crate::config::{Config, Durability};
 use crate::engine::Engine;
-use crate::handlers::Registry;
 use crate::http::multipart::Multipart;
 use crate::http::request::{
     check_filename, disposition_filename, disposition_name, path_of, query_pairs, read_limited,
@@ -32,8 +34,9 @@ use crate::http::request::{
 };
 use crate::http::{route, ApiError, Endpoint};
 use crate::http::{App, Limits};
+use crate::kind::Registry;
 use crate::store::Store;
-use crate::task::{Counts, FileRole, NewTask, Params, Scope, Status, Task, TaskId};
+use crate::task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};
 
 /// The body limit the request target reads within (a small `--max-json`, so the 413 path is
 /// reached by inputs the fuzzer can make).
@@ -142,19 +145,24 @@ impl RequestHarness {
         let dir = self.db_dir();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the database directory");
-        let store = Store::open_sized(&dir.join("fuzz.db"), Durability::Normal, CONNECTIONS)
-            .expect("open the store");
+        let store = Store::open_sized(
+            &dir.join("fuzz.db"),
+            Durability::Normal,
+            CONNECTIONS,
+            Arc::new(SystemClock),
+        )
+        .expect("open the store");
         // Small limits, so that the 413s are within reach of inputs the fuzzer makes.
         let config = Config {
             max_upload: 4096,
             max_json: 1024,
             ..Config::default()
         };
-        self.app = Some(App {
+        self.app = Some(App::new(
             store,
-            registry: Arc::new(Registry::builtin()),
-            limits: Limits::of(&config),
-        });
+            Arc::new(Registry::builtin()),
+            Limits::of(&config),
+        ));
     }
 
     fn db_dir(&self) -> PathBuf {
@@ -504,8 +512,13 @@ impl ImportHarness {
         let dir = self.db_dir();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the database directory");
-        let store = Store::open_sized(&dir.join("fuzz.db"), self.durability, CONNECTIONS)
-            .expect("open the store");
+        let store = Store::open_sized(
+            &dir.join("fuzz.db"),
+            self.durability,
+            CONNECTIONS,
+            Arc::new(SystemClock),
+        )
+        .expect("open the store");
         let engine = Engine::start(store.clone(), Arc::new(Registry::builtin()), 1)
             .expect("start the engine");
         self.running = Some((store, engine));
@@ -518,13 +531,21 @@ impl ImportHarness {
     /// Uploads `csv` as a task's IO file, submits a csv.import and waits for its end.
     fn run(&self, csv: &[u8], params: &Params) -> Task {
         let store = self.store();
-        let mut upload = store.create_file(None).expect("create the upload");
+        let mut upload = store
+            .scoped(Scope::All)
+            .create_upload()
+            .expect("create the upload");
         upload.append(csv).expect("write the upload");
         let upload = upload.finish().expect("finish the upload");
         let mut new = NewTask::new("csv.import", params.clone());
         new.io_filename = "fuzz.csv".into();
         new.io_file = Some(upload.id);
-        let id = store.submit(&new).expect("submit").task.id;
+        let id = store
+            .scoped(Scope::All)
+            .submit(&new)
+            .expect("submit")
+            .task
+            .id;
         wait_for_end(store, id)
     }
 }
@@ -567,8 +588,8 @@ fn wait_for_end(store: &Store, id: TaskId) -> Task {
     let deadline = Instant::now() + IMPORT_DEADLINE;
     loop {
         let seen = store.activity().generation();
-        let task = store.task(&Scope::All, id).expect("read the task");
-        if task.status.is_finished() {
+        let task = store.scoped(Scope::All).task(id).expect("read the task");
+        if task.state.is_finished() {
             return task;
         }
         assert!(
@@ -589,21 +610,21 @@ fn check_outcome(store: &Store, task: &Task) -> Option<Counts> {
         "task {}: {message}",
         task.id
     );
-    match task.status {
-        Status::Success => {
+    match task.state {
+        State::Succeeded => {
             assert_eq!(c.failed, 0, "a SUCCESS with failed rows: {message}");
             assert_eq!(c.total, c.succeeded + c.duplicate, "counters: {c:?}");
             assert!(!task.has_err_file, "a SUCCESS with an ERR file");
             Some(c)
         }
-        Status::Error if message.starts_with("Some records were not imported") => {
+        State::Failed if message.starts_with("Some records were not imported") => {
             assert!(c.failed > 0, "{message} but no failed row: {c:?}");
             assert_eq!(c.total, c.succeeded + c.duplicate + c.failed, "{c:?}");
             let failed = err_file_rows(store, task.id);
             assert_eq!(failed, c.failed, "ERR file rows, task {}", task.id);
             Some(c)
         }
-        Status::Error => {
+        State::Failed => {
             assert!(
                 message
                     .to_ascii_lowercase()
@@ -619,8 +640,9 @@ fn check_outcome(store: &Store, task: &Task) -> Option<Counts> {
 
 /// The data rows of a task's ERR file, each checked to carry a reason.
 fn err_file_rows(store: &Store, id: TaskId) -> u64 {
+    let store = store.scoped(Scope::All);
     let file = store
-        .task_file(&Scope::All, id, FileRole::Err)
+        .task_file(id, FileRole::Err)
         .expect("look up the ERR file")
         .unwrap_or_else(|| panic!("task {id} has failed rows and no ERR file"));
     let mut bytes = Vec::new();
@@ -653,7 +675,10 @@ fn err_file_rows(store: &Store, id: TaskId) -> u64 {
 }
 
 fn dataset_len(store: &Store, name: &str) -> u64 {
-    match store.dataset(name).expect("read the dataset") {
+    match store
+        .dataset(Identity::DEFAULT_CLIENT, name)
+        .expect("read the dataset")
+    {
         Some(dataset) => store.dataset_len(&dataset).expect("count the dataset"),
         None => 0,
     }

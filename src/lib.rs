@@ -3,37 +3,68 @@
 //! task id at once, and polls the task for its progress, status, record counts, message and
 //! files (IO, LOG, ERR).
 //!
-//! ```text
-//! HTTP (tiny_http, N threads)  ──submit──▶  store (SQLite, r2d2 pool, WAL)
-//!         ▲        │                              ▲        │
-//!    poll/files    └──rings──▶ dispatcher ──claims┘        │
-//!                                  │ bounded crossbeam channel
-//!                                  ▼                       │
-//!                             worker pool (fixed N) ──progress, files
-//!                                  │
-//!                             handlers (csv.import, csv.export, sleep)
-//! ```
+//! The map of the house (its layers, and where each coming capability goes) is
+//! ARCHITECTURE.md at the repository's root. In short:
 //!
-//! - [`store`] owns every SQL statement; nothing else speaks SQL.
-//! - [`engine`]: the dispatcher claims due tasks in one statement and never polls; workers
-//!   run them through their kind's [`handlers::Handler`], which sees only a
-//!   [`engine::TaskContext`].
-//! - [`http`] knows nothing of workers; the two meet in the store.
-//! - [`Service`] starts them in order, recovering tasks a crash left running, and stops them
-//!   in reverse.
+//! - [`Service`] starts the pieces in order and stops them in reverse;
+//! - the embedder's API ([`Handler`], [`Registry`], [`TaskContext`], [`TaskError`]) is
+//!   what a kind is written against, the built-in kinds included;
+//! - the store alone speaks SQL; the engine claims and runs tasks; the HTTP core serves the
+//!   API families, each in a module of its own; they meet in the store.
+//!
+//! Embedding: register a kind of your own and start the service (see `examples/embed.rs`).
+//!
+//! ```no_run
+//! use taskbox::{Config, Handler, Params, Registry, Service, TaskContext, TaskError};
+//!
+//! struct Greet;
+//!
+//! impl Handler for Greet {
+//!     fn kind(&self) -> &'static str {
+//!         "greet"
+//!     }
+//!     fn validate(&self, _params: &Params, _has_input: bool) -> Result<(), String> {
+//!         Ok(())
+//!     }
+//!     fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError> {
+//!         ctx.log("hello");
+//!         Ok("Greeted.".into())
+//!     }
+//! }
+//!
+//! let mut kinds = Registry::builtin();
+//! kinds.register(Greet);
+//! let service = Service::start_with(Config::default(), kinds).unwrap();
+//! let task = service.submit(&taskbox::NewTask::new("greet", Params::new())).unwrap();
+//! println!("task {} is {:?}", task.task.id, task.task.state);
+//! ```
 
+#![warn(missing_docs)]
+
+mod change_counter;
+pub mod clock;
 pub mod config;
-pub mod engine;
-pub mod error;
+mod engine;
+mod error;
+#[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod fuzz_api;
-pub mod handlers;
-pub mod http;
-pub mod service;
-pub mod signal;
+mod handlers;
+mod http;
+mod kind;
+mod service;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod store;
-pub mod task;
+#[cfg(not(feature = "internals"))]
+mod store;
+mod task;
+mod task_service;
 
-pub use config::{Config, Durability};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
 pub use error::{Error, Result};
+pub use kind::{Handler, Registry, TaskContext, TaskError};
 pub use service::Service;
+pub use store::{Durability, FileReader, FileWriter, ListFilter, Submitted, INTERRUPTED};
+pub use task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};

@@ -11,9 +11,8 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use taskbox::config::{self, Config, Durability};
-use taskbox::handlers::{Hang, Panic, Registry};
-use taskbox::Service;
+use taskbox::config::{self, Config};
+use taskbox::{Durability, Registry, Service};
 
 #[derive(Parser)]
 #[command(
@@ -118,8 +117,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut registry = Registry::builtin();
     if args.test_kinds {
-        registry.register(Panic);
-        registry.register(Hang);
+        registry.register_diagnostic_kinds();
     }
     // Signals are caught before the service starts, so none is lost in between.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;

@@ -11,16 +11,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MAX_GRACE_SECS};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::handlers::Registry;
 use crate::http::{App, HttpServer, Limits};
-use crate::store::{Store, Submitted};
-use crate::task::{NewTask, TaskId};
+use crate::kind::Registry;
+use crate::store::{ListFilter, Scoped, Store, Submitted};
+use crate::task::{NewTask, Scope, Task, TaskId};
+use crate::task_service::{TaskService, TaskServiceError};
 
+/// The running service: its store, engine and HTTP server. Dropping it stops it as
+/// [`Service::shutdown`] does.
 pub struct Service {
     store: Store,
+    registry: Arc<Registry>,
     engine: Option<Engine>,
     http: Option<HttpServer>,
     addr: SocketAddr,
@@ -35,10 +40,20 @@ impl Service {
 
     /// Starts the service with the given kinds.
     pub fn start_with(config: Config, registry: Registry) -> Result<Service> {
+        Service::start_with_clock(config, registry, Arc::new(SystemClock))
+    }
+
+    /// Starts the service with the given kinds and clock (a [`crate::ManualClock`] in a
+    /// test of anything time-dependent). The store and the engine both take "now" from it.
+    pub fn start_with_clock(
+        config: Config,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service> {
         config.validate()?;
         // A connection for every thread that may hold one at once, and a few to spare.
         let connections = (config.http_threads + config.workers + 4).min(u32::MAX as usize) as u32;
-        let store = Store::open_sized(&config.db_path, config.durability, connections)?;
+        let store = Store::open_sized(&config.db_path, config.durability, connections, clock)?;
         let interrupted = store.interrupt_running(None)?;
         if !interrupted.is_empty() {
             log::warn!(
@@ -48,11 +63,12 @@ impl Service {
             );
         }
         let registry = Arc::new(registry);
-        let app = Arc::new(App {
-            store: store.clone(),
-            registry: registry.clone(),
-            limits: Limits::of(&config),
-        });
+        let app_registry = registry.clone();
+        let app = Arc::new(App::new(
+            store.clone(),
+            registry.clone(),
+            Limits::of(&config),
+        ));
         let http =
             HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {
                 Error::Listen {
@@ -75,6 +91,7 @@ impl Service {
         );
         Ok(Service {
             store,
+            registry: app_registry,
             engine: Some(engine),
             http: Some(http),
             addr,
@@ -87,14 +104,58 @@ impl Service {
         self.addr
     }
 
-    /// The store, for submitting and reading tasks in-process.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store as an administrator sees it: every client's tasks.
+    fn admin(&self) -> Scoped {
+        self.store.scoped(Scope::All)
     }
 
-    /// Submits a task without HTTP.
+    /// Submits a task without HTTP, validated against its kind exactly as a submission over
+    /// HTTP is.
     pub fn submit(&self, task: &NewTask) -> Result<Submitted> {
-        Ok(self.store.submit(task)?)
+        let store = self.admin();
+        Ok(TaskService::new(&store, &self.registry).submit(task)?)
+    }
+
+    /// Submits many tasks in one transaction (all or none), each validated against its kind.
+    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        let store = self.admin();
+        Ok(TaskService::new(&store, &self.registry).submit_many(tasks)?)
+    }
+
+    /// A task of any client, by id.
+    pub fn task(&self, id: TaskId) -> Result<Task> {
+        let store = self.admin();
+        Ok(TaskService::new(&store, &self.registry).task(id)?)
+    }
+
+    /// Tasks of every client matching `filter`, newest first, and how many match in all.
+    pub fn tasks(&self, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
+        Ok(self.admin().list(filter)?)
+    }
+
+    /// Waits until task `id` has ended, or `timeout` passes; returns it as it then is.
+    pub fn wait(&self, id: TaskId, timeout: Duration) -> Result<Task> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        let mut failed = None;
+        self.store
+            .activity()
+            .wait_until(deadline, || match self.task(id) {
+                Ok(task) => {
+                    let ended = task.state.is_finished();
+                    last = Some(task);
+                    ended
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    true
+                }
+            });
+        match (failed, last) {
+            (Some(e), _) => Err(e),
+            (None, Some(task)) => Ok(task),
+            (None, None) => self.task(id),
+        }
     }
 
     /// Stops taking requests, lets running tasks finish within the grace period, and marks
@@ -119,6 +180,17 @@ impl Service {
         match self.engine.take() {
             Some(engine) => engine.stop(deadline),
             None => Vec::new(),
+        }
+    }
+}
+
+impl From<TaskServiceError> for Error {
+    fn from(e: TaskServiceError) -> Error {
+        match e {
+            TaskServiceError::Invalid(message) => Error::Invalid(message),
+            TaskServiceError::TaskNotFound(id) => Error::TaskNotFound(id),
+            TaskServiceError::FileMissing => Error::FileMissing,
+            TaskServiceError::Store(e) => Error::Store(e),
         }
     }
 }

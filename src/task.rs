@@ -11,49 +11,86 @@ pub type TaskId = i64;
 /// A stored file's id (an IO, LOG or ERR file, or an upload being received).
 pub type FileId = i64;
 
-/// The five states of the Web Service Tasks contract, with their exact strings.
+/// A task's state, as the store keeps it. Each API family shows it in its own words (the
+/// Web Service Tasks contract folds the four waiting states into "Pending").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    Pending,
-    InProgress,
-    Success,
-    Error,
+pub enum State {
+    /// Waiting for its start time.
+    Scheduled,
+    /// Ready to run, waiting for a worker (or reserved by one, not yet started).
+    Queued,
+    /// Ready, but held back by its queue's concurrency or rate limit.
+    Held,
+    /// Waiting for its next attempt after a failed one.
+    Retrying,
+    /// Running on a worker.
+    Running,
+    /// Ended: its handler succeeded.
+    Succeeded,
+    /// Ended: its handler failed, or the service stopped while it ran.
+    Failed,
+    /// Ended: cancelled at a client's request.
     Canceled,
 }
 
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Pending,
-        Status::InProgress,
-        Status::Success,
-        Status::Error,
-        Status::Canceled,
+impl State {
+    /// Every state, in the order of a task's life.
+    pub const ALL: [State; 8] = [
+        State::Scheduled,
+        State::Queued,
+        State::Held,
+        State::Retrying,
+        State::Running,
+        State::Succeeded,
+        State::Failed,
+        State::Canceled,
     ];
 
-    /// The contract's string, as clients match on it.
+    /// The states of a task that waits to run.
+    pub const WAITING: [State; 4] = [
+        State::Scheduled,
+        State::Queued,
+        State::Held,
+        State::Retrying,
+    ];
+
+    /// The name the store keeps (schema.sql's CHECK lists the same).
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Pending => "Pending",
-            Status::InProgress => "In progress",
-            Status::Success => "SUCCESS",
-            Status::Error => "ERROR",
-            Status::Canceled => "CANCELED",
+            State::Scheduled => "scheduled",
+            State::Queued => "queued",
+            State::Held => "held",
+            State::Retrying => "retrying",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Canceled => "canceled",
         }
     }
 
-    /// Parses a status string case-insensitively (`in progress`, `success`...).
-    pub fn parse(text: &str) -> Option<Status> {
-        Status::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    /// The state the store calls `name`.
+    pub fn parse(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// Whether the task has ended (it will not run again).
     pub fn is_finished(self) -> bool {
-        matches!(self, Status::Success | Status::Error | Status::Canceled)
+        matches!(self, State::Succeeded | State::Failed | State::Canceled)
+    }
+
+    /// The word the server log uses for a task's end: the words operators have always
+    /// searched the log for (`task 7 finished SUCCESS`).
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Succeeded => "SUCCESS",
+            State::Failed => "ERROR",
+            State::Canceled => "CANCELED",
+            other => other.as_str(),
+        }
     }
 }
 
-impl fmt::Display for Status {
+impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -65,9 +102,13 @@ pub type Params = BTreeMap<String, String>;
 /// The record counters a handler reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Records read.
     pub total: u64,
+    /// Records stored.
     pub succeeded: u64,
+    /// Records skipped as duplicates of one already seen.
     pub duplicate: u64,
+    /// Records refused (each in the ERR file with its reason).
     pub failed: u64,
 }
 
@@ -75,12 +116,16 @@ pub struct Counts {
 /// user 0, no name, client `default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The submitting user's id (0 for the open user).
     pub user_id: i64,
+    /// The submitting user's name.
     pub user_name: String,
+    /// The client it belongs to.
     pub client: String,
 }
 
 impl Identity {
+    /// The client of the open user, and of everything stored before tenants.
     pub const DEFAULT_CLIENT: &'static str = "default";
 
     /// The identity of a request when the service runs without tokens.
@@ -96,15 +141,20 @@ impl Identity {
 /// Which tasks a caller may see: one client's, or (an administrator's) all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
+    /// One client's objects.
     Client(String),
+    /// Every client's objects (an administrator).
     All,
 }
 
 /// A task as submitted, before the store gives it an id.
 #[derive(Debug, Clone)]
 pub struct NewTask {
+    /// Its kind's name.
     pub kind: String,
+    /// Its params.
     pub params: Params,
+    /// Who submits it.
     pub owner: Identity,
     /// The IO file's name, "" when there is none.
     pub io_filename: String,
@@ -115,6 +165,7 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    /// A task of `kind` with `params`, submitted by the open user, with no IO file.
     pub fn new(kind: impl Into<String>, params: Params) -> NewTask {
         NewTask {
             kind: kind.into(),
@@ -130,32 +181,52 @@ impl NewTask {
 /// A stored task, as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
+    /// Its id.
     pub id: TaskId,
+    /// The submitting user's id (0 for the open user).
     pub user_id: i64,
+    /// The submitting user's name.
     pub user_name: String,
+    /// The client it belongs to.
     pub client: String,
     /// UTC, `YYYY-MM-DDTHH:MM:SS`.
     pub created_at: String,
+    /// Its kind's name.
     pub kind: String,
+    /// Its params.
     pub params: Params,
+    /// The IO file's name ("" when there is none).
     pub io_filename: String,
+    /// Whether it has an IO file.
     pub has_io_file: bool,
+    /// Whether it has a LOG file.
     pub has_log_file: bool,
+    /// Whether it has an ERR file.
     pub has_err_file: bool,
+    /// 0 to 100; 100 once it has ended.
     pub percent_complete: u8,
-    pub status: Status,
+    /// Where it is in its life.
+    pub state: State,
+    /// What happened, for a person: empty while it waits.
     pub message: String,
+    /// When its (last) run started, UTC, `YYYY-MM-DDTHH:MM:SS`.
     pub start_time: Option<String>,
+    /// When it ended, UTC, `YYYY-MM-DDTHH:MM:SS`.
     pub end_time: Option<String>,
+    /// Its record counters.
     pub counts: Counts,
+    /// How many times it was started.
     pub attempts: u32,
 }
 
 /// Which of a task's three files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileRole {
+    /// The IO file: the upload, or an export's output.
     Io,
+    /// The LOG file: what happened, line by line.
     Log,
+    /// The ERR file: the rejected records, each with its reason.
     Err,
 }
 
@@ -186,55 +257,16 @@ fn file_stem(name: &str) -> &str {
     }
 }
 
-/// Timestamps in the contract's format.
-pub mod time {
-    use chrono::{DateTime, Datelike, Timelike, Utc};
-
-    /// Now, UTC, `YYYY-MM-DDTHH:MM:SS`.
-    pub fn now_text() -> String {
-        format(Utc::now())
-    }
-
-    pub fn format(at: DateTime<Utc>) -> String {
-        // By hand rather than a strftime string, which is parsed anew on every call: this
-        // runs several times per task on the writer's thread.
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            at.year(),
-            at.month(),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
-        )
-    }
-
-    /// Now as unix milliseconds (the engine's clock for due times and leases).
-    pub fn now_ms() -> i64 {
-        Utc::now().timestamp_millis()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times_are_formatted_as_strftime_would() {
-        use chrono::TimeZone;
-        for secs in [0, 951_782_400, 1_764_115_199, 4_102_444_799] {
-            let at = chrono::Utc.timestamp_opt(secs, 999_000_000).unwrap();
-            assert_eq!(time::format(at), at.format("%Y-%m-%dT%H:%M:%S").to_string());
+    fn state_names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
         }
-    }
-
-    #[test]
-    fn status_strings_round_trip_case_insensitively() {
-        for s in Status::ALL {
-            assert_eq!(Status::parse(s.as_str()), Some(s));
-            assert_eq!(Status::parse(&s.as_str().to_lowercase()), Some(s));
-        }
-        assert_eq!(Status::parse("done"), None);
+        assert_eq!(State::parse("done"), None);
     }
 
     #[test]
@@ -252,7 +284,7 @@ mod tests {
             has_log_file: true,
             has_err_file: true,
             percent_complete: 0,
-            status: Status::Pending,
+            state: State::Queued,
             message: String::new(),
             start_time: None,
             end_time: None,

@@ -11,7 +11,6 @@ use crossbeam_channel::Sender;
 
 use super::Shared;
 use crate::store::Claimed;
-use crate::task::time;
 
 /// The most tasks claimed ahead of the workers (see `claim_limit`).
 pub(super) const MAX_AHEAD: usize = 256;
@@ -57,7 +56,7 @@ pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
         } else {
             match store.next_due_ms() {
                 Ok(Some(due)) => {
-                    let ms = (due - time::now_ms()).max(5) as u64;
+                    let ms = (due - store.clock().now_ms()).max(5) as u64;
                     Duration::from_millis(ms).min(IDLE_WAIT)
                 }
                 Ok(None) => IDLE_WAIT,

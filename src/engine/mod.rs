@@ -10,35 +10,19 @@
 //! when the grace period ends is marked interrupted in the store and its thread is left to
 //! the process's exit.
 
-mod context;
 mod dispatcher;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use context::TaskContext;
+use crossbeam_channel::Sender;
 
-use crate::handlers::Registry;
-use crate::store::{Finish, Store, StoreError};
-use crate::task::{time, TaskId};
-
-/// How a task's run ended other than successfully.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    /// A cancellation was requested and the handler stopped.
-    #[error("canceled")]
-    Cancelled,
-    /// The task failed; the message is for the person who reads the task.
-    #[error("{0}")]
-    Failed(String),
-    #[error("storage failed: {0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
+use crate::kind::Registry;
+use crate::store::{Finish, Store};
+use crate::task::TaskId;
 
 /// A task's end that the writer could not record, kept to be recorded again.
 type Unrecorded = (TaskId, Arc<Finish>);
@@ -63,9 +47,9 @@ struct Shared {
     /// idle): a worker held by a long task stops the dispatcher claiming ahead.
     running_since: Vec<AtomicU64>,
     epoch: Instant,
-    /// Task ends the writer could not record; a worker records them before its next task,
-    /// or within a second when idle (see `worker::run`).
-    unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
+    /// Task ends the writer could not record: the writer's failure path sends them here,
+    /// which wakes an idle worker to record them again (see `worker::run`).
+    unrecorded: Sender<Unrecorded>,
 }
 
 impl Shared {
@@ -111,10 +95,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(store: Store, registry: Arc<Registry>, workers: usize) -> std::io::Result<Engine> {
+        let (unrecorded, to_record) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
+            owner: format!("taskbox-{}-{}", std::process::id(), store.clock().now_ms()),
             store,
             registry,
-            owner: format!("taskbox-{}-{}", std::process::id(), time::now_ms()),
             workers,
             busy: AtomicUsize::new(0),
             alive: AtomicUsize::new(workers),
@@ -122,18 +107,21 @@ impl Engine {
             task_micros: AtomicU64::new(0),
             running_since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
-            unrecorded: Arc::default(),
+            unrecorded,
         });
         // Bounded to what the dispatcher may have claimed and not yet finished.
         let (tx, rx) = crossbeam_channel::bounded(workers + dispatcher::MAX_AHEAD);
         let mut handles = Vec::with_capacity(workers);
         for n in 0..workers {
             let shared = shared.clone();
-            let rx = rx.clone();
+            let inbox = worker::Inbox {
+                tasks: rx.clone(),
+                unrecorded: to_record.clone(),
+            };
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{n}"))
-                    .spawn(move || worker::run(&shared, n, rx))?,
+                    .spawn(move || worker::run(&shared, n, inbox))?,
             );
         }
         let dispatcher = {
@@ -152,7 +140,7 @@ impl Engine {
     /// Stops claiming new tasks; running ones go on. `stop` completes the shutdown.
     pub fn stop_claiming(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.store.activity().ring();
+        self.shared.store.activity().bump();
     }
 
     /// Stops claiming, lets running tasks finish until `deadline`, then marks those still
@@ -163,17 +151,10 @@ impl Engine {
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
         }
-        loop {
-            let seen = shared.store.activity().generation();
-            if shared.alive.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            shared.store.activity().wait_past(seen, left);
-        }
+        shared
+            .store
+            .activity()
+            .wait_until(deadline, || shared.alive.load(Ordering::SeqCst) == 0);
         let interrupted = match shared.store.interrupt_running(Some(&shared.owner)) {
             Ok(ids) => ids,
             Err(e) => {

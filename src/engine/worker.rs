@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 
-use super::context::TaskContext;
-use super::{Shared, TaskError};
+use super::{Shared, Unrecorded};
+use crate::kind::{TaskContext, TaskError};
 use crate::store::{Claimed, Finish, QueuedStart};
-use crate::task::Status;
+use crate::task::State;
 
 /// The message of a task stopped by a cancellation request.
 pub const CANCELED: &str = "Canceled by request.";
@@ -21,25 +21,32 @@ pub const CANCELED: &str = "Canceled by request.";
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// How often an idle worker looks for task ends the writer could not record: their
-/// retries must not wait for the next task to arrive (on a full disk none may come).
-const UNRECORDED_POLL: Duration = Duration::from_secs(1);
+/// What a worker waits on: claimed tasks from the dispatcher, and task ends the writer
+/// could not record (sent by the writer's failure path, so an idle worker wakes for them at
+/// once rather than on a timer).
+pub(super) struct Inbox {
+    pub tasks: Receiver<Claimed>,
+    pub unrecorded: Receiver<Unrecorded>,
+}
 
-/// Runs as worker `n` until the channel closes.
-pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
+/// Runs as worker `n` until the task channel closes.
+pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
     loop {
-        let task = match rx.recv_timeout(UNRECORDED_POLL) {
-            Ok(task) => task,
-            Err(RecvTimeoutError::Timeout) => {
-                record_unrecorded(shared);
+        let task = crossbeam_channel::select! {
+            recv(inbox.tasks) -> task => match task {
+                Ok(task) => task,
+                Err(_) => break,
+            },
+            recv(inbox.unrecorded) -> end => {
+                if let Ok(end) = end {
+                    record_unrecorded(shared, end, &inbox.unrecorded);
+                }
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => break,
         };
-        record_unrecorded(shared);
         let Some(queued_start) = start(shared, &task) else {
             shared.busy.fetch_sub(1, Ordering::SeqCst);
-            shared.store.activity().ring();
+            shared.store.activity().bump();
             continue;
         };
         let started = Instant::now();
@@ -51,7 +58,7 @@ pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
         // The end is recorded by the writer with the writes around it (one commit for many
         // tasks' ends), and this worker goes on at once. Until the commit the task is still
         // "In progress"; a crash meanwhile marks it interrupted, as for any running task.
-        let (id, status) = (task.id, finish.status);
+        let (id, status) = (task.id, finish.state);
         let finish = Arc::new(finish);
         let retry = finish.clone();
         let unrecorded = shared.unrecorded.clone();
@@ -61,27 +68,30 @@ pub(super) fn run(shared: &Shared, n: usize, rx: Receiver<Claimed>) {
             finish,
             move |outcome| match outcome {
                 Ok(true) => log::info!(
-                    "task {id} finished {status} in {:.3} s",
+                    "task {id} finished {} in {:.3} s",
+                    status.label(),
                     elapsed.as_secs_f64()
                 ),
-                Ok(false) => {
-                    log::info!("task {id} ended {status} but was deleted or interrupted meanwhile")
-                }
+                Ok(false) => log::info!(
+                    "task {id} ended {} but was deleted or interrupted meanwhile",
+                    status.label()
+                ),
                 Err(e) => {
                     log::warn!("task {id}: recording its end failed ({e}); trying again");
-                    unrecorded
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((id, retry));
+                    // The receivers live as long as the workers; none left means the
+                    // engine is gone and the next start marks the task interrupted.
+                    let _ = unrecorded.send((id, retry));
                 }
             },
         );
         shared.busy.fetch_sub(1, Ordering::SeqCst);
-        shared.store.activity().ring();
+        shared.store.activity().bump();
     }
-    record_unrecorded(shared);
+    while let Ok(end) = inbox.unrecorded.try_recv() {
+        record_unrecorded(shared, end, &inbox.unrecorded);
+    }
     shared.alive.fetch_sub(1, Ordering::SeqCst);
-    shared.store.activity().ring();
+    shared.store.activity().bump();
 }
 
 /// Starts a reserved task: None if it was deleted while it waited. The start is recorded
@@ -110,19 +120,14 @@ fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
     Some(queued)
 }
 
-/// Records the ends the writer could not (a full disk, a locked file), one by one, for as
-/// long as it takes: giving up would leave a task "In progress" for the life of the
-/// process. This worker takes no new task meanwhile. Only a shutdown ends the retries:
-/// the engine's stop then marks the task interrupted, or, if the store still refuses, the
-/// next start does.
-fn record_unrecorded(shared: &Shared) {
-    loop {
-        let next = shared
-            .unrecorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let Some((id, finish)) = next else { return };
+/// Records an end the writer could not (a full disk, a locked file), and then any others
+/// waiting, one by one, for as long as it takes: giving up would leave a task "In
+/// progress" for the life of the process. This worker takes no new task meanwhile. Only a
+/// shutdown ends the retries: the engine's stop then marks the task interrupted, or, if
+/// the store still refuses, the next start does.
+fn record_unrecorded(shared: &Shared, first: Unrecorded, more: &Receiver<Unrecorded>) {
+    let mut next = Some(first);
+    while let Some((id, finish)) = next.take() {
         let recorded = retry_until_stopped(
             shared,
             || shared.store.finish(id, &shared.owner, finish.clone()),
@@ -137,6 +142,7 @@ fn record_unrecorded(shared: &Shared) {
                  marked interrupted"
             ),
         }
+        next = more.try_recv().ok();
     }
 }
 
@@ -153,34 +159,28 @@ fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
     ctx.log(format!("Started {} (attempt {})", task.kind, task.attempt));
     let result = match shared.registry.get(&task.kind) {
         Some(handler) => panic::catch_unwind(AssertUnwindSafe(|| handler.run(&mut ctx)))
-            .unwrap_or_else(|payload| Err(TaskError::Failed(panic_message(payload.as_ref())))),
-        None => Err(TaskError::Failed(format!(
+            .unwrap_or_else(|payload| Err(TaskError::Permanent(panic_message(payload.as_ref())))),
+        None => Err(TaskError::Permanent(format!(
             "Unknown task kind {:?}: this taskbox has no handler for it.",
             task.kind
         ))),
     };
     let (status, message) = match result {
-        Ok(message) => (Status::Success, message),
-        Err(TaskError::Cancelled) => (Status::Canceled, CANCELED.to_string()),
-        Err(TaskError::Failed(message)) => (Status::Error, message),
-        Err(TaskError::Store(e)) => (
-            Status::Error,
-            format!("The task could not use the database: {e}."),
-        ),
-        Err(TaskError::Io(e)) => (
-            Status::Error,
-            format!("The task failed reading or writing a file: {e}."),
-        ),
+        Ok(message) => (State::Succeeded, message),
+        Err(TaskError::Cancelled) => (State::Canceled, CANCELED.to_string()),
+        // Retryable or not, a failure ends the task: attempts come with queues.
+        Err(e) => (State::Failed, e.message()),
     };
     let elapsed = started.elapsed();
     ctx.log(format!(
-        "Finished {status} after {:.3} s{}{message}",
+        "Finished {} after {:.3} s{}{message}",
+        status.label(),
         elapsed.as_secs_f64(),
         if message.is_empty() { "" } else { ": " }
     ));
-    let (counts, files) = ctx.close(status == Status::Success);
+    let (counts, files) = ctx.close(status == State::Succeeded);
     let finish = Finish {
-        status,
+        state: status,
         message,
         counts,
         io_file: files.output,
@@ -224,19 +224,10 @@ fn backoff(delay: Duration) -> Duration {
 /// Sleeps for `delay`, or until the engine is stopping, whichever comes first.
 fn pause_unless_stopping(shared: &Shared, delay: Duration) {
     let until = Instant::now() + delay;
-    let activity = shared.store.activity();
-    loop {
-        let seen = activity.generation();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        // Other rings (a submission, another task's end) wake this early: wait again.
-        activity.wait_past(seen, left);
-    }
+    shared
+        .store
+        .activity()
+        .wait_until(until, || shared.stopping.load(Ordering::SeqCst));
 }
 
 /// Words for a panic, for the task's message.
@@ -255,8 +246,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Durability;
-    use crate::handlers::Registry;
+    use crate::kind::Registry;
+    use crate::store::Durability;
     use crate::store::Store;
 
     fn shared(dir: &tempfile::TempDir) -> Arc<Shared> {
@@ -271,7 +262,7 @@ mod tests {
             task_micros: AtomicU64::new(0),
             running_since: vec![AtomicU64::new(0)],
             epoch: Instant::now(),
-            unrecorded: Arc::default(),
+            unrecorded: crossbeam_channel::unbounded().0,
         })
     }
 
@@ -336,7 +327,7 @@ mod tests {
                 // Within the third wait (400 ms, from 300 ms on).
                 std::thread::sleep(Duration::from_millis(450));
                 shared.stopping.store(true, Ordering::SeqCst);
-                shared.store.activity().ring();
+                shared.store.activity().bump();
                 Instant::now()
             })
         };

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use super::csv_format::{defuse_formula, write_record};
-use super::{list_param, validate_bool, validate_table, Handler};
-use crate::engine::{TaskContext, TaskError};
+use super::{list_param, validate_bool, validate_table};
+use crate::kind::{Handler, TaskContext, TaskError};
 use crate::task::{Counts, Params};
 
 /// Rows written out of `total`, as a percentage below 100 (100 is for the task's end).
@@ -46,7 +46,7 @@ impl Handler for CsvExport {
         let raw = ctx.param("raw") == Some("true");
         let started = Instant::now();
         let Some(dataset) = ctx.dataset(&table)? else {
-            return Err(TaskError::Failed(format!(
+            return Err(TaskError::Permanent(format!(
                 "There is no dataset named {table:?}."
             )));
         };
@@ -57,7 +57,7 @@ impl Handler for CsvExport {
             match dataset.columns.iter().position(|c| c == wanted) {
                 Some(p) => positions.push(p),
                 None => {
-                    return Err(TaskError::Failed(format!(
+                    return Err(TaskError::Permanent(format!(
                         "Dataset {table} has no column {wanted:?}; its columns are {}.",
                         dataset
                             .columns

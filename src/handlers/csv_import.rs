@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::csv_format::write_record;
-use super::{list_param, validate_table, Handler};
-use crate::engine::{TaskContext, TaskError};
+use super::{list_param, validate_table};
+use crate::kind::{Handler, TaskContext, TaskError};
 use crate::store::{DatasetError, ImportSession, RowOutcome};
 use crate::task::{Counts, Params};
 
@@ -54,7 +54,9 @@ impl Handler for CsvImport {
         let table = ctx.param("table").unwrap_or_default().to_string();
         let key = list_param(ctx.params(), "key").unwrap_or_default();
         let Some((input, size)) = ctx.input()? else {
-            return Err(TaskError::Failed("File is empty or does not exist.".into()));
+            return Err(TaskError::Permanent(
+                "File is empty or does not exist.".into(),
+            ));
         };
         let started = Instant::now();
         let name = if ctx.io_filename().is_empty() {
@@ -80,7 +82,7 @@ impl Handler for CsvImport {
         let mut record = csv::ByteRecord::new();
         if !reader.read_byte_record(&mut record).map_err(csv_error)? {
             ctx.log("The file has no header row");
-            return Err(TaskError::Failed(
+            return Err(TaskError::Permanent(
                 "The file has no header row: nothing was imported.".into(),
             ));
         }
@@ -91,7 +93,7 @@ impl Handler for CsvImport {
         {
             Ok(h) => h,
             Err(_) => {
-                return Err(TaskError::Failed(
+                return Err(TaskError::Permanent(
                     "The header row is not valid UTF-8: nothing was imported.".into(),
                 ))
             }
@@ -103,7 +105,7 @@ impl Handler for CsvImport {
             Err(e) => {
                 let message = format!("The file cannot be imported: {e}. Nothing was imported.");
                 ctx.log(&message);
-                return Err(TaskError::Failed(message));
+                return Err(TaskError::Permanent(message));
             }
         };
         // begin_import checked that every key column is in the header.
@@ -162,9 +164,9 @@ impl Handler for CsvImport {
                         ctx.log("Cancelled: nothing was imported");
                         TaskError::Cancelled
                     }
-                    TaskError::Failed(message) => {
+                    TaskError::Permanent(message) => {
                         ctx.log(&message);
-                        TaskError::Failed(format!("{message} Nothing was imported."))
+                        TaskError::Permanent(format!("{message} Nothing was imported."))
                     }
                     other => other,
                 });
@@ -180,7 +182,7 @@ impl Handler for CsvImport {
             started.elapsed().as_secs_f64()
         ));
         if counts.failed > 0 {
-            return Err(TaskError::Failed(format!(
+            return Err(TaskError::Permanent(format!(
                 "Some records were not imported: {} of {} failed. They are in the error file, \
                  each with the reason.",
                 counts.failed, counts.total
@@ -199,7 +201,7 @@ impl Handler for CsvImport {
 }
 
 fn csv_error(e: csv::Error) -> TaskError {
-    TaskError::Failed(format!("The file could not be read: {e}."))
+    TaskError::Permanent(format!("The file could not be read: {e}."))
 }
 
 fn percent_of(done: u64, total: u64) -> u8 {

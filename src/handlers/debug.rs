@@ -9,8 +9,7 @@
 
 use std::time::Duration;
 
-use super::Handler;
-use crate::engine::{TaskContext, TaskError};
+use crate::kind::{Handler, TaskContext, TaskError};
 use crate::task::Params;
 
 pub struct Panic;

@@ -1,6 +1,6 @@
-//! Task kinds: the `Handler` trait every kind implements, and the registry that maps a
-//! kind's name to its handler. The HTTP layer asks the registry to validate a submission;
-//! the engine asks it for the handler that runs a claimed task.
+//! The built-in kinds: `csv.import`, `csv.export` and `sleep`, and the diagnostic kinds
+//! tests use. Each is a [`Handler`] written against the embedder's API in `kind`, exactly
+//! as an embedder's own kind would be.
 
 mod csv_export;
 mod csv_format;
@@ -8,59 +8,30 @@ mod csv_import;
 mod debug;
 mod sleep;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
-pub use debug::{Hang, Panic};
+use debug::{Hang, Panic};
 pub use sleep::Sleep;
 
-use crate::engine::{TaskContext, TaskError};
+use crate::kind::Registry;
 use crate::task::Params;
-
-/// A task kind.
-pub trait Handler: Send + Sync {
-    /// The kind's name, as clients submit it (`csv.import`).
-    fn kind(&self) -> &'static str;
-
-    /// Checks a submission before it is stored: the params, and whether an IO file came
-    /// with it. The error is a sentence for the client that names the param at fault.
-    fn validate(&self, params: &Params, has_input: bool) -> Result<(), String>;
-
-    /// Runs the task. `Ok` ends it SUCCESS with the given message; see [`TaskError`] for
-    /// the other ends.
-    fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError>;
-}
-
-/// The known kinds, by name.
-#[derive(Clone, Default)]
-pub struct Registry {
-    handlers: BTreeMap<&'static str, Arc<dyn Handler>>,
-}
 
 impl Registry {
     /// The built-in kinds: csv.import, csv.export and sleep.
     pub fn builtin() -> Registry {
-        let mut registry = Registry::default();
+        let mut registry = Registry::new();
         registry.register(CsvImport);
         registry.register(CsvExport);
         registry.register(Sleep);
         registry
     }
 
-    /// Adds (or replaces) a kind.
-    pub fn register(&mut self, handler: impl Handler + 'static) {
-        self.handlers.insert(handler.kind(), Arc::new(handler));
-    }
-
-    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
-        self.handlers.get(kind)
-    }
-
-    /// The names of the known kinds, sorted.
-    pub fn kinds(&self) -> Vec<&'static str> {
-        self.handlers.keys().copied().collect()
+    /// Adds the diagnostic kinds debug.panic and debug.hang, which misbehave on purpose so
+    /// that tests can show the engine survives them. Never for a normal install.
+    #[doc(hidden)]
+    pub fn register_diagnostic_kinds(&mut self) {
+        self.register(Panic);
+        self.register(Hang);
     }
 }
 

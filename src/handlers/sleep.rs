@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Handler;
-use crate::engine::{TaskContext, TaskError};
+use crate::kind::{Handler, TaskContext, TaskError};
 use crate::task::Params;
 
 pub const MAX_SECONDS: f64 = 86_400.0;
@@ -35,7 +34,7 @@ impl Handler for Sleep {
     }
 
     fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError> {
-        let seconds = seconds(ctx.params()).map_err(TaskError::Failed)?;
+        let seconds = seconds(ctx.params()).map_err(TaskError::Permanent)?;
         if seconds == 0.0 {
             return Ok(String::new());
         }

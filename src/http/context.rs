@@ -1,15 +1,18 @@
-//! What every route sees: the application (store, kinds, limits) and the request's context
-//! (who is asking, and so which tasks they may see). Identity is resolved once, here, before
-//! routing; while taskbox has no tokens every request is the open user of client `default`.
+//! What every route sees: the request's context (who is asking, the store within their
+//! scope, the kinds, the limits), made from the application shared by every HTTP thread.
+//! Identity is resolved once, here, before routing; while taskbox has no tokens every
+//! request is the open user of client `default`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
 
-use crate::handlers::Registry;
-use crate::store::Store;
+use super::error::ApiError;
+use crate::kind::Registry;
+use crate::store::{Scoped, Store};
 use crate::task::{Identity, Scope};
+use crate::task_service::TaskService;
 
 /// Limits on what a request may send, and on the connections that send them (the
 /// settings of the same names in `Config`).
@@ -36,29 +39,49 @@ impl Limits {
     }
 }
 
-/// Shared by every HTTP thread.
+/// Shared by every HTTP thread. Routes never see it: they get a [`RequestContext`].
 pub struct App {
-    pub store: Store,
+    pub(super) store: Store,
+    pub(super) registry: Arc<Registry>,
+    pub(super) limits: Limits,
+}
+
+impl App {
+    pub fn new(store: Store, registry: Arc<Registry>, limits: Limits) -> App {
+        App {
+            store,
+            registry,
+            limits,
+        }
+    }
+}
+
+/// What a route sees: who is asking, the store as they may see it, the kinds, the limits.
+pub struct RequestContext {
+    pub identity: Identity,
+    /// The store within the caller's scope: the only store a route can reach.
+    pub store: Scoped,
     pub registry: Arc<Registry>,
     pub limits: Limits,
 }
 
-/// Who sent a request.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub identity: Identity,
-}
-
 impl RequestContext {
-    /// Resolves the request's identity. The seam for tokens and tenants: today, the open user.
-    pub fn resolve(_request: &tiny_http::Request) -> RequestContext {
-        RequestContext {
-            identity: Identity::open(),
-        }
+    /// Resolves who sent a request, before routing. It sees the application (a token is
+    /// looked up in the store) and may refuse (401): the seam for tokens and tenants. Today
+    /// every request is the open user of client `default`.
+    pub fn resolve(app: &App, _request: &tiny_http::Request) -> Result<RequestContext, ApiError> {
+        let identity = Identity::open();
+        let scope = Scope::Client(identity.client.clone());
+        Ok(RequestContext {
+            store: app.store.scoped(scope),
+            identity,
+            registry: app.registry.clone(),
+            limits: app.limits,
+        })
     }
 
-    /// The tasks this request may see: its client's.
-    pub fn scope(&self) -> Scope {
-        Scope::Client(self.identity.client.clone())
+    /// The shared task verbs, within this request's scope.
+    pub fn tasks(&self) -> TaskService<'_> {
+        TaskService::new(&self.store, &self.registry)
     }
 }

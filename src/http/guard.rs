@@ -183,6 +183,7 @@ fn watch(shared: &Shared) {
 }
 
 /// The peer address of `fd` if it is a client connection of the server on `local`.
+#[allow(unsafe_code)] // the one call below, with its SAFETY note
 fn client_of(fd: RawFd, local: SocketAddr) -> Option<SocketAddr> {
     // SAFETY: the descriptor is only borrowed for the calls below, which fail harmlessly
     // (ENOTSOCK, EBADF) when it is no socket or no longer open.
@@ -198,6 +199,7 @@ fn client_of(fd: RawFd, local: SocketAddr) -> Option<SocketAddr> {
     socket.peer_addr().ok()?.as_socket()
 }
 
+#[allow(unsafe_code)] // the one call below, with its SAFETY note
 fn sock(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: as in `client_of`; used right after `client_of` confirmed the descriptor.
     unsafe { BorrowedFd::borrow_raw(fd) }

@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 use tiny_http::Request;
 
 pub use context::{App, Limits, RequestContext};
-pub use error::{ApiError, FILE_MISSING};
+pub use error::ApiError;
 pub use router::{route, Endpoint};
-pub use webservicetasks::task_json;
 
-use crate::signal::Signal;
+use crate::change_counter::ChangeCounter;
 use guard::Guard;
 use listener::Servers;
 use reply::Reply;
@@ -44,7 +43,7 @@ pub struct HttpServer {
     /// Threads still running, and the signal each rings as it exits: `stop` waits on them
     /// until its deadline, no longer (a client stalled mid-body must not hold up shutdown).
     alive: Arc<AtomicUsize>,
-    exited: Arc<Signal>,
+    exited: Arc<ChangeCounter>,
     threads: Vec<JoinHandle<()>>,
     /// Keeps the read timeout and the connection cap (see guard.rs).
     guard: Arc<Guard>,
@@ -70,7 +69,7 @@ impl HttpServer {
         );
         let stopping = Arc::new(AtomicBool::new(false));
         let alive = Arc::new(AtomicUsize::new(0));
-        let exited = Arc::new(Signal::default());
+        let exited = Arc::new(ChangeCounter::default());
         let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {
             let (servers, app, stopping) = (servers.clone(), app.clone(), stopping.clone());
@@ -82,7 +81,7 @@ impl HttpServer {
                 .spawn(move || {
                     accept_loop(&servers, threads, &app, &guard, &stopping);
                     alive.fetch_sub(1, Ordering::SeqCst);
-                    exited.ring();
+                    exited.bump();
                 })
                 .map_err(|e| e.to_string())?;
             handles.push(handle);
@@ -108,20 +107,15 @@ impl HttpServer {
     pub fn stop(self, deadline: Instant) {
         self.stopping.store(true, Ordering::SeqCst);
         self.servers.unblock(self.threads.len());
-        loop {
-            let seen = self.exited.generation();
-            if self.alive.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                log::warn!(
-                    "{} HTTP request(s) still in flight at shutdown are abandoned",
-                    self.alive.load(Ordering::SeqCst)
-                );
-                break;
-            }
-            self.exited.wait_past(seen, left);
+        let alive = &self.alive;
+        if !self
+            .exited
+            .wait_until(deadline, || alive.load(Ordering::SeqCst) == 0)
+        {
+            log::warn!(
+                "{} HTTP request(s) still in flight at shutdown are abandoned",
+                alive.load(Ordering::SeqCst)
+            );
         }
         for handle in self.threads {
             if handle.is_finished() {
@@ -302,14 +296,14 @@ pub(crate) fn handle(
 ) -> Result<Reply, ApiError> {
     check_url(request)?;
     check_headers(request, &app.limits)?;
-    let ctx = RequestContext::resolve(request);
+    let ctx = RequestContext::resolve(app, request)?;
     let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
     *routed = Some(endpoint);
     match endpoint {
-        Endpoint::ListTasks => webservicetasks::list(app, &ctx, request),
-        Endpoint::CreateTask => webservicetasks::create(app, &ctx, request),
-        Endpoint::GetTask(id) => webservicetasks::get(app, &ctx, id),
-        Endpoint::DeleteTask(id) => webservicetasks::delete(app, &ctx, id),
-        Endpoint::GetTaskFile(id, role) => webservicetasks::file(app, &ctx, id, role),
+        Endpoint::ListTasks => webservicetasks::list(&ctx, request),
+        Endpoint::CreateTask => webservicetasks::create(&ctx, request),
+        Endpoint::GetTask(id) => webservicetasks::get(&ctx, id),
+        Endpoint::DeleteTask(id) => webservicetasks::delete(&ctx, id),
+        Endpoint::GetTaskFile(id, role) => webservicetasks::file(&ctx, id, role),
     }
 }

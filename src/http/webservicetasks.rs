@@ -2,13 +2,12 @@
 //! files of, and delete tasks. A thin adapter over the store; it never runs a task.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 use tiny_http::Request;
 
-use super::context::{App, RequestContext};
+use super::context::RequestContext;
 use super::error::{ApiError, FILE_MISSING};
 use super::multipart::{Multipart, MultipartError};
 use super::reply::Reply;
@@ -16,15 +15,14 @@ use super::request::{
     body_error, check_filename, disposition_filename, header, query_pairs, read_limited, Body,
     MediaType,
 };
-use crate::store::{DeleteOutcome, ListFilter, StoreError, StoredFile};
-use crate::task::{FileRole, NewTask, Params, Status, Task, TaskId};
+use crate::store::{ListFilter, StoredFile};
+use crate::task::{FileRole, NewTask, Params, State, Task, TaskId};
+use crate::task_service::TaskServiceError;
 
 /// The IO file name of a raw upload that names none.
 const DEFAULT_FILENAME: &str = "upload";
 /// The longest Idempotency-Key.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
-/// How long a DELETE waits for a running task to stop before deleting it regardless.
-const CANCEL_WAIT: Duration = Duration::from_secs(10);
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 /// The chunk in which an upload is copied from the socket to the store.
@@ -75,7 +73,7 @@ pub fn task_json(task: &Task) -> Value {
         log_file_name: file_name(task.has_log_file, FileRole::Log),
         err_file_name: file_name(task.has_err_file, FileRole::Err),
         percent_complete: task.percent_complete,
-        status: task.status.as_str(),
+        status: Status::of(task.state).as_str(),
         message: &task.message,
         kind: &task.kind,
         params: &task.params,
@@ -89,6 +87,75 @@ pub fn task_json(task: &Task) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
+/// The five statuses of the Web Service Tasks contract, with their exact strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    InProgress,
+    Success,
+    Error,
+    Canceled,
+}
+
+impl Status {
+    const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Success,
+        Status::Error,
+        Status::Canceled,
+    ];
+
+    /// The contract's string, as clients match on it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::InProgress => "In progress",
+            Status::Success => "SUCCESS",
+            Status::Error => "ERROR",
+            Status::Canceled => "CANCELED",
+        }
+    }
+
+    /// Parses a status string case-insensitively (`in progress`, `success`...).
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// How the contract shows a state: every state that waits to run is Pending.
+    pub fn of(state: State) -> Status {
+        match state {
+            State::Scheduled | State::Queued | State::Held | State::Retrying => Status::Pending,
+            State::Running => Status::InProgress,
+            State::Succeeded => Status::Success,
+            State::Failed => Status::Error,
+            State::Canceled => Status::Canceled,
+        }
+    }
+
+    /// The states this status shows.
+    pub fn states(self) -> Vec<State> {
+        State::ALL
+            .into_iter()
+            .filter(|&state| Status::of(state) == self)
+            .collect()
+    }
+}
+
+/// How a verb of the task service failing is told to this family's clients.
+impl From<TaskServiceError> for ApiError {
+    fn from(e: TaskServiceError) -> ApiError {
+        match e {
+            TaskServiceError::Invalid(message) => ApiError::bad_request(message),
+            TaskServiceError::TaskNotFound(id) => task_not_found(id),
+            TaskServiceError::FileMissing => ApiError::not_found(FILE_MISSING),
+            TaskServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
 fn task_not_found(id: TaskId) -> ApiError {
     ApiError::not_found(format!("Task {id} does not exist."))
 }
@@ -98,7 +165,7 @@ fn location(id: TaskId) -> String {
 }
 
 /// GET /webservicetasks
-pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply, ApiError> {
+pub fn list(ctx: &RequestContext, request: &Request) -> Result<Reply, ApiError> {
     let mut filter = ListFilter {
         limit: DEFAULT_LIMIT,
         ..ListFilter::default()
@@ -106,13 +173,13 @@ pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply,
     for (name, value) in query_pairs(request.url())? {
         match name.as_str() {
             "status" => {
-                filter.status = Some(Status::parse(&value).ok_or_else(|| {
+                filter.states = Status::parse(&value).map(Status::states).ok_or_else(|| {
                     let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
                     ApiError::bad_request(format!(
                         "The parameter status must be one of {}, not {value:?}.",
                         known.join(", ")
                     ))
-                })?)
+                })?
             }
             "kind" => filter.kind = Some(value),
             "userid" => {
@@ -146,79 +213,30 @@ pub fn list(app: &App, ctx: &RequestContext, request: &Request) -> Result<Reply,
             _ => {}
         }
     }
-    let (tasks, total) = app.store.list(&ctx.scope(), &filter)?;
+    let (tasks, total) = ctx.store.list(&filter)?;
     let data = Value::Array(tasks.iter().map(task_json).collect());
     Ok(Reply::success(200, data).with_header("X-Total-Count", total.to_string()))
 }
 
 /// GET /webservicetasks/{id}
-pub fn get(app: &App, ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
-    match app.store.task(&ctx.scope(), id) {
-        Ok(task) => Ok(Reply::success(200, task_json(&task))),
-        Err(StoreError::NotFound) => Err(task_not_found(id)),
-        Err(e) => Err(e.into()),
-    }
+pub fn get(ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
+    let task = ctx.tasks().task(id)?;
+    Ok(Reply::success(200, task_json(&task)))
 }
 
 /// GET /webservicetasks/{id}/IoFile, /ErrorFile, /LogFile
-pub fn file(
-    app: &App,
-    ctx: &RequestContext,
-    id: TaskId,
-    role: FileRole,
-) -> Result<Reply, ApiError> {
-    let scope = ctx.scope();
-    let missing = || ApiError::not_found(FILE_MISSING);
-    // The file is read from a snapshot taken when it is opened, so the length promised is
-    // the length sent even if the task is deleted meanwhile. Its id is looked up just
-    // before: should the file be replaced in between, look again.
-    let mut attempts = 0;
-    let (task, reader) = loop {
-        let task = match app.store.task(&scope, id) {
-            Ok(task) => task,
-            Err(StoreError::NotFound) => return Err(missing()),
-            Err(e) => return Err(e.into()),
-        };
-        let file = app.store.task_file(&scope, id, role)?.ok_or_else(missing)?;
-        match app.store.open_file(file.id) {
-            Ok(reader) => break (task, reader),
-            Err(StoreError::NotFound) if attempts < 2 => attempts += 1,
-            Err(StoreError::NotFound) => return Err(missing()),
-            Err(e) => return Err(e.into()),
-        }
-    };
+pub fn file(ctx: &RequestContext, id: TaskId, role: FileRole) -> Result<Reply, ApiError> {
+    let (task, reader) = ctx.tasks().task_with_file(id, role)?;
     let size = reader.remaining();
-    if size == 0 {
-        return Err(missing());
-    }
     // A task with an IO file always has its name (an upload's, "upload" at least, or an
     // export's): no file name here is empty.
     Ok(Reply::file(&task.file_name(role), size, Box::new(reader)))
 }
 
 /// DELETE /webservicetasks/{id}: a running task is cancelled first, then deleted.
-pub fn delete(app: &App, ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
-    let scope = ctx.scope();
-    let deadline = Instant::now() + CANCEL_WAIT;
-    let mut cancel_sent = false;
-    loop {
-        let seen = app.store.activity().generation();
-        let force = Instant::now() >= deadline;
-        match app.store.delete(&scope, id, force)? {
-            DeleteOutcome::Deleted => return Ok(Reply::success(200, Value::Null)),
-            DeleteOutcome::NotFound => return Err(task_not_found(id)),
-            DeleteOutcome::Running => {
-                if !cancel_sent {
-                    app.store.request_cancel(&scope, id)?;
-                    cancel_sent = true;
-                    log::info!("task {id}: cancellation requested by DELETE");
-                }
-                app.store
-                    .activity()
-                    .wait_past(seen, deadline.saturating_duration_since(Instant::now()));
-            }
-        }
-    }
+pub fn delete(ctx: &RequestContext, id: TaskId) -> Result<Reply, ApiError> {
+    ctx.tasks().cancel_and_delete(id)?;
+    Ok(Reply::success(200, Value::Null))
 }
 
 /// What a POST asks for, whichever form it came in.
@@ -230,7 +248,7 @@ struct Submission {
 }
 
 /// POST /webservicetasks
-pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<Reply, ApiError> {
+pub fn create(ctx: &RequestContext, request: &mut Request) -> Result<Reply, ApiError> {
     let idempotency_key = idempotency_key(request)?;
     let media = header(request, "Content-Type").map(MediaType::parse);
     let declares_length = header(request, "Content-Length").is_some()
@@ -250,7 +268,7 @@ pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<
                     "The JSON body must be UTF-8, not charset {charset}."
                 )));
             }
-            json_submission(app, request)?
+            json_submission(ctx, request)?
         }
         "multipart/form-data" => {
             let boundary = media
@@ -263,32 +281,26 @@ pub fn create(app: &App, ctx: &RequestContext, request: &mut Request) -> Result<
                     )
                 })?
                 .to_string();
-            multipart_submission(app, request, &boundary)?
+            multipart_submission(ctx, request, &boundary)?
         }
         e if e.starts_with("multipart/") => {
             return Err(ApiError::unsupported_media_type(format!(
                 "The Content-Type {e} is not supported: use multipart/form-data."
             )))
         }
-        _ => raw_submission(app, request)?,
+        _ => raw_submission(ctx, request)?,
     };
     let upload = submission.upload;
-    let result = submit(app, ctx, submission, idempotency_key);
+    let result = submit(ctx, submission, idempotency_key);
     if result.is_err() {
         if let Some(file) = upload {
-            let _ = app.store.delete_file(file.id);
+            let _ = ctx.store.discard_upload(file.id);
         }
     }
     result
 }
 
-fn submit(
-    app: &App,
-    ctx: &RequestContext,
-    s: Submission,
-    key: Option<String>,
-) -> Result<Reply, ApiError> {
-    validate(app, &s.kind, &s.params, s.upload.is_some())?;
+fn submit(ctx: &RequestContext, s: Submission, key: Option<String>) -> Result<Reply, ApiError> {
     if s.upload.is_some() {
         check_filename(&s.filename)?;
     }
@@ -304,29 +316,10 @@ fn submit(
         io_file: s.upload.map(|f| f.id),
         idempotency_key: key,
     };
-    let submitted = app.store.submit(&new)?;
+    let submitted = ctx.tasks().submit(&new)?;
     let status = if submitted.created { 202 } else { 200 };
     Ok(Reply::success(status, task_json(&submitted.task))
         .with_header("Location", location(submitted.task.id)))
-}
-
-/// Checks the kind and its params before anything is stored.
-fn validate(app: &App, kind: &str, params: &Params, has_input: bool) -> Result<(), ApiError> {
-    if kind.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "The parameter kind is required; known kinds: {}.",
-            app.registry.kinds().join(", ")
-        )));
-    }
-    let handler = app.registry.get(kind).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "The kind {kind:?} is unknown; known kinds: {}.",
-            app.registry.kinds().join(", ")
-        ))
-    })?;
-    handler
-        .validate(params, has_input)
-        .map_err(ApiError::bad_request)
 }
 
 fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
@@ -371,7 +364,7 @@ impl FormFields {
 }
 
 /// Form (a): the file is the body; kind, filename and params are in the query.
-fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
+fn raw_submission(ctx: &RequestContext, request: &mut Request) -> Result<Submission, ApiError> {
     let FormFields {
         kind,
         filename,
@@ -384,16 +377,16 @@ fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiErr
     let may_have_body = request.body_length().is_some_and(|n| n > 0)
         || header(request, "Transfer-Encoding").is_some();
     // Refuse what is wrong before receiving a (possibly large) body.
-    validate(app, &kind, &params, may_have_body)?;
+    ctx.tasks().validate(&kind, &params, may_have_body)?;
     if may_have_body {
         check_filename(&filename)?;
     }
     if let Some(length) = request.body_length() {
-        if length as u64 > app.limits.max_upload {
-            return Err(upload_too_large(app));
+        if length as u64 > ctx.limits.max_upload {
+            return Err(upload_too_large(ctx));
         }
     }
-    let upload = store_upload(app, &mut Body::of(request))?;
+    let upload = store_upload(ctx, &mut Body::of(request))?;
     Ok(Submission {
         kind,
         params,
@@ -403,14 +396,14 @@ fn raw_submission(app: &App, request: &mut Request) -> Result<Submission, ApiErr
 }
 
 /// Form (b): `{"kind": ..., "params": {...}}`.
-fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiError> {
+fn json_submission(ctx: &RequestContext, request: &mut Request) -> Result<Submission, ApiError> {
     if request
         .body_length()
-        .is_some_and(|n| n as u64 > app.limits.max_json)
+        .is_some_and(|n| n as u64 > ctx.limits.max_json)
     {
-        return Err(json_too_large(app));
+        return Err(json_too_large(ctx));
     }
-    let body = read_limited(&mut Body::of(request), app.limits.max_json, "JSON body")?;
+    let body = read_limited(&mut Body::of(request), ctx.limits.max_json, "JSON body")?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))?;
     let Value::Object(object) = value else {
@@ -463,17 +456,17 @@ fn json_submission(app: &App, request: &mut Request) -> Result<Submission, ApiEr
 /// are bounded by the URL's limit). The fields other than `file`, names and values
 /// together, are limited to `max_json`.
 fn multipart_submission(
-    app: &App,
+    ctx: &RequestContext,
     request: &mut Request,
     boundary: &str,
 ) -> Result<Submission, ApiError> {
     let mut fields = FormFields::from_query(request.url())?;
-    let max_upload = app.limits.max_upload;
+    let max_upload = ctx.limits.max_upload;
     if request
         .body_length()
-        .is_some_and(|n| n as u64 > max_upload.saturating_add(app.limits.max_json))
+        .is_some_and(|n| n as u64 > max_upload.saturating_add(ctx.limits.max_json))
     {
-        return Err(upload_too_large(app));
+        return Err(upload_too_large(ctx));
     }
     let mut upload: Option<StoredFile> = None;
     let mut field_bytes: u64 = 0;
@@ -490,7 +483,7 @@ fn multipart_submission(
                 if let Some(name) = part.filename.filter(|n| !n.is_empty()) {
                     fields.filename.get_or_insert(name);
                 }
-                upload = store_upload(app, &mut form.body())?;
+                upload = store_upload(ctx, &mut form.body())?;
                 continue;
             }
             if part.filename.as_deref().is_some_and(|f| !f.is_empty()) {
@@ -501,13 +494,13 @@ fn multipart_submission(
             }
             // A field's name is stored (as a param's name) as well as its value: both count.
             field_bytes += part.name.len() as u64;
-            if field_bytes > app.limits.max_json {
-                return Err(form_fields_too_large(app));
+            if field_bytes > ctx.limits.max_json {
+                return Err(form_fields_too_large(ctx));
             }
-            let left = app.limits.max_json - field_bytes;
+            let left = ctx.limits.max_json - field_bytes;
             let value = read_limited(&mut form.body(), left, "form's fields").map_err(|e| {
                 if e.status == 413 {
-                    form_fields_too_large(app)
+                    form_fields_too_large(ctx)
                 } else {
                     e
                 }
@@ -536,7 +529,7 @@ fn multipart_submission(
     })();
     if let Err(e) = result {
         if let Some(file) = upload {
-            let _ = app.store.delete_file(file.id);
+            let _ = ctx.store.discard_upload(file.id);
         }
         return Err(e);
     }
@@ -559,9 +552,9 @@ fn multipart_error(e: MultipartError) -> ApiError {
 }
 
 /// Streams a body into a new staged file, within the upload limit. None for an empty body.
-fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, ApiError> {
-    let limit = app.limits.max_upload;
-    let mut writer = app.store.create_file(None)?;
+fn store_upload(ctx: &RequestContext, body: &mut dyn Read) -> Result<Option<StoredFile>, ApiError> {
+    let limit = ctx.limits.max_upload;
+    let mut writer = ctx.store.create_upload()?;
     let mut buf = vec![0u8; COPY_BUFFER];
     let copied = loop {
         let n = match body.read(&mut buf) {
@@ -571,7 +564,7 @@ fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, Ap
             Err(e) => break Err(body_error(&e)),
         };
         if writer.len() + n as u64 > limit {
-            break Err(upload_too_large(app));
+            break Err(upload_too_large(ctx));
         }
         if let Err(e) = writer.append(&buf[..n]) {
             break Err(e.into());
@@ -595,23 +588,23 @@ fn store_upload(app: &App, body: &mut dyn Read) -> Result<Option<StoredFile>, Ap
     }
 }
 
-fn upload_too_large(app: &App) -> ApiError {
+fn upload_too_large(ctx: &RequestContext) -> ApiError {
     ApiError::too_large(format!(
         "The file is larger than the upload limit of {} bytes (--max-upload).",
-        app.limits.max_upload
+        ctx.limits.max_upload
     ))
 }
 
-fn json_too_large(app: &App) -> ApiError {
+fn json_too_large(ctx: &RequestContext) -> ApiError {
     ApiError::too_large(format!(
         "The JSON body is larger than the limit of {} bytes (--max-json).",
-        app.limits.max_json
+        ctx.limits.max_json
     ))
 }
 
-fn form_fields_too_large(app: &App) -> ApiError {
+fn form_fields_too_large(ctx: &RequestContext) -> ApiError {
     ApiError::too_large(format!(
         "The form's fields (names and values) are larger than the limit of {} bytes (--max-json).",
-        app.limits.max_json
+        ctx.limits.max_json
     ))
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Result, Store, StoreError};
-use crate::task::{time, TaskId};
+use crate::task::TaskId;
 
 /// The longest dataset name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -119,12 +119,12 @@ fn column(index: usize) -> String {
 const VISIBLE: &str = "task_id NOT IN (SELECT task_id FROM dataset_imports WHERE state <> 'done')";
 
 impl Store {
-    /// A dataset's description, if it exists.
-    pub fn dataset(&self, name: &str) -> Result<Option<Dataset>> {
+    /// Client `client`'s dataset `name`, if it exists.
+    pub fn dataset(&self, client: &str, name: &str) -> Result<Option<Dataset>> {
         let conn = self.conn()?;
         let found: Option<(i64, String)> = conn
-            .prepare_cached("SELECT id, columns FROM datasets WHERE name = ?1")?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT id, columns FROM datasets WHERE client = ?1 AND name = ?2")?
+            .query_row([client, name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         found
             .map(|(id, columns)| {
@@ -173,19 +173,22 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Starts importing rows with `header` into dataset `name` for task `task` (run by
-    /// `owner`), creating the dataset from the header if it does not exist. Waits while
-    /// another import into the same dataset runs.
+    /// Starts importing rows with `header` into client `client`'s dataset `name` for task
+    /// `task` (run by `owner`), creating the dataset from the header if it does not exist.
+    /// Waits while another import into the same dataset runs.
     pub fn begin_import(
         &self,
         task: TaskId,
         owner: &str,
+        client: &str,
         name: &str,
         header: &[String],
         key: &[String],
     ) -> Result<ImportSession, DatasetError> {
         check_header(name, header, key)?;
-        self.inner.importing.acquire(name);
+        // Datasets are one client's: the lock is on the client's name for it.
+        let lock = format!("{client}\0{name}");
+        self.inner.importing.acquire(&lock);
         let mut plan = ImportPlan {
             task,
             owner: owner.to_string(),
@@ -193,7 +196,7 @@ impl Store {
         };
         let mut session = ImportSession {
             store: self.clone(),
-            name: name.to_string(),
+            name: lock,
             plan: Arc::new(ImportPlan {
                 task,
                 ..ImportPlan::default()
@@ -202,21 +205,24 @@ impl Store {
             finished: false,
         };
         // From here the session's Drop releases the lock and removes what it wrote.
-        let now = time::now_text();
+        let now = self.clock().now_text();
         let (name_owned, header_owned) = (name.to_string(), header.to_vec());
+        let client = client.to_string();
         let (dataset, columns) = self.write(move |tx| {
             let (name, header) = (name_owned, header_owned);
             let existing: Option<(i64, String)> = tx
-                .query_row("SELECT id, columns FROM datasets WHERE name = ?1", [&name], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT id, columns FROM datasets WHERE client = ?1 AND name = ?2",
+                    [&client, &name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             let found = match existing {
                 Some((id, columns)) => (id, parse_columns(&columns)?),
                 None => {
                     let id: i64 = tx.query_row(
-                        "INSERT INTO datasets (name, columns, created_at) VALUES (?1, ?2, ?3) RETURNING id",
-                        params![name, serde_json::to_string(&header).unwrap_or_default(), now],
+                        "INSERT INTO datasets (client, name, columns, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                        params![client, name, serde_json::to_string(&header).unwrap_or_default(), now],
                         |r| r.get(0),
                     )?;
                     let defs: Vec<String> =
@@ -475,7 +481,7 @@ impl Drop for ImportSession {
 fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
     let running = tx
         .prepare_cached(
-            "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND status = 'In progress'",
+            "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
         )?
         .exists(params![task, owner])?;
     if running {
@@ -533,7 +539,7 @@ pub(super) fn remove_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Durability;
+    use crate::store::Durability;
     use crate::store::Finish;
     use crate::task::{NewTask, Params};
 
@@ -561,7 +567,7 @@ mod tests {
 
     fn visible(store: &Store) -> u64 {
         store
-            .dataset_len(&store.dataset("t").unwrap().unwrap())
+            .dataset_len(&store.dataset("default", "t").unwrap().unwrap())
             .unwrap()
     }
 
@@ -573,7 +579,7 @@ mod tests {
     fn rows_become_visible_only_with_the_tasks_end() {
         let (_dir, store, task) = store_with_running_task();
         let mut import = store
-            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
             .unwrap();
         import.insert(rows(3)).unwrap();
         assert_eq!(visible(&store), 0);
@@ -587,7 +593,7 @@ mod tests {
     fn an_interrupted_task_writes_no_more_rows_and_leaves_none() {
         let (_dir, store, task) = store_with_running_task();
         let mut import = store
-            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
             .unwrap();
         import.insert(rows(3)).unwrap();
         // The grace period ends: the task is no longer this process's.
@@ -609,7 +615,7 @@ mod tests {
     fn removing_an_unfinished_import_keeps_the_rows_of_earlier_ones() {
         let (_dir, store, first) = store_with_running_task();
         let mut import = store
-            .begin_import(first, "me", "t", &strings(&["k", "v"]), &[])
+            .begin_import(first, "me", "default", "t", &strings(&["k", "v"]), &[])
             .unwrap();
         import.insert(rows(3)).unwrap();
         import.commit().unwrap();
@@ -622,7 +628,7 @@ mod tests {
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
         assert!(store.start(second, "me").unwrap());
         let mut import = store
-            .begin_import(second, "me", "t", &strings(&["k", "v"]), &[])
+            .begin_import(second, "me", "default", "t", &strings(&["k", "v"]), &[])
             .unwrap();
         import.insert(rows(4)).unwrap();
         import.commit().unwrap();
@@ -641,7 +647,7 @@ mod tests {
     fn a_crash_after_the_whole_file_was_read_leaves_no_rows() {
         let (_dir, store, task) = store_with_running_task();
         let mut import = store
-            .begin_import(task, "me", "t", &strings(&["k", "v"]), &[])
+            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
             .unwrap();
         import.insert(rows(3)).unwrap();
         import.commit().unwrap();

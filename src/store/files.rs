@@ -23,7 +23,7 @@ use std::io::{self, Read, Write};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::{Conn, Result, Store, StoreError};
-use crate::task::{time, FileId, FileRole, Scope, TaskId};
+use crate::task::{FileId, FileRole, Scope, TaskId};
 
 /// The size of a stored chunk (the last chunk of a file, and LOG chunks, may be shorter).
 pub const CHUNK_SIZE: usize = 256 * 1024;
@@ -38,10 +38,21 @@ pub struct StoredFile {
 }
 
 impl Store {
-    /// Starts a new file. With an owner, it is deleted with that task; without, it is an
-    /// upload that `submit` attaches to a task (or that the next start removes).
-    pub fn create_file(&self, owner: Option<TaskId>) -> Result<FileWriter> {
-        let id = self.write(move |tx| create_in(tx, owner))?;
+    /// Starts a new file of task `task` (an output, a LOG or ERR file): it belongs to the
+    /// task's client and is deleted with the task.
+    pub fn create_file(&self, task: TaskId) -> Result<FileWriter> {
+        self.start_file(Some(task), String::new())
+    }
+
+    /// Starts an upload of `client`'s, which `submit` attaches to a task (or which the next
+    /// start removes). Reached through [`super::Scoped::create_upload`].
+    pub(super) fn create_upload(&self, client: &str) -> Result<FileWriter> {
+        self.start_file(None, client.to_string())
+    }
+
+    fn start_file(&self, task: Option<TaskId>, client: String) -> Result<FileWriter> {
+        let now = self.clock().now_text();
+        let id = self.write(move |tx| create_in(tx, task, &client, &now))?;
         Ok(FileWriter {
             store: self.clone(),
             id,
@@ -53,16 +64,26 @@ impl Store {
         })
     }
 
-    /// Deletes a file that no task refers to (an abandoned upload or output).
-    pub fn delete_file(&self, id: FileId) -> Result<()> {
+    /// Deletes a file (a writer's discarded output or upload).
+    fn delete_file(&self, id: FileId) -> Result<()> {
         self.write(move |tx| {
             tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
             Ok(())
         })
     }
 
+    /// Deletes an upload within `scope` that no task refers to (a refused submission's).
+    pub(super) fn discard_upload(&self, scope: &Scope, id: FileId) -> Result<()> {
+        let (clause, values) = super::scope::one_in_scope(scope, id, "client");
+        let sql = format!("DELETE FROM files WHERE id = ?1 AND task_id IS NULL {clause}");
+        self.write(move |tx| {
+            tx.execute(&sql, params_from_iter(&values))?;
+            Ok(())
+        })
+    }
+
     /// A task's file, if the task is within `scope` and has one.
-    pub fn task_file(
+    pub(super) fn task_file(
         &self,
         scope: &Scope,
         task: TaskId,
@@ -73,7 +94,7 @@ impl Store {
             FileRole::Log => "log_file_id",
             FileRole::Err => "err_file_id",
         };
-        let (clause, values) = super::tasks::one_in_scope(scope, task, "t.client");
+        let (clause, values) = super::scope::one_in_scope(scope, task, "t.client");
         let sql = format!(
             "SELECT f.id, f.size FROM tasks t JOIN files f ON f.id = t.{column} WHERE t.id = ?1 {clause}"
         );
@@ -94,10 +115,18 @@ impl Store {
     /// connection of its own, which the reader holds (and ends) until it is dropped, so a
     /// task deleted or an IO file replaced meanwhile cannot cut the download short. A file
     /// that grows (a LOG file) is read up to the size it had in the snapshot.
-    pub fn open_file(&self, id: FileId) -> Result<FileReader> {
+    pub(super) fn open_file(&self, scope: &Scope, id: FileId) -> Result<FileReader> {
         let conn = self.conn()?;
-        // DEFERRED: the snapshot starts with the first read, the size below.
+        // DEFERRED: the snapshot starts with the first read, the scope's check below.
         conn.execute_batch("BEGIN")?;
+        let (clause, values) = super::scope::one_in_scope(scope, id, "client");
+        let within = conn
+            .prepare_cached(&format!("SELECT 1 FROM files WHERE id = ?1 {clause}"))
+            .and_then(|mut stmt| stmt.exists(params_from_iter(&values)));
+        if !matches!(within, Ok(true)) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(within.err().map_or(StoreError::NotFound, StoreError::from));
+        }
         // The reader owns the transaction from here: its drop ends it on every path.
         let mut reader = FileReader::new(self, id, Some(conn));
         reader.remaining = reader.size()?;
@@ -147,29 +176,38 @@ impl Store {
 #[cfg(test)]
 pub(super) const HOT_STATEMENTS: &[&str] = &[CREATE_FILE, CREATE_WHOLE_FILE, ADD_CHUNK];
 
-/// A new file: ?1 its task (none for an upload), ?2 now. Not `RETURNING id`: see
-/// `tasks::INSERT_TASK`.
-const CREATE_FILE: &str = "INSERT INTO files (task_id, created_at) VALUES (?1, ?2)";
+/// A new file: ?1 its task (none for an upload), ?2 now, ?3 the client of an upload (a
+/// task's file is its task's client's). Not `RETURNING id`: see `submit::INSERT_TASK`.
+const CREATE_FILE: &str = "INSERT INTO files (task_id, created_at, client) \
+     VALUES (?1, ?2, coalesce((SELECT client FROM tasks WHERE id = ?1), ?3))";
 /// A new file of task ?1, attached, ?2 bytes long, made at ?3.
-const CREATE_WHOLE_FILE: &str =
-    "INSERT INTO files (task_id, size, attached, created_at) VALUES (?1, ?2, 1, ?3)";
+const CREATE_WHOLE_FILE: &str = "INSERT INTO files (task_id, size, attached, created_at, client) \
+     VALUES (?1, ?2, 1, ?3, (SELECT client FROM tasks WHERE id = ?1))";
 /// Chunk ?2 of file ?1 holding ?3.
 const ADD_CHUNK: &str = "INSERT INTO file_chunks (file_id, seq, data) VALUES (?1, ?2, ?3)";
 
 /// Creates an empty file within a transaction.
-pub(super) fn create_in(tx: &Transaction<'_>, owner: Option<TaskId>) -> Result<FileId> {
+pub(super) fn create_in(
+    tx: &Transaction<'_>,
+    owner: Option<TaskId>,
+    client: &str,
+    now: &str,
+) -> Result<FileId> {
     Ok(tx
         .prepare_cached(CREATE_FILE)?
-        .insert(params![owner, time::now_text()])?)
+        .insert(params![owner, now, client])?)
 }
 
 /// Creates a task's file holding `data`, attached, within a transaction: two statements.
-pub(super) fn create_whole_in(tx: &Transaction<'_>, task: TaskId, data: &[u8]) -> Result<FileId> {
-    let id: FileId = tx.prepare_cached(CREATE_WHOLE_FILE)?.insert(params![
-        task,
-        data.len() as u64,
-        time::now_text()
-    ])?;
+pub(super) fn create_whole_in(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    data: &[u8],
+    now: &str,
+) -> Result<FileId> {
+    let id: FileId =
+        tx.prepare_cached(CREATE_WHOLE_FILE)?
+            .insert(params![task, data.len() as u64, now])?;
     tx.prepare_cached(ADD_CHUNK)?
         .execute(params![id, 0, data])?;
     Ok(id)
@@ -208,6 +246,7 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
+    /// The file's id.
     pub fn id(&self) -> FileId {
         self.id
     }
@@ -217,6 +256,7 @@ impl FileWriter {
         self.size
     }
 
+    /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
@@ -417,7 +457,7 @@ impl Drop for FileReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Durability;
+    use crate::store::Durability;
 
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap()
@@ -428,7 +468,7 @@ mod tests {
     }
 
     fn stored(store: &Store, data: &[u8]) -> StoredFile {
-        let mut writer = store.create_file(None).unwrap();
+        let mut writer = store.create_upload("default").unwrap();
         writer.append(data).unwrap();
         writer.finish().unwrap()
     }
@@ -439,13 +479,13 @@ mod tests {
         let store = store(&dir);
         let data = bytes(CHUNK_SIZE * 3 + 1234);
         let file = stored(&store, &data);
-        let mut reader = store.open_file(file.id).unwrap();
+        let mut reader = store.open_file(&Scope::All, file.id).unwrap();
         assert_eq!(reader.remaining(), data.len() as u64);
         let mut first = vec![0u8; 1000];
         reader.read_exact(&mut first).unwrap();
         store.delete_file(file.id).unwrap();
         assert!(matches!(
-            store.open_file(file.id),
+            store.open_file(&Scope::All, file.id),
             Err(StoreError::NotFound)
         ));
         let mut rest = Vec::new();
@@ -461,10 +501,10 @@ mod tests {
     fn a_growing_file_is_read_up_to_its_size_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        let mut writer = store.create_file(None).unwrap();
+        let mut writer = store.create_upload("default").unwrap();
         writer.append(b"first line\n").unwrap();
         writer.commit().unwrap();
-        let mut reader = store.open_file(writer.id()).unwrap();
+        let mut reader = store.open_file(&Scope::All, writer.id()).unwrap();
         writer.append(b"second line\n").unwrap();
         writer.commit().unwrap();
         let mut text = String::new();
@@ -472,7 +512,7 @@ mod tests {
         assert_eq!(text, "first line\n");
         let mut later = String::new();
         store
-            .open_file(writer.id())
+            .open_file(&Scope::All, writer.id())
             .unwrap()
             .read_to_string(&mut later)
             .unwrap();
@@ -484,7 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         assert!(matches!(
-            store.open_file(12345 as FileId),
+            store.open_file(&Scope::All, 12345 as FileId),
             Err(StoreError::NotFound)
         ));
     }
@@ -498,7 +538,7 @@ mod tests {
         // More readers than the pool has connections, each dropped part-way: were a
         // connection returned inside its transaction, the next BEGIN on it would fail.
         for _ in 0..(super::super::DEFAULT_POOL_SIZE as usize + 8) {
-            let mut reader = store.open_file(file.id).unwrap();
+            let mut reader = store.open_file(&Scope::All, file.id).unwrap();
             let mut some = [0u8; 10];
             reader.read_exact(&mut some).unwrap();
         }
@@ -506,7 +546,7 @@ mod tests {
         let other = stored(&store, b"more");
         let mut all = Vec::new();
         store
-            .open_file(file.id)
+            .open_file(&Scope::All, file.id)
             .unwrap()
             .read_to_end(&mut all)
             .unwrap();
@@ -520,7 +560,7 @@ mod tests {
         let store = store(&dir);
         let data = bytes(CHUNK_SIZE * 2);
         let file = stored(&store, &data);
-        let reader = store.open_file(file.id).unwrap();
+        let reader = store.open_file(&Scope::All, file.id).unwrap();
         let read = std::thread::spawn(move || {
             let mut reader = reader;
             let mut all = Vec::new();

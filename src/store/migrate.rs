@@ -1,6 +1,11 @@
 //! Schema versions. Version 1 is schema.sql, embedded in the binary; each later version is
-//! one more step in `STEPS` (a file in migrations/, also embedded), applied in order in one transaction with `PRAGMA user_version`
-//! moved to match. A file from a newer taskbox is refused rather than misread.
+//! one more step in `STEPS` (a file in migrations/, also embedded), applied in order in one
+//! transaction with `PRAGMA user_version` moved to match. A file from a newer taskbox is
+//! refused rather than misread.
+//!
+//! A step may rebuild a table (SQLite cannot change a column's CHECK in place): foreign
+//! keys are off while the steps run, as SQLite's procedure for that asks, and
+//! `foreign_key_check` must find nothing before the transaction commits.
 
 use rusqlite::Connection;
 
@@ -10,6 +15,7 @@ use super::{Result, StoreError};
 const STEPS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("../../migrations/002_import_start_row.sql"),
+    include_str!("../../migrations/003_states_and_owners.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {
@@ -24,6 +30,14 @@ pub fn apply(conn: &Connection) -> Result<()> {
     if current == latest {
         return Ok(());
     }
+    // Outside the transaction: inside one, the pragma is a no-op.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = apply_steps(conn, current);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    result
+}
+
+fn apply_steps(conn: &Connection, current: i64) -> Result<()> {
     // A plain connection: start the transaction by hand so it is IMMEDIATE.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
@@ -31,13 +45,22 @@ pub fn apply(conn: &Connection) -> Result<()> {
             conn.execute_batch(step)?;
             conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         }
-        Ok::<_, rusqlite::Error>(())
+        let broken: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Internal(format!(
+                "the schema upgrade left {broken} row(s) with a broken reference"
+            )));
+        }
+        Ok(())
     })();
     match result {
         Ok(()) => Ok(conn.execute_batch("COMMIT")?),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -92,7 +115,81 @@ mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, STEPS.len() as i64);
+    }
+
+    /// A file written by version 2 (built by its own steps, then filled as version 2 wrote
+    /// it) opens with every task, file, dataset and key as before, in version 3's terms.
+    #[test]
+    fn a_version_2_file_keeps_every_task_file_and_dataset() {
+        use crate::store::{Durability, ListFilter, Store};
+        use crate::task::{FileRole, Scope, State};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(STEPS[0]).unwrap();
+            conn.execute_batch(STEPS[1]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 2").unwrap();
+            conn.execute_batch(
+                "INSERT INTO tasks (id, created_at, kind, due_at, updated_at, status, end_time, percent_complete, message)
+                   VALUES (1, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'SUCCESS', '2026-01-01T00:00:01', 100, 'done'),
+                          (2, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'ERROR', '2026-01-01T00:00:01', 100, 'failed'),
+                          (3, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'CANCELED', '2026-01-01T00:00:01', 100, ''),
+                          (4, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'Pending', NULL, 0, ''),
+                          (9, '2026-01-01T00:00:00', 'csv.import', 0, '2026-01-01T00:00:00', 'Pending', NULL, 0, '');
+                 INSERT INTO tasks (id, created_at, kind, due_at, updated_at, status, lease_owner)
+                   VALUES (5, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'In progress', 'old');
+                 -- Task 9 was the last inserted, then deleted: its id is never to be reused.
+                 DELETE FROM tasks WHERE id = 9;
+                 INSERT INTO files (id, task_id, size, attached, created_at) VALUES (1, 1, 3, 1, '');
+                 INSERT INTO file_chunks (file_id, seq, data) VALUES (1, 0, x'616263');
+                 UPDATE tasks SET io_file_id = 1, io_filename = 'a.csv' WHERE id = 1;
+                 INSERT INTO idempotency_keys VALUES ('default', 0, 'k', 1, 'sleep\n{}', 0);
+                 INSERT INTO datasets (id, name, columns, created_at) VALUES (1, 'rates', '[\"code\"]', '');
+                 CREATE TABLE ds_1 (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, c1 TEXT NOT NULL);
+                 INSERT INTO ds_1 VALUES (1, 1, 'US');
+                 INSERT INTO dataset_imports (task_id, dataset_id, state) VALUES (1, 1, 'done');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Durability::Normal).unwrap();
+        let all = store.scoped(Scope::All);
+        let state = |id| all.task(id).unwrap().state;
+        assert_eq!(state(1), State::Succeeded);
+        assert_eq!(state(2), State::Failed);
+        assert_eq!(state(3), State::Canceled);
+        assert_eq!(state(4), State::Queued);
+        assert_eq!(state(5), State::Running);
+        assert_eq!(all.task(2).unwrap().message, "failed");
+        // The kept counts were made anew from the rows.
+        let total = |states: Vec<State>| {
+            let filter = ListFilter {
+                states,
+                limit: 10,
+                ..ListFilter::default()
+            };
+            all.list(&filter).unwrap().1
+        };
+        assert_eq!(total(vec![]), 5);
+        assert_eq!(total(vec![State::Queued]), 1);
+        assert_eq!(total(vec![State::Succeeded, State::Failed]), 2);
+        // Files, datasets (now client default's) and keys are where they were.
+        let file = all.task_file(1, FileRole::Io).unwrap().unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut all.open_file(file.id).unwrap(), &mut bytes).unwrap();
+        assert_eq!(bytes, b"abc");
+        let dataset = store.dataset("default", "rates").unwrap().unwrap();
+        assert_eq!(store.dataset_len(&dataset).unwrap(), 1);
+        assert!(store.dataset("other", "rates").unwrap().is_none());
+        // A new task takes an id past every id ever given, the deleted one's included.
+        let id = all
+            .submit(&crate::task::NewTask::new("sleep", Default::default()))
+            .unwrap()
+            .task
+            .id;
+        assert_eq!(id, 10);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 
     #[test]

@@ -11,10 +11,18 @@
 //! share one IMMEDIATE transaction and one commit (group commit), and each is answered only
 //! after that commit. Reads use the pool's connections and never block the writer (WAL).
 
+mod claim;
 mod datasets;
+mod error;
 mod files;
+mod finish;
 mod migrate;
-mod tasks;
+mod query;
+mod recovery;
+mod remove;
+mod scope;
+mod sqlite;
+mod submit;
 mod writer;
 
 use std::fs::File;
@@ -24,101 +32,38 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, Transaction};
+use rusqlite::{Connection, Transaction};
 
-use crate::config::Durability;
-use crate::signal::Signal;
+use crate::change_counter::ChangeCounter;
+use crate::clock::Clock;
+#[cfg(any(test, feature = "internals"))]
+use crate::clock::SystemClock;
 
+pub use claim::{Claimed, QueuedStart};
 pub use datasets::{
     is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome,
 };
-pub use files::{FileReader, FileWriter, StoredFile, CHUNK_SIZE};
-pub use tasks::{
-    Claimed, DeleteOutcome, Finish, ListFilter, Liveness, Progress, QueuedStart, Submitted,
-    INTERRUPTED,
-};
+pub use error::StoreError;
+pub use files::{FileReader, FileWriter, StoredFile};
+pub use finish::{Finish, Liveness, Progress};
+pub use query::ListFilter;
+pub use recovery::INTERRUPTED;
+pub use remove::DeleteOutcome;
+pub use scope::Scoped;
+use sqlite::{lock_database, pragmas_of};
+pub use sqlite::{Durability, Pragmas};
+pub use submit::Submitted;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How long a connection waits for the write lock before reporting the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections in the pool when the caller does not size it (see `Store::open_sized`).
+#[cfg(any(test, feature = "internals"))]
 pub const DEFAULT_POOL_SIZE: u32 = 32;
 /// Per-connection page cache, in KiB (SQLite's `cache_size` takes negative KiB). Small on
 /// purpose: the server's memory must not grow with the number of connections.
 const CACHE_KIB: i64 = 2048;
-
-/// What went wrong in the store, as facts the layers above can act on.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    /// The disk (or the file's quota) is full: nothing was stored.
-    #[error("the disk holding the database is full")]
-    DiskFull,
-    /// The database cannot be used right now (locked too long, read-only, I/O error):
-    /// the same request may succeed later.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// An Idempotency-Key was reused for a different task.
-    #[error("idempotency key reused for a different task")]
-    IdempotencyConflict,
-    /// Another process holds the database.
-    #[error("{0}")]
-    Locked(String),
-    #[error("database error: {0}")]
-    Internal(String),
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> StoreError {
-        if let rusqlite::Error::QueryReturnedNoRows = err {
-            return StoreError::NotFound;
-        }
-        match err.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
-            Some(
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::ReadOnly
-                | ErrorCode::CannotOpen
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::NoLargeFileSupport
-                | ErrorCode::OutOfMemory,
-            ) => StoreError::Unavailable(err.to_string()),
-            _ => StoreError::Internal(err.to_string()),
-        }
-    }
-}
-
-impl StoreError {
-    /// `err`, which `conn` just returned, looking at the OS error behind an I/O failure.
-    /// SQLite says SQLITE_FULL only when writing pages runs out of space; out of space while
-    /// growing its shared-memory file (`-shm`: the first read after the file was removed,
-    /// a WAL past about 4000 pages), or out of quota (EDQUOT) anywhere, reach it as a plain
-    /// "disk I/O error". Its `sqlite3_system_errno` is set by every such failure, so it
-    /// is fresh for an I/O error just returned (and only then, so only then it is read).
-    fn classify(conn: &Connection, err: rusqlite::Error) -> StoreError {
-        if err.sqlite_error_code() == Some(ErrorCode::SystemIoFailure) {
-            // SAFETY: the handle is valid while `conn` is borrowed; the call only reads it.
-            let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
-            let kind = std::io::Error::from_raw_os_error(errno).kind();
-            if matches!(
-                kind,
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ) {
-                return StoreError::DiskFull;
-            }
-        }
-        err.into()
-    }
-}
-
-impl From<r2d2::Error> for StoreError {
-    fn from(err: r2d2::Error) -> StoreError {
-        StoreError::Unavailable(err.to_string())
-    }
-}
 
 /// The store: cheap to clone, shared by every thread.
 #[derive(Clone)]
@@ -130,11 +75,13 @@ struct Inner {
     pool: Pool<SqliteConnectionManager>,
     /// Rung on every change that may let a waiter proceed: a task submitted (the dispatcher
     /// claims it), a task finished (a worker slot is free, a DELETE may go on).
-    activity: Signal,
+    activity: ChangeCounter,
     /// Datasets with an import running: imports into one dataset run one at a time.
     importing: datasets::ImportLocks,
     /// Every write goes through it (group commit); see `writer`.
     writer: writer::Writer,
+    /// The service's clock: every "now" the store writes comes from it.
+    clock: Arc<dyn Clock>,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -144,14 +91,20 @@ type Conn = PooledConnection<SqliteConnectionManager>;
 impl Store {
     /// Opens (creating if needed) the database file, applies the schema and checks that every
     /// pragma took effect on the pooled connections.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
-        Store::open_sized(path, durability, DEFAULT_POOL_SIZE)
+        Store::open_sized(path, durability, DEFAULT_POOL_SIZE, Arc::new(SystemClock))
     }
 
     /// `open` with a pool of `connections`. Every thread that may hold one at once needs
     /// one: each HTTP thread (a download holds its connection while it streams), each
     /// worker, the dispatcher.
-    pub fn open_sized(path: &Path, durability: Durability, connections: u32) -> Result<Store> {
+    pub fn open_sized(
+        path: &Path,
+        durability: Durability,
+        connections: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store> {
         let lock_file = lock_database(path)?;
         // WAL is a property of the file: switch it once, before the pool opens connections
         // that would otherwise race to do it.
@@ -193,9 +146,10 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 pool,
-                activity: Signal::default(),
+                activity: ChangeCounter::default(),
                 importing: datasets::ImportLocks::default(),
                 writer,
+                clock,
                 _lock_file: lock_file,
             }),
         };
@@ -220,12 +174,18 @@ impl Store {
         pragmas_of(&*self.conn()?)
     }
 
-    /// Rung whenever a task is submitted or finishes; see [`Signal`].
-    pub fn activity(&self) -> &Signal {
+    /// Rung whenever a task is submitted or finishes; see [`ChangeCounter`].
+    pub fn activity(&self) -> &ChangeCounter {
         &self.inner.activity
     }
 
+    /// The clock the store (and the engine, through it) takes "now" from.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
     /// `PRAGMA integrity_check`: "ok" for a sound file.
+    #[cfg(any(test, feature = "internals"))]
     pub fn integrity_check(&self) -> Result<String> {
         let conn = self.conn()?;
         Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
@@ -244,56 +204,6 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         self.inner.writer.write(f)
-    }
-}
-
-fn pragmas_of(conn: &Connection) -> Result<Pragmas> {
-    let get_i = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
-    Ok(Pragmas {
-        journal_mode: conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
-            .to_ascii_lowercase(),
-        synchronous: get_i("synchronous")?,
-        foreign_keys: get_i("foreign_keys")? == 1,
-        busy_timeout_ms: get_i("busy_timeout")?,
-    })
-}
-
-/// The pragmas that matter, as read back from a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pragmas {
-    pub journal_mode: String,
-    pub synchronous: i64,
-    pub foreign_keys: bool,
-    pub busy_timeout_ms: i64,
-}
-
-/// Takes an exclusive lock on `<db>.lock` so a second taskbox on the same file refuses to
-/// start instead of "recovering" the first one's running tasks.
-fn lock_database(path: &Path) -> Result<File> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot open {}: {e}",
-                Path::new(&lock_path).display()
-            ))
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(format!(
-            "{} is in use by another taskbox process",
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
-            "cannot lock {}: {e}",
-            Path::new(&lock_path).display()
-        ))),
     }
 }
 

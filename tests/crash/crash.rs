@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use taskbox::store::INTERRUPTED;
+use taskbox::INTERRUPTED;
 
 use crate::common::{get, DEADLINE};
 use crate::db;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use taskbox::store::INTERRUPTED;
+use taskbox::INTERRUPTED;
 
 use crate::common::{get, submit, task, wait_finished, wait_running, Server};
 use crate::db;

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use taskbox::config::Durability;
 use taskbox::store::Store;
-use taskbox::task::{NewTask, Params, TaskId};
+use taskbox::Durability;
+use taskbox::{NewTask, Params, Scope, TaskId};
 
 use crate::load::{self, Conn};
 use crate::report::Row;
@@ -187,6 +187,7 @@ pub fn preload(db: &Path, n: u64, seconds: &str) -> Result<(TaskId, TaskId, Dura
     while done < n {
         let k = (n - done).min(PRELOAD_BATCH as u64) as usize;
         let ids = store
+            .scoped(Scope::All)
             .submit_many(&batch[..k])
             .map_err(|e| format!("preload: storing tasks: {e}"))?;
         first.get_or_insert(ids[0]);

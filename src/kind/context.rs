@@ -17,14 +17,15 @@ use crate::store::{
 };
 use crate::task::{Counts, FileId, Params, TaskId};
 
-pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// A LOG buffer this large is committed at once, whatever the interval.
 const LOG_BUFFER_LIMIT: usize = 64 * 1024;
 /// The most LOG bytes kept in memory while the store cannot take them (a full disk): past
 /// this the oldest half is dropped, and the LOG says so.
 const LOG_KEEP_LIMIT: usize = 1024 * 1024;
 
+/// What a running handler sees of its task; see the module notes.
 pub struct TaskContext<'a> {
     store: &'a Store,
     owner: &'a str,
@@ -41,7 +42,7 @@ pub struct TaskContext<'a> {
 }
 
 /// The files a finished context hands back to be attached to the task.
-pub(super) struct ClosedFiles {
+pub(crate) struct ClosedFiles {
     pub output: Option<(FileId, String)>,
     pub log: Option<FileId>,
     /// LOG bytes not yet stored (stored with the task's end, in one transaction).
@@ -50,7 +51,7 @@ pub(super) struct ClosedFiles {
 }
 
 impl<'a> TaskContext<'a> {
-    pub(super) fn new(store: &'a Store, owner: &'a str, task: &'a Claimed) -> TaskContext<'a> {
+    pub(crate) fn new(store: &'a Store, owner: &'a str, task: &'a Claimed) -> TaskContext<'a> {
         let now = Instant::now();
         TaskContext {
             store,
@@ -68,10 +69,12 @@ impl<'a> TaskContext<'a> {
         }
     }
 
+    /// The task's id.
     pub fn id(&self) -> TaskId {
         self.task.id
     }
 
+    /// The task's params.
     pub fn params(&self) -> &Params {
         &self.task.params
     }
@@ -130,7 +133,7 @@ impl<'a> TaskContext<'a> {
     /// The ERR file, created on first use.
     pub fn err_file(&mut self) -> Result<&mut FileWriter, TaskError> {
         if self.err.is_none() {
-            self.err = Some(self.store.create_file(Some(self.task.id))?);
+            self.err = Some(self.store.create_file(self.task.id)?);
         }
         Ok(self.err.as_mut().expect("just created"))
     }
@@ -140,7 +143,7 @@ impl<'a> TaskContext<'a> {
         if let Some((_, old)) = self.output.take() {
             old.discard()?;
         }
-        let writer = self.store.create_file(Some(self.task.id))?;
+        let writer = self.store.create_file(self.task.id)?;
         Ok(&mut self.output.insert((name.to_string(), writer)).1)
     }
 
@@ -148,24 +151,28 @@ impl<'a> TaskContext<'a> {
     pub fn output(&mut self) -> Result<&mut FileWriter, TaskError> {
         match self.output.as_mut() {
             Some((_, writer)) => Ok(writer),
-            None => Err(TaskError::Failed(
+            None => Err(TaskError::Permanent(
                 "internal: the output was not started".into(),
             )),
         }
     }
 
+    /// Sets the percentage shown (100 is kept for the task's end).
     pub fn set_percent(&mut self, percent: u8) {
         self.progress.percent = percent.min(100);
     }
 
+    /// Sets the record counters shown.
     pub fn set_counts(&mut self, counts: Counts) {
         self.progress.counts = counts;
     }
 
+    /// The record counters as last set.
     pub fn counts(&self) -> Counts {
         self.progress.counts
     }
 
+    /// Sets the message shown while the task runs.
     pub fn set_message(&mut self, message: impl Into<String>) {
         self.progress.message = message.into();
     }
@@ -230,7 +237,7 @@ impl<'a> TaskContext<'a> {
 
     /// Creates the task's LOG file and attaches it, so it can be read while the task runs.
     fn create_log_file(&mut self) -> Result<FileWriter, TaskError> {
-        let file = self.store.create_file(Some(self.task.id))?;
+        let file = self.store.create_file(self.task.id)?;
         match self.store.attach_log(self.task.id, self.owner, file.id()) {
             Ok(true) => Ok(file),
             Ok(false) => {
@@ -246,7 +253,7 @@ impl<'a> TaskContext<'a> {
     }
 
     /// Commits the files and hands them back; the output is kept only when `keep_output`.
-    pub(super) fn close(mut self, keep_output: bool) -> (Counts, ClosedFiles) {
+    pub(crate) fn close(mut self, keep_output: bool) -> (Counts, ClosedFiles) {
         let finish = |w: FileWriter, what: &str, task: TaskId| match w.finish() {
             Ok(f) => Some(f.id),
             Err(e) => {
@@ -283,7 +290,7 @@ impl<'a> TaskContext<'a> {
 
     /// A dataset's description, if it exists.
     pub fn dataset(&self, name: &str) -> Result<Option<Dataset>, TaskError> {
-        Ok(self.store.dataset(name)?)
+        Ok(self.store.dataset(&self.task.client, name)?)
     }
 
     /// Rows of a dataset after row `after`, in import order (see `Store::dataset_page`).
@@ -297,6 +304,7 @@ impl<'a> TaskContext<'a> {
         Ok(self.store.dataset_page(dataset, positions, after, limit)?)
     }
 
+    /// How many visible rows a dataset holds.
     pub fn dataset_len(&self, dataset: &Dataset) -> Result<u64, TaskError> {
         Ok(self.store.dataset_len(dataset)?)
     }
@@ -308,7 +316,13 @@ impl<'a> TaskContext<'a> {
         header: &[String],
         key: &[String],
     ) -> Result<ImportSession, DatasetError> {
-        self.store
-            .begin_import(self.task.id, self.owner, name, header, key)
+        self.store.begin_import(
+            self.task.id,
+            self.owner,
+            &self.task.client,
+            name,
+            header,
+            key,
+        )
     }
 }

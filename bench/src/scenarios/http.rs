@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use taskbox::config::Config;
-use taskbox::store::ListFilter;
-use taskbox::task::{NewTask, Params, Scope, Status};
 use taskbox::Service;
+use taskbox::{ListFilter, NewTask, Params, State};
 
 use super::{total_count, wait_for_count, Ctx, CONNECTIONS};
 use crate::load::{self, Conn, Latencies, Outcome, Plan};
@@ -228,22 +227,20 @@ pub fn in_process(ctx: &mut Ctx) -> Result<Row, String> {
     let submitted_at = Instant::now();
     let submitted: u64 = per_thread.iter().map(|(ok, _)| ok).sum();
     let latencies = Latencies::new(per_thread.into_iter().flat_map(|(_, l)| l).collect());
-    let filter = |status| ListFilter {
-        status: Some(status),
+    let filter = |state| ListFilter {
+        states: vec![state],
         limit: 1,
         ..ListFilter::default()
     };
-    let store = service.store().clone();
     let done = wait_for_count(submitted, || {
-        store
-            .list(&Scope::All, &filter(Status::Success))
+        service
+            .tasks(&filter(State::Succeeded))
             .map(|(_, total)| total)
             .map_err(|e| format!("listing: {e}"))
     });
-    let failed = store
-        .list(&Scope::All, &filter(Status::Error))
+    let failed = service
+        .tasks(&filter(State::Failed))
         .map(|(_, total)| total);
-    drop(store);
     service.shutdown();
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(format!("in-process: a submission failed: {e}"));

@@ -1,0 +1,198 @@
+//! Reading tasks: one by id, and the list with its filters, paging and kept totals.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Row, Transaction};
+
+use super::{Result, Store};
+use crate::task::{Counts, Params, Scope, State, Task, TaskId};
+
+const TASK_COLUMNS: &str = "id, user_id, user_name, client, created_at, kind, params, \
+    io_filename, io_file_id IS NOT NULL, log_file_id IS NOT NULL, err_file_id IS NOT NULL, \
+    percent_complete, state, message, start_time, end_time, \
+    total_records, succeeded_records, duplicate_records, failed_records, attempts";
+
+/// Filters and paging of the task list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Tasks in any of these states; all when empty.
+    pub states: Vec<State>,
+    /// Tasks of this kind only.
+    pub kind: Option<String>,
+    /// Tasks of this user only.
+    pub user_id: Option<i64>,
+    /// The most tasks in one page.
+    pub limit: u32,
+    /// Tasks skipped before the page.
+    pub offset: u64,
+}
+
+impl Store {
+    /// One task, if it exists within `scope`.
+    pub(super) fn task(&self, scope: &Scope, id: TaskId) -> Result<Task> {
+        let conn = self.conn()?;
+        let (clause, values) = super::scope::one_in_scope(scope, id, "client");
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1 {clause}");
+        let task = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(&values), task_from_row)?;
+        Ok(task)
+    }
+
+    /// Tasks within `scope`, newest first, and the total count of those matching.
+    pub(super) fn list(&self, scope: &Scope, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
+        let mut clauses = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Scope::Client(client) = scope {
+            values.push(Value::Text(client.clone()));
+            clauses.push(format!("client = ?{}", values.len()));
+        }
+        if !filter.states.is_empty() {
+            let mut marks = Vec::with_capacity(filter.states.len());
+            for state in &filter.states {
+                values.push(Value::Text(state.as_str().into()));
+                marks.push(format!("?{}", values.len()));
+            }
+            clauses.push(format!("state IN ({})", marks.join(", ")));
+        }
+        if let Some(kind) = &filter.kind {
+            values.push(Value::Text(kind.clone()));
+            clauses.push(format!("kind = ?{}", values.len()));
+        }
+        if let Some(user_id) = filter.user_id {
+            values.push(Value::Integer(user_id));
+            clauses.push(format!("user_id = ?{}", values.len()));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let mut conn = self.conn()?;
+        // One read transaction: the count and the page see the same snapshot.
+        let conn = conn.transaction()?;
+        // Filtered by client and state at most, the kept counts answer; other filters count.
+        let counted_table = if filter.kind.is_none() && filter.user_id.is_none() {
+            "SELECT coalesce(sum(n), 0) FROM task_counts"
+        } else {
+            "SELECT count(*) FROM tasks"
+        };
+        let total: i64 = conn
+            .prepare_cached(&format!("{counted_table} {where_sql}"))?
+            .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
+        let n = values.len();
+        values.push(Value::Integer(i64::from(filter.limit)));
+        values.push(Value::Integer(
+            i64::try_from(filter.offset).unwrap_or(i64::MAX),
+        ));
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} + 0 OFFSET ?{} + 0",
+            n + 1,
+            n + 2
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let tasks = stmt
+            .query_map(params_from_iter(values.iter()), task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        conn.finish()?;
+        Ok((tasks, total as u64))
+    }
+}
+
+pub(super) fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([id], task_from_row)?)
+}
+
+pub(super) fn params_from_json(text: &str) -> Params {
+    // The store only ever writes a JSON object of strings here.
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
+    let state_text = r.get_ref(12)?.as_str()?;
+    let state = State::parse(state_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            12,
+            rusqlite::types::Type::Text,
+            format!("unknown state {state_text:?}").into(),
+        )
+    })?;
+    Ok(Task {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        user_name: r.get(2)?,
+        client: r.get(3)?,
+        created_at: r.get(4)?,
+        kind: r.get(5)?,
+        params: params_from_json(r.get_ref(6)?.as_str()?),
+        io_filename: r.get(7)?,
+        has_io_file: r.get(8)?,
+        has_log_file: r.get(9)?,
+        has_err_file: r.get(10)?,
+        percent_complete: r.get(11)?,
+        state,
+        message: r.get(13)?,
+        start_time: r.get(14)?,
+        end_time: r.get(15)?,
+        counts: Counts {
+            total: r.get(16)?,
+            succeeded: r.get(17)?,
+            duplicate: r.get(18)?,
+            failed: r.get(19)?,
+        },
+        attempts: r.get(20)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::*;
+    use crate::task::{NewTask, Params, Scope, State};
+
+    #[test]
+    fn the_kept_counts_match_the_tasks_through_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let mut other = NewTask::new("sleep", Params::new());
+        other.owner.client = "other".into();
+        let ids = store
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); 5])
+            .unwrap();
+        store.submit(&other).unwrap();
+        let claimed = store.claim_due("me", 3).unwrap();
+        assert_eq!(claimed.len(), 3);
+        for task in &claimed {
+            assert!(store.start(task.id, "me").unwrap());
+        }
+        let end = Finish::success(b"done\n");
+        assert!(store.finish(claimed[0].id, "me", end).unwrap());
+        let default = Scope::Client("default".into());
+        assert_eq!(
+            store.delete(&default, ids[4], false).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        store.interrupt_running(Some("me")).unwrap();
+
+        let check = |scope: &Scope, status: Option<State>| {
+            let filter = ListFilter {
+                states: status.into_iter().collect(),
+                limit: 1000,
+                ..ListFilter::default()
+            };
+            let (tasks, total) = store.list(scope, &filter).unwrap();
+            assert_eq!(total, tasks.len() as u64, "{scope:?} {status:?}");
+            total
+        };
+        assert_eq!(check(&default, None), 4);
+        assert_eq!(check(&default, Some(State::Queued)), 1);
+        assert_eq!(check(&default, Some(State::Succeeded)), 1);
+        assert_eq!(check(&default, Some(State::Failed)), 2);
+        assert_eq!(check(&default, Some(State::Running)), 0);
+        assert_eq!(check(&Scope::Client("other".into()), None), 1);
+        assert_eq!(check(&Scope::All, None), 5);
+        assert_eq!(check(&Scope::All, Some(State::Queued)), 2);
+    }
+}

@@ -1,0 +1,134 @@
+//! The scoped view: the only way to read or change a client's objects. Everything a client
+//! may ask for (its tasks, their files, its uploads, its idempotency keys through its
+//! submissions) is reached through [`Scoped`], whose every statement carries the scope's
+//! client; the store's own unscoped versions are private to the store. So a route that
+//! forgets a check still cannot reach another client's row.
+
+use rusqlite::types::Value;
+
+use super::{
+    DeleteOutcome, FileReader, FileWriter, ListFilter, Result, Store, StoreError, StoredFile,
+    Submitted,
+};
+use crate::change_counter::ChangeCounter;
+use crate::task::{FileId, FileRole, Identity, NewTask, Scope, Task, TaskId};
+
+/// The store as one caller may see it: one client's objects, or (an administrator's) all.
+#[derive(Clone)]
+pub struct Scoped {
+    store: Store,
+    scope: Scope,
+}
+
+impl Store {
+    /// The store within `scope`.
+    pub fn scoped(&self, scope: Scope) -> Scoped {
+        Scoped {
+            store: self.clone(),
+            scope,
+        }
+    }
+}
+
+impl Scoped {
+    /// The client that new objects of this view belong to: the scope's, or for an
+    /// administrator's view, the default client.
+    fn acting_client(&self) -> &str {
+        match &self.scope {
+            Scope::Client(client) => client,
+            Scope::All => Identity::DEFAULT_CLIENT,
+        }
+    }
+
+    /// Whether `client` is within this scope.
+    fn covers(&self, client: &str) -> bool {
+        match &self.scope {
+            Scope::Client(own) => own == client,
+            Scope::All => true,
+        }
+    }
+
+    /// Refuses a new task owned by a client outside the scope.
+    fn check_owner(&self, new: &NewTask) -> Result<()> {
+        if self.covers(&new.owner.client) {
+            Ok(())
+        } else {
+            Err(StoreError::Internal(format!(
+                "a task of client {:?} submitted within {:?}",
+                new.owner.client, self.scope
+            )))
+        }
+    }
+
+    /// Stores a new task; see [`Store::submit`]. Its owner must be within the scope, and
+    /// so must the upload it names.
+    pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
+        self.check_owner(new)?;
+        self.store.submit(new)
+    }
+
+    /// Stores many tasks in one transaction (all or none); see [`Store::submit_many`].
+    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        for new in tasks {
+            self.check_owner(new)?;
+        }
+        self.store.submit_many(tasks)
+    }
+
+    /// One task, if it exists within the scope.
+    pub fn task(&self, id: TaskId) -> Result<Task> {
+        self.store.task(&self.scope, id)
+    }
+
+    /// Tasks within the scope, newest first, and the total count of those matching.
+    pub fn list(&self, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
+        self.store.list(&self.scope, filter)
+    }
+
+    /// Asks a running task within the scope to stop.
+    pub fn request_cancel(&self, id: TaskId) -> Result<bool> {
+        self.store.request_cancel(&self.scope, id)
+    }
+
+    /// Deletes a task within the scope; see [`Store::delete`].
+    pub fn delete(&self, id: TaskId, force: bool) -> Result<DeleteOutcome> {
+        self.store.delete(&self.scope, id, force)
+    }
+
+    /// A task's file, if the task is within the scope and has one.
+    pub fn task_file(&self, task: TaskId, role: FileRole) -> Result<Option<StoredFile>> {
+        self.store.task_file(&self.scope, task, role)
+    }
+
+    /// A reader over a snapshot of a file within the scope; see [`Store::open_file`].
+    pub fn open_file(&self, id: FileId) -> Result<FileReader> {
+        self.store.open_file(&self.scope, id)
+    }
+
+    /// Starts an upload: a file of the acting client that a submission then attaches.
+    pub fn create_upload(&self) -> Result<FileWriter> {
+        self.store.create_upload(self.acting_client())
+    }
+
+    /// Deletes an upload of this scope that no task refers to.
+    pub fn discard_upload(&self, id: FileId) -> Result<()> {
+        self.store.discard_upload(&self.scope, id)
+    }
+
+    /// Changes that let a waiter proceed (a task finished, deleted); see [`Store::activity`].
+    pub fn activity(&self) -> &ChangeCounter {
+        self.store.activity()
+    }
+}
+
+/// A statement on one row within a scope: the extra WHERE clause (the client is parameter
+/// 2) and the values to bind (the id, then the client when there is one).
+pub(super) fn one_in_scope(scope: &Scope, id: i64, client_column: &str) -> (String, Vec<Value>) {
+    match scope {
+        Scope::Client(c) => (
+            format!("AND {client_column} = ?2"),
+            vec![Value::Integer(id), Value::Text(c.clone())],
+        ),
+        Scope::All => (String::new(), vec![Value::Integer(id)]),
+    }
+}

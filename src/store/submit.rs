@@ -1,0 +1,179 @@
+//! Submitting tasks: one, or many in one transaction, with Idempotency-Keys remembered for a
+//! day per client and user.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::query::read_task;
+use super::{Result, Store, StoreError};
+use crate::task::{Counts, NewTask, State, Task, TaskId};
+
+/// A new task: ?1 user id, ?2 user name, ?3 client, ?4 now, ?5 kind, ?6 params JSON, ?7 IO
+/// file name, ?8 IO file, ?9 due (unix ms). Not `RETURNING id`: SQLite buffers RETURNING
+/// rows in a temporary b-tree it builds for every execution, which costs more than the
+/// insert itself; the rowid is read back instead.
+pub(super) const INSERT_TASK: &str =
+    "INSERT INTO tasks (user_id, user_name, client, created_at, kind, \
+     params, io_filename, io_file_id, due_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)";
+
+/// How long an Idempotency-Key is remembered.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The answer to a submission: the task, and whether this call created it (false when an
+/// Idempotency-Key matched an earlier submission).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The task, as stored.
+    pub task: Task,
+    /// Whether this call created it (false: an Idempotency-Key matched an earlier one).
+    pub created: bool,
+}
+
+impl Store {
+    /// Stores a new task (Pending, due now) and returns it once committed. With an
+    /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
+    /// submission created instead, or `IdempotencyConflict` if it was for a different task.
+    pub(super) fn submit(&self, new: &NewTask) -> Result<Submitted> {
+        let new = new.clone();
+        let now_ms = self.clock().now_ms();
+        let now = crate::clock::format_ms(now_ms);
+        let result = self.write(move |tx| {
+            let (id, created) = insert_task(tx, &new, &now, now_ms)?;
+            // A new task is what was inserted, with the schema's defaults: no need to read it.
+            let task = if created {
+                pending_task(id, new, now)
+            } else {
+                read_task(tx, id)?
+            };
+            Ok(Submitted { task, created })
+        })?;
+        if result.created {
+            self.activity().bump();
+        }
+        Ok(result)
+    }
+
+    /// Stores many tasks in one transaction (all or none) and returns their ids, in order.
+    pub(super) fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        let tasks = tasks.to_vec();
+        let now_ms = self.clock().now_ms();
+        let now = crate::clock::format_ms(now_ms);
+        let ids = self.write(move |tx| {
+            tasks
+                .iter()
+                .map(|t| insert_task(tx, t, &now, now_ms).map(|(id, _)| id))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        self.activity().bump();
+        Ok(ids)
+    }
+}
+
+/// A task just inserted by `insert_task`, as the schema's defaults make it.
+fn pending_task(id: TaskId, new: NewTask, created_at: String) -> Task {
+    Task {
+        id,
+        user_id: new.owner.user_id,
+        user_name: new.owner.user_name,
+        client: new.owner.client,
+        created_at,
+        kind: new.kind,
+        params: new.params,
+        io_filename: new.io_filename,
+        has_io_file: new.io_file.is_some(),
+        has_log_file: false,
+        has_err_file: false,
+        percent_complete: 0,
+        state: State::Queued,
+        message: String::new(),
+        start_time: None,
+        end_time: None,
+        counts: Counts::default(),
+        attempts: 0,
+    }
+}
+
+/// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
+/// it was created (false: an Idempotency-Key matched an earlier submission's task).
+fn insert_task(
+    tx: &Transaction<'_>,
+    new: &NewTask,
+    now: &str,
+    now_ms: i64,
+) -> Result<(TaskId, bool)> {
+    let params_json =
+        serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
+    // Only a submission with an Idempotency-Key needs its fingerprint.
+    let fingerprint = new
+        .idempotency_key
+        .as_ref()
+        .map(|_| format!("{}\n{}", new.kind, params_json));
+    if let Some(key) = &new.idempotency_key {
+        let earlier: Option<(TaskId, String, i64)> = tx
+            .prepare_cached(
+                "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
+                 WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+            )?
+            .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
+            if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
+                if Some(earlier_fingerprint) != fingerprint {
+                    return Err(StoreError::IdempotencyConflict);
+                }
+                if let Some(upload) = new.io_file {
+                    // The retry's upload is not needed: the first one is kept.
+                    tx.execute(
+                        "DELETE FROM files WHERE id = ?1 AND task_id IS NULL",
+                        [upload],
+                    )?;
+                }
+                return Ok((task_id, false));
+            }
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+                params![new.owner.client, new.owner.user_id, key],
+            )?;
+        }
+    }
+    // Checked before anything is written (see the writer: a write that fails halfway
+    // fails its whole batch).
+    if let Some(upload) = new.io_file {
+        // An upload is used only by the client that sent it.
+        let staged = tx
+            .prepare_cached(
+                "SELECT 1 FROM files WHERE id = ?1 AND task_id IS NULL AND client = ?2",
+            )?
+            .exists(params![upload, new.owner.client])?;
+        if !staged {
+            return Err(StoreError::Internal(format!(
+                "upload {upload} is not a staged file"
+            )));
+        }
+    }
+    let id: TaskId = tx.prepare_cached(INSERT_TASK)?.insert(params![
+        new.owner.user_id,
+        new.owner.user_name,
+        new.owner.client,
+        now,
+        new.kind,
+        params_json,
+        new.io_filename,
+        new.io_file,
+        now_ms
+    ])?;
+    if let Some(upload) = new.io_file {
+        tx.prepare_cached("UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2")?
+            .execute(params![id, upload])?;
+    }
+    if let Some(key) = &new.idempotency_key {
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (client, user_id, key, task_id, fingerprint, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
+    }
+    Ok((id, true))
+}
