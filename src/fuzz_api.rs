@@ -3,8 +3,8 @@
 //! crate calls it.
 //!
 //! - [`RequestHarness`]: arbitrary bytes read as a raw HTTP request (request line, headers,
-//!   body), made into a real `tiny_http::Request` (no socket) and answered by the same
-//!   function the HTTP threads call (`http::handle`: the URL and header limits, routing with
+//!   body), made into the server's own `Request` (no socket) and answered by the same
+//!   function the HTTP threads call (`http::answer`: the URL and header limits, routing with
 //!   percent decoding and id parsing, the query string and list parameters, the media type,
 //!   JSON and multipart submissions, uploads, file names, Idempotency-Key), against a real
 //!   store on a temporary database. Every answer must be below 500. The same bytes also go
@@ -17,8 +17,6 @@
 //!
 //! Every check panics when it fails: under the fuzzer a panic is a finding.
 
-#![allow(unsafe_code)] // one leaked request body, freed with its SAFETY note
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,13 +25,11 @@ use std::time::{Duration, Instant};
 use crate::clock::SystemClock;
 use crate::config::{Config, Durability};
 use crate::engine::Engine;
-use crate::http::multipart::Multipart;
-use crate::http::request::{
-    check_filename, disposition_filename, disposition_name, path_of, query_pairs, read_limited,
-    MediaType,
+use crate::http::fields::{
+    check_filename, disposition_filename, disposition_name, query_pairs, read_limited, MediaType,
 };
-use crate::http::{route, ApiError, Endpoint};
-use crate::http::{App, Limits};
+use crate::http::multipart::Multipart;
+use crate::http::{ApiError, App, Limits, Method, Request};
 use crate::kind::Registry;
 use crate::store::Store;
 use crate::task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};
@@ -103,37 +99,24 @@ impl RequestHarness {
         }
         self.requests += 1;
         let app = self.app.as_ref().expect("a database is open");
-        // TestRequest wants a `&'static str` body: leaked here, taken back below once the
-        // request that reads it is gone.
-        let body: &'static mut str = Box::leak(
-            String::from_utf8_lossy(&raw.body)
-                .into_owned()
-                .into_boxed_str(),
+        let (length, mut body) = raw.body_as_sent()?;
+        let mut request = Request::new(
+            Method::parse(&raw.method),
+            raw.url.clone(),
+            raw.headers_as_sent(),
+            None,
+            length,
+            &mut body,
         );
-        let body_ptr: *mut str = body;
-        let mut answered = None;
-        if let Some(mut request) = raw.tiny_request(body) {
-            let mut routed = None;
-            let answer = crate::http::handle(app, &mut request, &mut routed);
-            let status = match &answer {
-                Ok(reply) => reply.status,
-                Err(e) => e.status,
-            };
-            assert!(
-                status < 500,
-                "{} {:?} answered {status}: {:?}",
-                raw.method,
-                raw.url,
-                answer.as_ref().err()
-            );
-            drop(answer);
-            drop(request);
-            answered = Some(status);
-        }
-        // SAFETY: `body_ptr` came from `Box::leak` above, and the only borrower of it, the
-        // request, has been dropped: nothing refers to the body any more.
-        drop(unsafe { Box::from_raw(body_ptr) });
-        answered
+        let answer = crate::http::answer(app, &mut request);
+        let status = answer.reply.status;
+        assert!(
+            status < 500,
+            "{} {:?} answered {status}",
+            raw.method,
+            raw.url
+        );
+        Some(status)
     }
 
     fn rotate(&mut self) {
@@ -162,6 +145,7 @@ impl RequestHarness {
             store,
             Arc::new(Registry::builtin()),
             Limits::of(&config),
+            crate::api::router(),
         ));
     }
 
@@ -187,13 +171,14 @@ pub fn request_parsers(data: &[u8]) {
     };
     let url = raw.url.as_str();
 
-    assert!(url.starts_with(path_of(url)), "path_of is not a prefix");
-    if let Ok(endpoint) = check_api_error(route(&raw.method, path_of(url)), "route") {
-        match endpoint {
-            Endpoint::GetTask(id) | Endpoint::DeleteTask(id) | Endpoint::GetTaskFile(id, _) => {
-                assert!(id > 0, "a routed task id is not positive: {id}")
-            }
-            Endpoint::ListTasks | Endpoint::CreateTask => {}
+    let path = url.split_once('?').map_or(url, |(p, _)| p);
+    let routed = crate::api::router()
+        .find(&Method::parse(&raw.method), path)
+        .map(|(_, args)| args)
+        .map_err(|(e, _)| e);
+    if let Ok(args) = check_api_error(routed, "route") {
+        if let Some(id) = args.id {
+            assert!(id > 0, "a routed task id is not positive: {id}")
         }
     }
     if let Ok(pairs) = check_api_error(query_pairs(url), "query_pairs") {
@@ -350,16 +335,11 @@ impl RawRequest {
         })
     }
 
-    /// The request as tiny_http would hand it over, reading `body`. None for what tiny_http
-    /// refuses before taskbox sees it (a method or header it cannot parse, an Expect other
-    /// than 100-continue, a short body of at most 1 KiB shorter than its Content-Length) and
-    /// for a declared body over [`MAX_DECLARED_BODY`].
-    fn tiny_request(&self, body: &'static str) -> Option<tiny_http::Request> {
-        let method: tiny_http::Method = self.method.parse().ok()?;
-        let mut request = tiny_http::TestRequest::new()
-            .with_method(method)
-            .with_path(&self.url)
-            .with_body(body);
+    /// The body as the server would read it: its declared length (None when chunked) and
+    /// its bytes. None for what tiny_http refuses before taskbox sees it (a method it cannot
+    /// parse, an Expect other than 100-continue, a short body of at most 1 KiB shorter than
+    /// its Content-Length) and for a declared body over [`MAX_DECLARED_BODY`].
+    fn body_as_sent(&self) -> Option<(Option<usize>, &[u8])> {
         let find = |name: &str| {
             self.headers
                 .iter()
@@ -369,18 +349,29 @@ impl RawRequest {
         if find("Expect").is_some_and(|v| !v.eq_ignore_ascii_case("100-continue")) {
             return None;
         }
-        if find("Transfer-Encoding").is_none() {
-            if let Some(length) = find("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
-                if length > MAX_DECLARED_BODY || (length <= 1024 && length > body.len()) {
-                    return None;
-                }
-            }
+        if find("Transfer-Encoding").is_some() {
+            return Some((None, &self.body));
         }
-        for (name, value) in &self.headers {
-            let header = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()?;
-            request = request.with_header(header);
+        match find("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
+            Some(length) if length > MAX_DECLARED_BODY => None,
+            Some(length) if length <= 1024 && length > self.body.len() => None,
+            Some(length) => Some((Some(length), &self.body[..length.min(self.body.len())])),
+            // A request without a length is given its body's, as tiny_http's test
+            // requests are (see `headers_as_sent`).
+            None => Some((Some(self.body.len()), &self.body)),
         }
-        Some(request.into())
+    }
+
+    /// The headers as sent, with a Content-Length added when the request declared no length.
+    fn headers_as_sent(&self) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        let declared = headers.iter().any(|(n, _)| {
+            n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("Transfer-Encoding")
+        });
+        if !declared {
+            headers.push(("Content-Length".into(), self.body.len().to_string()));
+        }
+        headers
     }
 }
 

@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+mod api;
 mod change_counter;
 pub mod clock;
 pub mod config;

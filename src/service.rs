@@ -68,6 +68,7 @@ impl Service {
             store.clone(),
             registry.clone(),
             Limits::of(&config),
+            crate::api::router(),
         ));
         let http =
             HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {

@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::config::Config;
 
 use super::error::ApiError;
+use super::request::Request;
+use super::route::Router;
 use crate::kind::Registry;
 use crate::store::{Scoped, Store};
 use crate::task::{Identity, Scope};
@@ -44,14 +46,17 @@ pub struct App {
     pub(super) store: Store,
     pub(super) registry: Arc<Registry>,
     pub(super) limits: Limits,
+    /// Every family's routes.
+    pub(super) router: Router,
 }
 
 impl App {
-    pub fn new(store: Store, registry: Arc<Registry>, limits: Limits) -> App {
+    pub fn new(store: Store, registry: Arc<Registry>, limits: Limits, router: Router) -> App {
         App {
             store,
             registry,
             limits,
+            router,
         }
     }
 }
@@ -69,7 +74,7 @@ impl RequestContext {
     /// Resolves who sent a request, before routing. It sees the application (a token is
     /// looked up in the store) and may refuse (401): the seam for tokens and tenants. Today
     /// every request is the open user of client `default`.
-    pub fn resolve(app: &App, _request: &tiny_http::Request) -> Result<RequestContext, ApiError> {
+    pub fn resolve(app: &App, _request: &Request<'_>) -> Result<RequestContext, ApiError> {
         let identity = Identity::open();
         let scope = Scope::Client(identity.client.clone());
         Ok(RequestContext {

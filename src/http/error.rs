@@ -1,17 +1,15 @@
 //! `ApiError`: what a client is told when a request fails, and the one place where failures
-//! become HTTP status codes. Internal details go to the server log, never to the client.
+//! become HTTP status codes (each family renders it in its own envelope). Internal details
+//! go to the server log, never to the client.
 
 use crate::store::StoreError;
-
-/// The message of every 404 on a task's file, exactly as clients of the original API match it.
-pub const FILE_MISSING: &str = "File is empty or does not exist.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
     pub message: String,
     /// For 405: the methods the path allows.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -31,9 +29,9 @@ impl ApiError {
         ApiError::new(404, message)
     }
 
-    pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
+    pub fn method_not_allowed(method: &str, allow: &str) -> ApiError {
         ApiError {
-            allow: Some(allow),
+            allow: Some(allow.to_string()),
             ..ApiError::new(
                 405,
                 format!("The method {method} is not allowed here; use {allow}."),

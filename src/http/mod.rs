@@ -1,19 +1,22 @@
-//! The HTTP layer: tiny_http behind this one module, a fixed pool of threads that take
-//! requests, resolve who sent them, route them and answer. A route that panics answers 500
-//! and the thread goes on. The HTTP layer meets the engine only in the store.
+//! The HTTP core: tiny_http behind this one module, a fixed pool of threads that take
+//! requests, make them into our own [`Request`], route them through the one table of every
+//! family's routes, resolve who sent them and answer; the connection guard and the limits.
+//! The API families (in `api/`) own their routes, envelopes and error rendering; they never
+//! name tiny_http. A route that panics answers 500 and the thread goes on. The HTTP layer
+//! meets the engine only in the store.
 //!
 //! Shutdown: `stop` sets the stop flag and unblocks every thread waiting in `recv`; each
 //! finishes the request it is answering and exits; dropping the server closes the socket.
 
 mod context;
 mod error;
+pub(crate) mod fields;
 mod guard;
 mod listener;
 pub(crate) mod multipart;
 mod reply;
-pub(crate) mod request;
-mod router;
-mod webservicetasks;
+mod request;
+mod route;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -23,16 +26,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tiny_http::Request;
-
 pub use context::{App, Limits, RequestContext};
 pub use error::ApiError;
-pub use router::{route, Endpoint};
+pub use reply::Reply;
+pub use request::{Method, Request};
+pub use route::{Family, PathArgs, Route, Router};
 
 use crate::change_counter::ChangeCounter;
 use guard::Guard;
 use listener::Servers;
-use reply::Reply;
 
 pub struct HttpServer {
     /// The tiny_http server on the socket, restarted if its accept loop ends.
@@ -193,7 +195,7 @@ fn accept_loop(
 const MAX_URL_BYTES: usize = 16 * 1024;
 
 /// Refuses a URL over its limit (414). Like the headers, tiny_http has read it whole by now.
-fn check_url(request: &Request) -> Result<(), ApiError> {
+fn check_url(request: &Request<'_>) -> Result<(), ApiError> {
     if request.url().len() > MAX_URL_BYTES {
         return Err(ApiError::uri_too_long(format!(
             "The request URL (path and query string) is longer than the limit of {MAX_URL_BYTES} bytes."
@@ -205,12 +207,9 @@ fn check_url(request: &Request) -> Result<(), ApiError> {
 /// Refuses requests whose headers exceed the limits (431). tiny_http has read them whole by
 /// now; this bounds what taskbox goes on to process, not what tiny_http buffered (the
 /// connection guard bounds that by time: see guard.rs).
-fn check_headers(request: &Request, limits: &Limits) -> Result<(), ApiError> {
+fn check_headers(request: &Request<'_>, limits: &Limits) -> Result<(), ApiError> {
     let headers = request.headers();
-    let bytes: usize = headers
-        .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
-        .sum();
+    let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
     let (count, size) = (limits.max_headers, limits.max_header_bytes);
     if headers.len() > count || bytes > size {
         return Err(ApiError::headers_too_large(format!(
@@ -242,27 +241,17 @@ fn drain_limit() -> usize {
 /// error's envelope, not a file.
 const MAX_ABANDONED_BODY: u64 = 64 * 1024;
 
-fn serve(app: &App, guard: &Guard, mut request: Request) {
+fn serve(app: &App, guard: &Guard, mut tiny: tiny_http::Request) {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
-    let url: String = request.url().chars().take(300).collect();
-    let mut endpoint = None;
-    let reply = panic::catch_unwind(AssertUnwindSafe(|| {
-        handle(app, &mut request, &mut endpoint)
-    }))
-    .unwrap_or_else(|_| {
-        Err(ApiError::internal(format!(
-            "a route panicked on {method} {url}"
-        )))
-    })
-    .unwrap_or_else(|e| Reply::error(&e));
+    let (reply, body_read, method, url) = {
+        let mut request = Request::from_tiny(&mut tiny);
+        let method = request.method().as_str().to_string();
+        let url: String = request.url().chars().take(300).collect();
+        let answer = answer(app, &mut request);
+        (answer.reply, answer.body_read, method, url)
+    };
     let status = reply.status;
-    // Only an accepted submission has read its body to the end: a raw or JSON body is read
-    // until it ends; a multipart body up to its closing boundary, and then its epilogue,
-    // read and discarded up to a small bound (a longer one is refused, unread). Any other
-    // answer may leave a body unread, as long as the client declared.
-    let body_read = endpoint == Some(Endpoint::CreateTask) && status < 300;
-    let result = if !body_read && request.body_length().is_some_and(|n| n > drain_limit()) {
+    let result = if !body_read && tiny.body_length().is_some_and(|n| n > drain_limit()) {
         // tiny_http drains an unread body on drop into one buffer of its declared size: for
         // an absurd Content-Length the allocation fails and aborts the process. So the
         // status and headers go out through `upgrade` (which sends no body and no length),
@@ -270,15 +259,15 @@ fn serve(app: &App, guard: &Guard, mut request: Request) {
         // connection (which ends that body for the client), and the connection's reader is
         // never dropped: its descriptors and tiny_http's thread for it leak rather than the
         // process lost.
-        let peer = request.remote_addr().copied();
+        let peer = tiny.remote_addr().copied();
         let (head, body) = reply.split(MAX_ABANDONED_BODY);
-        let mut stream = request.upgrade("close", head.into_response());
+        let mut stream = tiny.upgrade("close", head.into_response());
         let written = stream.write_all(&body).and_then(|()| stream.flush());
         std::mem::forget(stream);
         guard.close(peer);
         written
     } else {
-        request.respond(reply.into_response())
+        tiny.respond(reply.into_response())
     };
     if let Err(e) = result {
         log::debug!("{method} {url}: the answer could not be sent: {e}");
@@ -289,21 +278,56 @@ fn serve(app: &App, guard: &Guard, mut request: Request) {
     );
 }
 
-pub(crate) fn handle(
-    app: &App,
-    request: &mut Request,
-    routed: &mut Option<Endpoint>,
-) -> Result<Reply, ApiError> {
-    check_url(request)?;
-    check_headers(request, &app.limits)?;
-    let ctx = RequestContext::resolve(app, request)?;
-    let endpoint = route(request.method().as_str(), request::path_of(request.url()))?;
-    *routed = Some(endpoint);
-    match endpoint {
-        Endpoint::ListTasks => webservicetasks::list(&ctx, request),
-        Endpoint::CreateTask => webservicetasks::create(&ctx, request),
-        Endpoint::GetTask(id) => webservicetasks::get(&ctx, id),
-        Endpoint::DeleteTask(id) => webservicetasks::delete(&ctx, id),
-        Endpoint::GetTaskFile(id, role) => webservicetasks::file(&ctx, id, role),
+/// An answer to a request, and whether the request's body was read to its end.
+pub(crate) struct Answer {
+    pub reply: Reply,
+    pub body_read: bool,
+}
+
+/// Answers a request: the limits on its URL and headers, its route, who sends it, then the
+/// route's handler. Every failure is rendered by the family of the route (or, before a route
+/// is known, the fallback family); a handler that panics answers 500 and the thread goes on.
+pub(crate) fn answer(app: &App, request: &mut Request<'_>) -> Answer {
+    let mut family = app.router.fallback();
+    let mut reads_body = false;
+    let result = panic::catch_unwind(AssertUnwindSafe(|| -> Result<Reply, ApiError> {
+        check_url(request)?;
+        check_headers(request, &app.limits)?;
+        let (route, args) =
+            app.router
+                .find(request.method(), request.path())
+                .map_err(|(e, owner)| {
+                    family = owner;
+                    e
+                })?;
+        family = route.family;
+        reads_body = route.reads_body;
+        let ctx = RequestContext::resolve(app, request)?;
+        (route.handle)(&ctx, request, &args)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ApiError::internal(format!(
+            "a route of {} panicked on {} {} from {}",
+            family.name,
+            request.method().as_str(),
+            request.url().chars().take(300).collect::<String>(),
+            request
+                .remote_addr()
+                .map_or_else(|| "an unknown peer".to_string(), |a| a.to_string())
+        )))
+    });
+    // Only an accepted submission has read its body to the end: a raw or JSON body is read
+    // until it ends; a multipart body up to its closing boundary, and then its epilogue,
+    // read and discarded up to a small bound (a longer one is refused, unread). Any other
+    // answer may leave a body unread, as long as the client declared.
+    match result {
+        Ok(reply) => Answer {
+            body_read: reads_body && reply.status < 300,
+            reply,
+        },
+        Err(e) => Answer {
+            reply: (family.render_error)(&e),
+            body_read: false,
+        },
     }
 }

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use memchr::memmem;
 
-use super::request::{disposition_filename, disposition_name};
+use super::fields::{disposition_filename, disposition_name};
 
 /// The buffer through which the body flows.
 const BUFFER: usize = 64 * 1024;

@@ -1,12 +1,10 @@
-//! Replies: the JSON envelope `{"status","message","data"}` every JSON answer wears, and
-//! streamed file bodies. Turning a reply into tiny_http's response happens here only.
+//! Replies: JSON bodies and streamed file bodies, with their headers. Each family wraps its
+//! JSON in its own envelope. Turning a reply into tiny_http's response happens here only.
 
 use std::io::Read;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tiny_http::{Header, Response, StatusCode};
-
-use super::error::ApiError;
 
 pub type Body = Box<dyn Read + Send>;
 
@@ -19,27 +17,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// `{"status": "success", "message": "", "data": data}`.
-    pub fn success(status: u16, data: Value) -> Reply {
-        Reply::json(
-            status,
-            &json!({"status": "success", "message": "", "data": data}),
-        )
-    }
-
-    /// `{"status": "error", "message": ..., "data": null}`.
-    pub fn error(e: &ApiError) -> Reply {
-        let mut reply = Reply::json(
-            e.status,
-            &json!({"status": "error", "message": e.message, "data": null}),
-        );
-        if let Some(allow) = e.allow {
-            reply.headers.push(("Allow", allow.to_string()));
-        }
-        reply
-    }
-
-    fn json(status: u16, value: &Value) -> Reply {
+    /// `value` as a JSON body.
+    pub fn json(status: u16, value: &Value) -> Reply {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         Reply {
             status,
@@ -62,6 +41,7 @@ impl Reply {
         }
     }
 
+    /// The reply with one more header.
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
         self.headers.push((name, value));
         self

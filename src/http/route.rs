@@ -1,0 +1,173 @@
+//! Routing: every route of every API family is declared in one table of [`Route`]s, which
+//! the server matches and tests iterate (so a check that every route passes through
+//! authentication, say, is one loop, and a route added later cannot be forgotten by it).
+//!
+//! Paths match case-insensitively, with or without a trailing slash, and with or without
+//! one of the family's optional prefixes (`/ivrapi` for Web Service Tasks). A segment
+//! written `{id}` matches a task id, a positive 64-bit integer; a path that matches a
+//! route's shape but not its id is a 400, one that matches no shape a 404, and a method no
+//! route of that shape has a 405 naming the ones it has.
+
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::reply::Reply;
+use super::request::{Method, Request};
+use crate::task::TaskId;
+
+/// What answers a route: the request's context (who asks, the store as they may see it),
+/// the request, and the values of the path's placeholders.
+pub type Handle = fn(&RequestContext, &mut Request<'_>, &PathArgs) -> Result<Reply, ApiError>;
+
+/// An API family: its name, the path prefixes its clients may put before its paths, and
+/// how it renders an error (its envelope).
+pub struct Family {
+    pub name: &'static str,
+    /// Optional first path segments (lower case), as in `/ivrapi/webservicetasks`.
+    pub prefixes: &'static [&'static str],
+    pub render_error: fn(&ApiError) -> Reply,
+}
+
+/// One route: a method and a path pattern, the family that owns it and what answers it.
+pub struct Route {
+    pub family: &'static Family,
+    /// GET routes answer HEAD as well.
+    pub method: Method,
+    /// Lower-case literal segments and `{id}` placeholders: `/webservicetasks/{id}/iofile`.
+    pub path: &'static str,
+    pub handle: Handle,
+    /// Whether a successful answer has read the request's body to its end (an accepted
+    /// submission); any other answer may leave a declared body unread.
+    pub reads_body: bool,
+}
+
+/// The values of a matched path's placeholders.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PathArgs {
+    /// `{id}`, when the path has one.
+    pub id: Option<TaskId>,
+}
+
+impl PathArgs {
+    /// The `{id}` placeholder's value (a route with `{id}` in its path always has one).
+    pub fn id(&self) -> Result<TaskId, ApiError> {
+        self.id
+            .ok_or_else(|| ApiError::internal("a route without {id} asked for its id"))
+    }
+}
+
+/// Every route, and the family that answers for paths no route knows.
+pub struct Router {
+    routes: Vec<Route>,
+    fallback: &'static Family,
+}
+
+impl Router {
+    /// A router over `routes`; errors on paths matching none are rendered by `fallback`.
+    pub fn new(routes: Vec<Route>, fallback: &'static Family) -> Router {
+        Router { routes, fallback }
+    }
+
+    /// Every route, in the table's order (for the tests that check each one).
+    #[cfg(test)]
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The family answering for what no route matches (and for failures before routing).
+    pub fn fallback(&self) -> &'static Family {
+        self.fallback
+    }
+
+    /// The route for `method` on `path` (the URL without its query), with the values of
+    /// its placeholders. An error comes with the family to render it.
+    pub fn find(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Result<(&Route, PathArgs), (ApiError, &'static Family)> {
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .map_err(|_| {
+                (
+                    ApiError::bad_request("The path is not valid UTF-8 once decoded."),
+                    self.fallback,
+                )
+            })?;
+        let lower = decoded.to_ascii_lowercase();
+        let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+        let shaped: Vec<(&Route, Vec<&str>)> = self
+            .routes
+            .iter()
+            .filter_map(|route| route.shape_matches(&segments).map(|ids| (route, ids)))
+            .collect();
+        let Some((first, ids)) = shaped.first() else {
+            return Err((not_found(path), self.fallback));
+        };
+        let family = first.family;
+        let args = PathArgs {
+            id: match ids.first() {
+                Some(text) => Some(task_id(text).map_err(|e| (e, family))?),
+                None => None,
+            },
+        };
+        match shaped
+            .iter()
+            .find(|(route, _)| method.is_served_by(&route.method))
+        {
+            Some((route, _)) => Ok((route, args)),
+            None => {
+                let mut allow: Vec<&str> = Vec::new();
+                for (route, _) in &shaped {
+                    if !allow.contains(&route.method.as_str()) {
+                        allow.push(route.method.as_str());
+                    }
+                }
+                Err((
+                    ApiError::method_not_allowed(method.as_str(), &allow.join(", ")),
+                    family,
+                ))
+            }
+        }
+    }
+}
+
+impl Route {
+    /// The texts of the `{id}` placeholders if `segments` has this route's shape (with or
+    /// without one of its family's prefixes).
+    fn shape_matches<'s>(&self, segments: &[&'s str]) -> Option<Vec<&'s str>> {
+        let unprefixed = match segments.first() {
+            Some(first) if self.family.prefixes.contains(first) => &segments[1..],
+            _ => segments,
+        };
+        let pattern: Vec<&str> = self.path.split('/').filter(|s| !s.is_empty()).collect();
+        if pattern.len() != unprefixed.len() {
+            return None;
+        }
+        let mut ids = Vec::new();
+        for (want, got) in pattern.iter().zip(unprefixed) {
+            if *want == "{id}" {
+                ids.push(*got);
+            } else if want != got {
+                return None;
+            }
+        }
+        Some(ids)
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    let shown: String = path.chars().take(200).collect();
+    ApiError::not_found(format!("There is no resource at {shown}."))
+}
+
+fn task_id(text: &str) -> Result<TaskId, ApiError> {
+    match text.parse::<TaskId>() {
+        Ok(id) if id > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => {
+            let shown: String = text.chars().take(40).collect();
+            Err(ApiError::bad_request(format!(
+                "The task id must be a positive 64-bit integer, not {shown:?}."
+            )))
+        }
+    }
+}
