@@ -1,23 +1,11 @@
 //! Datasets: the tables that csv.import fills and csv.export reads, kept in the same SQLite
-//! file. A dataset's rows live in `ds_<id>` with columns `c1..cN` in header order, so no name
-//! a client chose ever reaches SQL: any header is stored exactly (see schema.sql).
-//!
-//! An import writes its rows in batches (short transactions, so submissions are never held
-//! up behind a long import), each row tagged with the importing task's id. Its rows stay
-//! invisible to exports until the import is `done`, which happens in the transaction that
-//! records the task's end ([`finish_import`], called by `Store::finish`). An import that
-//! fails or is cancelled removes its rows; one cut short by a crash is removed by the next
-//! start's recovery. Every batch checks, in its transaction, that the task is still this
-//! process's to run, so a task deleted or interrupted meanwhile writes nothing more.
-//! Imports into one dataset run one at a time.
+//! file, each owned by a client. A dataset's rows live in `ds_<id>` with columns `c1..cN`
+//! in header order, so no name a client chose ever reaches SQL: any header is stored
+//! exactly (see schema.sql). This file reads them; `import.rs` writes them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex};
-
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store, StoreError};
-use crate::task::TaskId;
 
 /// The longest dataset name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -27,44 +15,12 @@ pub const MAX_COLUMNS: usize = 1998;
 /// A dataset as described in the `datasets` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
+    /// Its id (its rows are in the table `ds_<id>`).
     pub id: i64,
+    /// Its name, unique within its client.
     pub name: String,
+    /// Its columns' names, in header order.
     pub columns: Vec<String>,
-}
-
-/// Why an import cannot go on, in words for the task's message.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    #[error("the header's columns differ from those of dataset {dataset}: {}", describe_difference(.missing, .extra))]
-    HeaderMismatch {
-        dataset: String,
-        missing: Vec<String>,
-        extra: Vec<String>,
-    },
-    #[error("{0}")]
-    BadHeader(String),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
-fn describe_difference(missing: &[String], extra: &[String]) -> String {
-    let list = |v: &[String]| {
-        v.iter()
-            .map(|c| format!("{c:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match (missing.is_empty(), extra.is_empty()) {
-        (false, false) => format!("missing {}; extra {}", list(missing), list(extra)),
-        (false, true) => format!("missing {}", list(missing)),
-        _ => format!("extra {}", list(extra)),
-    }
-}
-
-impl From<rusqlite::Error> for DatasetError {
-    fn from(e: rusqlite::Error) -> DatasetError {
-        DatasetError::Store(e.into())
-    }
 }
 
 /// Whether `name` may name a dataset: letters, digits and `_`, not starting with a digit,
@@ -76,47 +32,18 @@ pub fn is_valid_name(name: &str) -> bool {
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// What became of one row offered to an import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowOutcome {
-    Inserted,
-    Duplicate,
-}
-
-/// The datasets with an import running in this process.
-#[derive(Default)]
-pub(super) struct ImportLocks {
-    busy: Mutex<HashSet<String>>,
-    freed: Condvar,
-}
-
-impl ImportLocks {
-    fn acquire(&self, name: &str) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        while busy.contains(name) {
-            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
-        }
-        busy.insert(name.to_string());
-    }
-
-    fn release(&self, name: &str) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        busy.remove(name);
-        self.freed.notify_all();
-    }
-}
-
-fn table(dataset: i64) -> String {
+pub(super) fn table(dataset: i64) -> String {
     format!("ds_{dataset}")
 }
 
 /// The SQL column of the dataset column at `index` (0-based).
-fn column(index: usize) -> String {
+pub(super) fn column(index: usize) -> String {
     format!("c{}", index + 1)
 }
 
 /// Rows of imports that are not done are invisible to readers.
-const VISIBLE: &str = "task_id NOT IN (SELECT task_id FROM dataset_imports WHERE state <> 'done')";
+pub(super) const VISIBLE: &str =
+    "task_id NOT IN (SELECT task_id FROM dataset_imports WHERE state <> 'done')";
 
 impl Store {
     /// Client `client`'s dataset `name`, if it exists.
@@ -172,495 +99,16 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
-
-    /// Starts importing rows with `header` into client `client`'s dataset `name` for task
-    /// `task` (run by `owner`), creating the dataset from the header if it does not exist.
-    /// Waits while another import into the same dataset runs.
-    pub fn begin_import(
-        &self,
-        task: TaskId,
-        owner: &str,
-        client: &str,
-        name: &str,
-        header: &[String],
-        key: &[String],
-    ) -> Result<ImportSession, DatasetError> {
-        check_header(name, header, key)?;
-        // Datasets are one client's: the lock is on the client's name for it.
-        let lock = format!("{client}\0{name}");
-        self.inner.importing.acquire(&lock);
-        let mut plan = ImportPlan {
-            task,
-            owner: owner.to_string(),
-            ..ImportPlan::default()
-        };
-        let mut session = ImportSession {
-            store: self.clone(),
-            name: lock,
-            plan: Arc::new(ImportPlan {
-                task,
-                ..ImportPlan::default()
-            }),
-            in_flight: None,
-            finished: false,
-        };
-        // From here the session's Drop releases the lock and removes what it wrote.
-        let now = self.clock().now_text();
-        let (name_owned, header_owned) = (name.to_string(), header.to_vec());
-        let client = client.to_string();
-        let (dataset, columns) = self.write(move |tx| {
-            let (name, header) = (name_owned, header_owned);
-            let existing: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT id, columns FROM datasets WHERE client = ?1 AND name = ?2",
-                    [&client, &name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let found = match existing {
-                Some((id, columns)) => (id, parse_columns(&columns)?),
-                None => {
-                    let id: i64 = tx.query_row(
-                        "INSERT INTO datasets (client, name, columns, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                        params![client, name, serde_json::to_string(&header).unwrap_or_default(), now],
-                        |r| r.get(0),
-                    )?;
-                    let defs: Vec<String> =
-                        (0..header.len()).map(|i| format!("{} TEXT NOT NULL", column(i))).collect();
-                    let table = table(id);
-                    // No index on task_id: see `remove_import`.
-                    tx.execute_batch(&format!(
-                        "CREATE TABLE {table} (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, {});",
-                        defs.join(", ")
-                    ))?;
-                    (id, header)
-                }
-            };
-            // An import of this dataset still 'running' is dead (this process runs one at a
-            // time and holds the lock): its rows must not count as duplicates.
-            let dead: Vec<TaskId> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT task_id FROM dataset_imports WHERE dataset_id = ?1 AND state = 'running'",
-                )?;
-                let rows = stmt.query_map([found.0], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            for dead_task in dead {
-                remove_import(tx, dead_task)?;
-            }
-            Ok(found)
-        })?;
-        let have: HashSet<&str> = columns.iter().map(String::as_str).collect();
-        let given: HashSet<&str> = header.iter().map(String::as_str).collect();
-        if have != given {
-            return Err(DatasetError::HeaderMismatch {
-                dataset: name.to_string(),
-                missing: columns
-                    .iter()
-                    .filter(|c| !given.contains(c.as_str()))
-                    .cloned()
-                    .collect(),
-                extra: header
-                    .iter()
-                    .filter(|c| !have.contains(c.as_str()))
-                    .cloned()
-                    .collect(),
-            });
-        }
-        let position_in_header =
-            |c: &String| header.iter().position(|h| h == c).unwrap_or_default();
-        // `order[i]`: where dataset column i stands in the header (the sets are equal).
-        plan.order = columns.iter().map(position_in_header).collect();
-        let table = table(dataset);
-        let placeholders: Vec<String> = (0..columns.len()).map(|i| format!("?{}", i + 2)).collect();
-        let names: Vec<String> = (0..columns.len()).map(column).collect();
-        plan.insert_sql = format!(
-            "INSERT INTO {table} (task_id, {}) VALUES (?1, {})",
-            names.join(", "),
-            placeholders.join(", ")
-        );
-        if !key.is_empty() {
-            let key_columns: Vec<usize> = key
-                .iter()
-                .map(|k| columns.iter().position(|c| c == k).unwrap_or_default())
-                .collect();
-            plan.key_positions = key.iter().map(position_in_header).collect();
-            let conditions: Vec<String> = key_columns
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| format!("{} = ?{}", column(c), i + 1))
-                .collect();
-            plan.exists_sql = Some(format!(
-                "SELECT 1 FROM {table} WHERE {} LIMIT 1",
-                conditions.join(" AND ")
-            ));
-            let index_columns: Vec<String> = key_columns.iter().map(|&c| column(c)).collect();
-            let create_index = format!(
-                "CREATE INDEX IF NOT EXISTS {table}_key_{} ON {table} ({})",
-                index_columns.join("_"),
-                index_columns.join(", ")
-            );
-            self.write(move |tx| Ok(tx.execute_batch(&create_index)?))?;
-        }
-        let record_import = format!(
-            "INSERT INTO dataset_imports (task_id, dataset_id, state, after_row) \
-             VALUES (?1, ?2, 'running', (SELECT coalesce(max(row_id), 0) FROM {table}))"
-        );
-        self.write(move |tx| {
-            tx.execute(&record_import, params![task, dataset])?;
-            Ok(())
-        })?;
-        session.plan = Arc::new(plan);
-        Ok(session)
-    }
 }
 
-fn parse_columns(text: &str) -> Result<Vec<String>> {
+pub(super) fn parse_columns(text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("dataset columns: {e}")))
 }
 
 /// Refuses a header that cannot make a dataset, or a key that is not in it.
-fn check_header(name: &str, header: &[String], key: &[String]) -> Result<(), DatasetError> {
-    if !is_valid_name(name) {
-        return Err(DatasetError::BadHeader(format!(
-            "{name:?} is not a valid dataset name"
-        )));
-    }
-    if header.len() > MAX_COLUMNS {
-        return Err(DatasetError::BadHeader(format!(
-            "the header has {} columns; a dataset holds at most {MAX_COLUMNS}",
-            header.len()
-        )));
-    }
-    let mut seen = HashSet::new();
-    for (i, column) in header.iter().enumerate() {
-        if column.is_empty() {
-            return Err(DatasetError::BadHeader(format!(
-                "column {} of the header has no name",
-                i + 1
-            )));
-        }
-        if !seen.insert(column.as_str()) {
-            return Err(DatasetError::BadHeader(format!(
-                "the header names the column {column:?} twice"
-            )));
-        }
-    }
-    if let Some(missing) = key.iter().find(|k| !seen.contains(k.as_str())) {
-        return Err(DatasetError::BadHeader(format!(
-            "the key column {missing:?} is not in the header"
-        )));
-    }
-    Ok(())
-}
-
-/// An import under way; see the module notes. Dropping it before [`ImportSession::commit`]
-/// removes its rows.
-pub struct ImportSession {
-    store: Store,
-    /// The dataset's name, for the in-process lock.
-    name: String,
-    plan: Arc<ImportPlan>,
-    /// The outcome of the batch sent and not yet answered.
-    in_flight: Option<crossbeam_channel::Receiver<Result<Vec<RowOutcome>>>>,
-    finished: bool,
-}
-
-/// What every batch of an import needs, shared with the writer's jobs.
-#[derive(Default)]
-struct ImportPlan {
-    task: TaskId,
-    owner: String,
-    insert_sql: String,
-    exists_sql: Option<String>,
-    /// For each dataset column, the position of its cell in a row as given (header order).
-    order: Vec<usize>,
-    key_positions: Vec<usize>,
-}
-
-impl ImportSession {
-    /// Sends a batch of rows (cells in header order, as many as the header has) to be
-    /// inserted in one transaction, and returns at once with the outcomes of the batch sent
-    /// before it: one batch is written while the caller reads the next, so reading the file
-    /// and writing the database overlap. A row whose key equals that of a stored row, or of
-    /// an earlier row of this import, is a duplicate and is not inserted. Fails with
-    /// `NotFound` once the task is no longer this process's to run (seen by the batch after
-    /// the one that found it, or by [`ImportSession::commit`]).
-    pub fn insert(&mut self, rows: Vec<Vec<String>>) -> Result<Vec<RowOutcome>> {
-        let earlier = self.wait_for_batch()?;
-        let plan = self.plan.clone();
-        let (done, outcome) = crossbeam_channel::bounded(1);
-        self.store.inner.writer.write_then(
-            move |tx| insert_rows(tx, &plan, &rows),
-            move |result| {
-                // The session waits for it; it can only be gone if its thread died.
-                let _ = done.send(result);
-            },
-        );
-        self.in_flight = Some(outcome);
-        Ok(earlier)
-    }
-
-    /// Waits for the batch in flight, if any, and returns its outcomes.
-    fn wait_for_batch(&mut self) -> Result<Vec<RowOutcome>> {
-        match self.in_flight.take() {
-            None => Ok(Vec::new()),
-            Some(outcome) => outcome.recv().unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(
-                    "the database writer has stopped".into(),
-                ))
-            }),
-        }
-    }
-
-    /// The whole file is read: waits for the last batch (and returns its outcomes), then
-    /// marks the import committed. The rows become visible when the task's end is recorded.
-    pub fn commit(mut self) -> Result<Vec<RowOutcome>> {
-        let last = self.wait_for_batch()?;
-        let (task, owner) = (self.plan.task, self.plan.owner.clone());
-        self.store.write(move |tx| {
-            check_still_running(tx, task, &owner)?;
-            tx.execute(
-                "UPDATE dataset_imports SET state = 'committed' WHERE task_id = ?1 AND state = 'running'",
-                [task],
-            )?;
-            Ok(())
-        })?;
-        self.finished = true;
-        Ok(last)
-    }
-}
-
-/// Inserts one batch of an import within a transaction; see `ImportSession::insert`.
-fn insert_rows(
-    tx: &Transaction<'_>,
-    plan: &ImportPlan,
-    rows: &[Vec<String>],
-) -> Result<Vec<RowOutcome>> {
-    check_still_running(tx, plan.task, &plan.owner)?;
-    let mut insert = tx.prepare_cached(&plan.insert_sql)?;
-    let mut exists = match &plan.exists_sql {
-        Some(sql) => Some(tx.prepare_cached(sql)?),
-        None => None,
-    };
-    let mut outcomes = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(exists) = exists.as_mut() {
-            for (i, &p) in plan.key_positions.iter().enumerate() {
-                exists.raw_bind_parameter(i + 1, row[p].as_str())?;
-            }
-            if exists.raw_query().next()?.is_some() {
-                outcomes.push(RowOutcome::Duplicate);
-                continue;
-            }
-        }
-        insert.raw_bind_parameter(1, plan.task)?;
-        for (i, &p) in plan.order.iter().enumerate() {
-            insert.raw_bind_parameter(i + 2, row[p].as_str())?;
-        }
-        insert.raw_execute()?;
-        outcomes.push(RowOutcome::Inserted);
-    }
-    Ok(outcomes)
-}
-
-impl Drop for ImportSession {
-    fn drop(&mut self) {
-        // The removal below is queued after the batch in flight, so it removes that too.
-        if !self.finished {
-            let task = self.plan.task;
-            if let Err(e) = self.store.write(move |tx| remove_import(tx, task)) {
-                // The next start's recovery removes the rows instead.
-                log::warn!("task {task}: could not remove an unfinished import: {e}");
-            }
-        }
-        self.store.inner.importing.release(&self.name);
-    }
-}
-
-fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
-    let running = tx
-        .prepare_cached(
-            "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-        )?
-        .exists(params![task, owner])?;
-    if running {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
-    }
-}
-
-/// Within the transaction that records task `task`'s end: its committed import is done.
-pub(super) fn finish_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1 AND state = 'committed'",
-    )?
-    .execute([task])?;
-    Ok(())
-}
-
-/// Removes the rows of task `task`'s import unless it is done.
-pub(super) fn remove_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
-    let import: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT dataset_id, after_row FROM dataset_imports WHERE task_id = ?1 AND state <> 'done'",
-        )?
-        .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((dataset, after_row)) = import {
-        // Imports into a dataset run one at a time, so this import's rows all come after the
-        // last row stored when it began: a range of row ids, not a scan of the table.
-        tx.execute(
-            &format!(
-                "DELETE FROM {} WHERE row_id > ?1 AND task_id = ?2",
-                table(dataset)
-            ),
-            params![after_row, task],
-        )?;
-        tx.execute("DELETE FROM dataset_imports WHERE task_id = ?1", [task])?;
-    }
-    Ok(())
-}
-
-/// At start: removes every import that a stopped process left unfinished.
-pub(super) fn remove_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
-    let tasks: Vec<TaskId> = {
-        let mut stmt = tx.prepare("SELECT task_id FROM dataset_imports WHERE state <> 'done'")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for task in tasks {
-        remove_import(tx, task)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Durability;
-    use crate::store::Finish;
-    use crate::task::{NewTask, Params};
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    /// A store with one claimed task, run by owner "me".
-    fn store_with_running_task() -> (tempfile::TempDir, Store, TaskId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let task = store
-            .submit(&NewTask::new("csv.import", Params::new()))
-            .unwrap()
-            .task
-            .id;
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(task, "me").unwrap());
-        (dir, store, task)
-    }
-
-    fn rows(n: usize) -> Vec<Vec<String>> {
-        (0..n).map(|i| strings(&[&i.to_string(), "x"])).collect()
-    }
-
-    fn visible(store: &Store) -> u64 {
-        store
-            .dataset_len(&store.dataset("default", "t").unwrap().unwrap())
-            .unwrap()
-    }
-
-    fn finish(store: &Store, task: TaskId) -> bool {
-        store.finish(task, "me", Finish::success(b"")).unwrap()
-    }
-
-    #[test]
-    fn rows_become_visible_only_with_the_tasks_end() {
-        let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
-        import.insert(rows(3)).unwrap();
-        assert_eq!(visible(&store), 0);
-        import.commit().unwrap();
-        assert_eq!(visible(&store), 0, "committed is not yet done");
-        assert!(finish(&store, task));
-        assert_eq!(visible(&store), 3);
-    }
-
-    #[test]
-    fn an_interrupted_task_writes_no_more_rows_and_leaves_none() {
-        let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
-        import.insert(rows(3)).unwrap();
-        // The grace period ends: the task is no longer this process's.
-        assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
-        // The batch of 3 was written before; the next one is refused, as its commit says.
-        assert_eq!(import.insert(rows(2)).unwrap().len(), 3);
-        assert!(matches!(import.commit(), Err(StoreError::NotFound)));
-        assert!(!finish(&store, task));
-        assert_eq!(visible(&store), 0);
-        let left: i64 = store
-            .conn()
-            .unwrap()
-            .query_row("SELECT count(*) FROM ds_1", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0, "the rows of the import were removed");
-    }
-
-    #[test]
-    fn removing_an_unfinished_import_keeps_the_rows_of_earlier_ones() {
-        let (_dir, store, first) = store_with_running_task();
-        let mut import = store
-            .begin_import(first, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
-        import.insert(rows(3)).unwrap();
-        import.commit().unwrap();
-        assert!(finish(&store, first));
-        let second = store
-            .submit(&NewTask::new("csv.import", Params::new()))
-            .unwrap()
-            .task
-            .id;
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(second, "me").unwrap());
-        let mut import = store
-            .begin_import(second, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
-        import.insert(rows(4)).unwrap();
-        import.commit().unwrap();
-        // The process dies before the second import's end is recorded.
-        assert_eq!(store.interrupt_running(None).unwrap(), vec![second]);
-        let stored: i64 = store
-            .conn()
-            .unwrap()
-            .query_row("SELECT count(*) FROM ds_1", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(stored, 3);
-        assert_eq!(visible(&store), 3);
-    }
-
-    #[test]
-    fn a_crash_after_the_whole_file_was_read_leaves_no_rows() {
-        let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
-        import.insert(rows(3)).unwrap();
-        import.commit().unwrap();
-        // The process dies before the task's end is recorded; the next start recovers.
-        assert_eq!(store.interrupt_running(None).unwrap(), vec![task]);
-        assert_eq!(visible(&store), 0);
-        let imports: i64 = store
-            .conn()
-            .unwrap()
-            .query_row("SELECT count(*) FROM dataset_imports", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(imports, 0);
-    }
 
     #[test]
     fn dataset_names_follow_the_rule() {
@@ -671,15 +119,5 @@ mod tests {
         assert!(!is_valid_name(""));
         assert!(!is_valid_name(&"a".repeat(65)));
         assert!(is_valid_name(&"a".repeat(64)));
-    }
-
-    #[test]
-    fn headers_that_cannot_make_a_dataset() {
-        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(check_header("t", &h(&["id", "ID", "rowid", " a\"b"]), &h(&["ID"])).is_ok());
-        assert!(check_header("t", &h(&["a", "a"]), &[]).is_err());
-        assert!(check_header("t", &h(&["a", ""]), &[]).is_err());
-        assert!(check_header("t", &h(&["a"]), &h(&["b"])).is_err());
-        assert!(check_header("t", &vec!["c".to_string(); MAX_COLUMNS + 1], &[]).is_err());
     }
 }

@@ -18,17 +18,15 @@
 //! it, so the WAL file grows by whatever is written meanwhile (and keeps that size on
 //! disk, reused from its start, once no snapshot needs it).
 
-use std::io::{self, Read, Write};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
-
-use super::{Conn, Result, Store, StoreError};
+use super::{FileReader, FileWriter, Result, Store, StoreError};
 use crate::task::{FileId, FileRole, Scope, TaskId};
 
 /// The size of a stored chunk (the last chunk of a file, and LOG chunks, may be shorter).
 pub const CHUNK_SIZE: usize = 256 * 1024;
 /// Chunks buffered before a commit: 4 MiB per writer at most.
-const CHUNKS_PER_COMMIT: usize = 32;
+pub(super) const CHUNKS_PER_COMMIT: usize = 32;
 
 /// A stored file: its id and size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,19 +51,11 @@ impl Store {
     fn start_file(&self, task: Option<TaskId>, client: String) -> Result<FileWriter> {
         let now = self.clock().now_text();
         let id = self.write(move |tx| create_in(tx, task, &client, &now))?;
-        Ok(FileWriter {
-            store: self.clone(),
-            id,
-            next_seq: 0,
-            size: 0,
-            buf: Vec::new(),
-            full: Vec::new(),
-            in_flight: None,
-        })
+        Ok(FileWriter::new(self.clone(), id))
     }
 
     /// Deletes a file (a writer's discarded output or upload).
-    fn delete_file(&self, id: FileId) -> Result<()> {
+    pub(super) fn delete_file(&self, id: FileId) -> Result<()> {
         self.write(move |tx| {
             tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
             Ok(())
@@ -128,22 +118,18 @@ impl Store {
             return Err(within.err().map_or(StoreError::NotFound, StoreError::from));
         }
         // The reader owns the transaction from here: its drop ends it on every path.
-        let mut reader = FileReader::new(self, id, Some(conn));
-        reader.remaining = reader.size()?;
-        Ok(reader)
+        FileReader::open(self, id, Some(conn))
     }
 
     /// A reader over file `id` for a task reading its IO file: each chunk is read on a
     /// pooled connection of its own, so a long import holds back no WAL checkpoint. (Only a
     /// DELETE removes a running task's IO file, and that cancels the task first.)
     pub fn open_input(&self, id: FileId) -> Result<FileReader> {
-        let mut reader = FileReader::new(self, id, None);
-        reader.remaining = reader.size()?;
-        Ok(reader)
+        FileReader::open(self, id, None)
     }
 
     /// Queues chunks to append to file `id`; the receiver gets the commit's outcome.
-    fn append_chunks(
+    pub(super) fn append_chunks(
         &self,
         id: FileId,
         first_seq: i64,
@@ -229,235 +215,11 @@ pub(super) fn append_in(tx: &Transaction<'_>, file: FileId, data: &[u8]) -> Resu
     Ok(())
 }
 
-/// Writes a file in chunks; see the module notes. `flush` makes everything written so far
-/// durable and readable; [`FileWriter::finish`] does the same and returns the file.
-pub struct FileWriter {
-    store: Store,
-    id: FileId,
-    next_seq: i64,
-    size: u64,
-    /// The chunk being filled.
-    buf: Vec<u8>,
-    /// Full chunks not yet sent to the writer.
-    full: Vec<Vec<u8>>,
-    /// The outcome of the chunks sent and not yet committed: one batch is committed while
-    /// the next fills, so a fast upload waits on its commits only when the disk is slower.
-    in_flight: Option<crossbeam_channel::Receiver<Result<()>>>,
-}
-
-impl FileWriter {
-    /// The file's id.
-    pub fn id(&self) -> FileId {
-        self.id
-    }
-
-    /// Bytes written so far, committed or not.
-    pub fn len(&self) -> u64 {
-        self.size
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.size == 0
-    }
-
-    /// Commits everything written so far, and waits for it.
-    pub fn commit(&mut self) -> Result<()> {
-        if !self.buf.is_empty() {
-            self.full.push(std::mem::take(&mut self.buf));
-        }
-        self.send_full()?;
-        self.wait_in_flight()
-    }
-
-    /// Sends the full chunks to the writer, once the previous batch has committed.
-    fn send_full(&mut self) -> Result<()> {
-        self.wait_in_flight()?;
-        if self.full.is_empty() {
-            return Ok(());
-        }
-        let chunks = std::mem::take(&mut self.full);
-        let count = chunks.len() as i64;
-        self.in_flight = Some(self.store.append_chunks(self.id, self.next_seq, chunks));
-        self.next_seq += count;
-        Ok(())
-    }
-
-    fn wait_in_flight(&mut self) -> Result<()> {
-        match self.in_flight.take() {
-            Some(outcome) => outcome.recv().unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(
-                    "the database writer has stopped".into(),
-                ))
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Commits the rest and returns the stored file.
-    pub fn finish(mut self) -> Result<StoredFile> {
-        self.commit()?;
-        Ok(StoredFile {
-            id: self.id,
-            size: self.size,
-        })
-    }
-
-    /// Deletes the file and everything written to it.
-    pub fn discard(self) -> Result<()> {
-        self.store.delete_file(self.id)
-    }
-}
-
-impl FileWriter {
-    /// Appends bytes, committing whenever enough full chunks are buffered.
-    pub fn append(&mut self, mut data: &[u8]) -> Result<()> {
-        while !data.is_empty() {
-            let n = (CHUNK_SIZE - self.buf.len()).min(data.len());
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(CHUNK_SIZE.min(data.len().max(4096)));
-            }
-            self.buf.extend_from_slice(&data[..n]);
-            self.size += n as u64;
-            data = &data[n..];
-            if self.buf.len() == CHUNK_SIZE {
-                self.full.push(std::mem::take(&mut self.buf));
-                if self.full.len() >= CHUNKS_PER_COMMIT {
-                    self.send_full()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Write for FileWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.append(data).map_err(io::Error::other)?;
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.commit().map_err(io::Error::other)
-    }
-}
-
-/// Reads a stored file chunk by chunk, all from one snapshot (see the module notes). It
-/// holds a pooled connection and a snapshot that holds back WAL checkpoints: drop it as
-/// soon as it is no longer read.
-pub struct FileReader {
-    store: Store,
-    /// For a download, the connection whose open read transaction is the snapshot (rolled
-    /// back on drop); None for a task's input, read chunk by chunk from the pool.
-    snapshot: Option<Conn>,
-    id: FileId,
-    remaining: u64,
-    next_seq: i64,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-// A download streams from another thread than the one that opened it.
-const _: () = {
-    const fn assert_send<T: Send>() {}
-    assert_send::<FileReader>();
-};
-
-impl FileReader {
-    /// Bytes left to read.
-    pub fn remaining(&self) -> u64 {
-        self.remaining + (self.chunk.len() - self.pos) as u64
-    }
-
-    fn new(store: &Store, id: FileId, snapshot: Option<Conn>) -> FileReader {
-        FileReader {
-            store: store.clone(),
-            snapshot,
-            id,
-            remaining: 0,
-            next_seq: 0,
-            chunk: Vec::new(),
-            pos: 0,
-        }
-    }
-
-    /// Runs `f` on the snapshot's connection, or on one from the pool.
-    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        Ok(match &self.snapshot {
-            Some(conn) => f(conn)?,
-            None => f(&*self.store.conn()?)?,
-        })
-    }
-
-    fn size(&self) -> Result<u64> {
-        self.with_conn(|c| {
-            c.prepare_cached("SELECT size FROM files WHERE id = ?1")?
-                .query_row([self.id], |r| r.get(0))
-        })
-    }
-
-    fn next_chunk(&mut self) -> Result<bool> {
-        let found: Option<(i64, Vec<u8>)> = self.with_conn(|c| {
-            c.prepare_cached(
-                "SELECT seq, data FROM file_chunks WHERE file_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-            )?
-            .query_row(params![self.id, self.next_seq], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-        })?;
-        match found {
-            Some((seq, data)) => {
-                self.next_seq = seq + 1;
-                self.chunk = data;
-                self.pos = 0;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-}
-
-impl Read for FileReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.chunk.len() {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
-            if !self.next_chunk().map_err(io::Error::other)? {
-                // Within a snapshot this cannot happen; for an input, the file was deleted.
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file has fewer bytes than its recorded size",
-                ));
-            }
-            // Never read past the size the file had in the snapshot.
-            let keep = (self.chunk.len() as u64).min(self.remaining) as usize;
-            self.chunk.truncate(keep);
-            self.remaining -= keep as u64;
-        }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Drop for FileReader {
-    fn drop(&mut self) {
-        if let Some(conn) = &self.snapshot {
-            // The connection goes back to the pool: it must go back with no transaction.
-            if !conn.is_autocommit() {
-                if let Err(e) = conn.execute_batch("ROLLBACK") {
-                    log::error!("ending the read transaction of file {}: {e}", self.id);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Durability;
+    use std::io::Read;
 
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap()

@@ -228,7 +228,7 @@ fn finish_in(
     if let (Some(old), Some(_)) = (old_io, new_io) {
         tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
     }
-    super::datasets::finish_import(tx, id)?;
+    super::import::finish_import(tx, id)?;
     Ok(true)
 }
 
@@ -250,7 +250,7 @@ fn not_running(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -
     for file in produced.into_iter().flatten() {
         tx.execute("DELETE FROM files WHERE id = ?1 AND attached = 0", [file])?;
     }
-    super::datasets::remove_import(tx, id)?;
+    super::import::remove_import(tx, id)?;
     Ok(false)
 }
 

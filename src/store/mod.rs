@@ -14,8 +14,11 @@
 mod claim;
 mod datasets;
 mod error;
+mod file_reader;
+mod file_writer;
 mod files;
 mod finish;
+mod import;
 mod migrate;
 mod query;
 mod recovery;
@@ -40,12 +43,13 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 
 pub use claim::{Claimed, QueuedStart};
-pub use datasets::{
-    is_valid_name as is_valid_dataset_name, Dataset, DatasetError, ImportSession, RowOutcome,
-};
+pub use datasets::{is_valid_name as is_valid_dataset_name, Dataset};
 pub use error::StoreError;
-pub use files::{FileReader, FileWriter, StoredFile};
+pub use file_reader::FileReader;
+pub use file_writer::FileWriter;
+pub use files::StoredFile;
 pub use finish::{Finish, Liveness, Progress};
+pub use import::{DatasetError, ImportSession, RowOutcome};
 pub use query::ListFilter;
 pub use recovery::INTERRUPTED;
 pub use remove::DeleteOutcome;
@@ -77,7 +81,7 @@ struct Inner {
     /// claims it), a task finished (a worker slot is free, a DELETE may go on).
     activity: ChangeCounter,
     /// Datasets with an import running: imports into one dataset run one at a time.
-    importing: datasets::ImportLocks,
+    importing: import::ImportLocks,
     /// Every write goes through it (group commit); see `writer`.
     writer: writer::Writer,
     /// The service's clock: every "now" the store writes comes from it.
@@ -147,7 +151,7 @@ impl Store {
             inner: Arc::new(Inner {
                 pool,
                 activity: ChangeCounter::default(),
-                importing: datasets::ImportLocks::default(),
+                importing: import::ImportLocks::default(),
                 writer,
                 clock,
                 _lock_file: lock_file,

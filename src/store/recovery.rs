@@ -41,7 +41,7 @@ impl Store {
             )?;
             if owner.is_none() {
                 tx.execute("DELETE FROM files WHERE attached = 0", [])?;
-                super::datasets::remove_unfinished_imports(tx)?;
+                super::import::remove_unfinished_imports(tx)?;
             }
             Ok(ids)
         })?;
