@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use super::context::Limits;
+use super::limits::Limits;
 
 /// Per peer: taskbox threads handling one of its requests now, when the last ended, and
 /// whether its socket has its timeouts.

@@ -8,10 +8,12 @@
 //! Shutdown: `stop` sets the stop flag and unblocks every thread waiting in `recv`; each
 //! finishes the request it is answering and exits; dropping the server closes the socket.
 
+mod app;
 mod context;
 mod error;
 pub(crate) mod fields;
 mod guard;
+mod limits;
 mod listener;
 pub(crate) mod multipart;
 mod reply;
@@ -26,8 +28,10 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use context::{App, Limits, RequestContext};
+pub use app::App;
+pub use context::RequestContext;
 pub use error::ApiError;
+pub use limits::Limits;
 pub use reply::Reply;
 pub use request::{Method, Request};
 pub use route::{Family, PathArgs, Route, Router};
@@ -302,7 +306,7 @@ pub(crate) fn answer(app: &App, request: &mut Request<'_>) -> Answer {
                 })?;
         family = route.family;
         reads_body = route.reads_body;
-        let ctx = RequestContext::resolve(app, request)?;
+        let ctx = app.resolve(request)?;
         (route.handle)(&ctx, request, &args)
     }))
     .unwrap_or_else(|_| {
