@@ -289,12 +289,12 @@ impl<'a> TaskContext<'a> {
     }
 
     /// A dataset's description, if it exists.
-    pub fn dataset(&self, name: &str) -> Result<Option<Dataset>, TaskError> {
+    pub(crate) fn dataset(&self, name: &str) -> Result<Option<Dataset>, TaskError> {
         Ok(self.store.dataset(&self.task.client, name)?)
     }
 
     /// Rows of a dataset after row `after`, in import order (see `Store::dataset_page`).
-    pub fn dataset_page(
+    pub(crate) fn dataset_page(
         &self,
         dataset: &Dataset,
         positions: &[usize],
@@ -305,12 +305,12 @@ impl<'a> TaskContext<'a> {
     }
 
     /// How many visible rows a dataset holds.
-    pub fn dataset_len(&self, dataset: &Dataset) -> Result<u64, TaskError> {
+    pub(crate) fn dataset_len(&self, dataset: &Dataset) -> Result<u64, TaskError> {
         Ok(self.store.dataset_len(dataset)?)
     }
 
     /// Starts an import into a dataset for this task (see `Store::begin_import`).
-    pub fn begin_import(
+    pub(crate) fn begin_import(
         &self,
         name: &str,
         header: &[String],

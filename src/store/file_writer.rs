@@ -7,8 +7,9 @@ use super::files::{CHUNKS_PER_COMMIT, CHUNK_SIZE};
 use super::{Result, Store, StoreError, StoredFile};
 use crate::task::FileId;
 
-/// Writes a file in chunks; see the module notes. `flush` makes everything written so far
-/// durable and readable; [`FileWriter::finish`] does the same and returns the file.
+/// Writes one of a task's files (its output, ERR file) through [`std::io::Write`], in
+/// chunks. `flush` makes everything written so far durable and readable; the task's end
+/// stores the rest.
 pub struct FileWriter {
     store: Store,
     id: FileId,
@@ -53,7 +54,7 @@ impl FileWriter {
     }
 
     /// Commits everything written so far, and waits for it.
-    pub fn commit(&mut self) -> Result<()> {
+    pub(crate) fn commit(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.full.push(std::mem::take(&mut self.buf));
         }
@@ -86,7 +87,7 @@ impl FileWriter {
     }
 
     /// Commits the rest and returns the stored file.
-    pub fn finish(mut self) -> Result<StoredFile> {
+    pub(crate) fn finish(mut self) -> Result<StoredFile> {
         self.commit()?;
         Ok(StoredFile {
             id: self.id,
@@ -95,14 +96,14 @@ impl FileWriter {
     }
 
     /// Deletes the file and everything written to it.
-    pub fn discard(self) -> Result<()> {
+    pub(crate) fn discard(self) -> Result<()> {
         self.store.delete_file(self.id)
     }
 }
 
 impl FileWriter {
     /// Appends bytes, committing whenever enough full chunks are buffered.
-    pub fn append(&mut self, mut data: &[u8]) -> Result<()> {
+    pub(crate) fn append(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             let n = (CHUNK_SIZE - self.buf.len()).min(data.len());
             if self.buf.capacity() == 0 {
