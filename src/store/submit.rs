@@ -177,3 +177,49 @@ fn insert_task(
     }
     Ok((id, true))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::{Durability, StoreError, DEFAULT_POOL_SIZE};
+    use crate::task::{Params, Scope};
+
+    /// The clock is the store's, so a day passes without waiting for it.
+    #[test]
+    fn an_idempotency_key_is_remembered_for_a_day_by_the_store_s_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(1_764_000_000_000));
+        let store = Store::open_sized(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            DEFAULT_POOL_SIZE,
+            clock.clone(),
+        )
+        .unwrap();
+        let store = store.scoped(Scope::All);
+        let mut new = NewTask::new("sleep", Params::new());
+        new.idempotency_key = Some("k".into());
+        let first = store.submit(&new).unwrap();
+        assert!(first.created);
+        assert_eq!(first.task.created_at, "2025-11-24T16:00:00");
+
+        clock.advance(Duration::from_secs(23 * 3600));
+        let retry = store.submit(&new).unwrap();
+        assert_eq!((retry.task.id, retry.created), (first.task.id, false));
+        let mut other = new.clone();
+        other.kind = "csv.export".into();
+        assert!(matches!(
+            store.submit(&other),
+            Err(StoreError::IdempotencyConflict)
+        ));
+
+        clock.advance(Duration::from_secs(3600));
+        let later = store.submit(&new).unwrap();
+        assert!(later.created);
+        assert_ne!(later.task.id, first.task.id);
+    }
+}
