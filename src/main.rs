@@ -12,7 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use taskbox::config::{self, Config, Durability};
-use taskbox::handlers::{Hang, Panic, Registry};
+use taskbox::handlers::{Hang, HeldImport, Hold, Panic, Registry};
 use taskbox::Service;
 
 #[derive(Parser)]
@@ -72,7 +72,8 @@ struct ServeArgs {
     /// Threads answering HTTP requests.
     #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
     http_threads: usize,
-    /// Also register the diagnostic kinds debug.panic and debug.hang (for tests).
+    /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
+    /// debug.import (for tests).
     #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
     test_kinds: bool,
 }
@@ -120,6 +121,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if args.test_kinds {
         registry.register(Panic);
         registry.register(Hang);
+        registry.register(Hold);
+        registry.register(HeldImport);
     }
     // Signals are caught before the service starts, so none is lost in between.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;

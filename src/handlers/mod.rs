@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
-pub use debug::{Hang, Panic};
+pub use debug::{Hang, HeldImport, Hold, Panic};
 pub use sleep::Sleep;
 
 use crate::engine::{TaskContext, TaskError};

@@ -95,6 +95,36 @@ fn a_panicking_handler_ends_its_task_error_and_the_workers_go_on() {
 }
 
 #[test]
+fn a_held_task_runs_until_its_release_file_exists() {
+    let server = Server::start();
+    let release = server.dir.join("release-hold");
+    let message = post_json(
+        &server.url("/webservicetasks"),
+        &json!({"kind": "debug.hold", "params": {"percent": 101}}),
+    )
+    .error(400);
+    assert!(message.contains("percent"), "{message}");
+    let id = submit(
+        &server,
+        "debug.hold",
+        json!({"release": release, "percent": 40}),
+    );
+    // Held: its progress is reported while it waits.
+    let held = wait_until("the held task to report its progress", || {
+        let t = task(&server, id);
+        (t["Status"] == "In progress" && t["PercentComplete"] == 40).then_some(t)
+    });
+    assert_eq!(held["Message"], "", "{held}");
+    std::fs::write(&release, b"").expect("release the task");
+    let done = wait_finished(&server, id);
+    assert_eq!(done["Status"], "SUCCESS", "{done}");
+    assert_eq!(done["Message"], "Released.", "{done}");
+    let log = get(&server.url(&format!("/webservicetasks/{id}/LogFile"))).text();
+    assert!(log.contains("Holding until"), "{log}");
+    assert!(log.contains("Released: "), "{log}");
+}
+
+#[test]
 fn deleting_a_running_task_cancels_it_promptly_and_leaves_the_others_alone() {
     let server = Server::start_with(&["--workers", "3"]);
     let victim = submit(&server, "sleep", json!({"seconds": 30}));
