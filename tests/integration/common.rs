@@ -114,12 +114,23 @@ impl Server {
 
     /// Sends a signal and waits for the process to exit; returns its exit status.
     pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+        self.signal(signal);
+        self.wait_exit(within, &format!("SIG{signal}"))
+    }
+
+    /// Sends a signal (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .expect("kill");
         assert!(ok.success());
+    }
+
+    /// Waits for the process to exit, `after` what (for the failure's message); returns its
+    /// exit status. Kills it and fails the test if it is still running after `within`.
+    pub fn wait_exit(&mut self, within: Duration, after: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -127,10 +138,23 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("taskbox did not exit within {within:?} after SIG{signal}");
+                panic!("taskbox did not exit within {within:?} after {after}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The names of the process's threads (as `/proc` gives them, at most 15 bytes).
+    pub fn thread_names(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_string())
+            .collect()
     }
 
     /// The peak resident memory of the server so far (VmHWM), in bytes.

@@ -358,22 +358,35 @@ fn an_import_killed_midway_leaves_no_rows_behind() {
     assert_eq!(export_rows(&server, "big"), Some(ROWS));
 }
 
+/// Waits, after a SIGTERM, until the server's dispatcher thread (the only one that claims
+/// tasks) has exited: the stop has begun, and no task that was not claimed starts any more.
+fn wait_claiming_stopped(server: &Server) {
+    wait_until("the server's dispatcher to stop", || {
+        (!server.thread_names().iter().any(|n| n == "dispatcher")).then_some(())
+    });
+}
+
 #[test]
 fn sigterm_lets_a_short_task_finish_within_the_grace_period() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let release = dir.path().join("release-hold");
     let mut server = Server::start_in(dir.path(), &["--grace-secs", "5", "--workers", "1"]);
-    let id = submit(&server, "sleep", json!({"seconds": 1}));
+    // Running until the test releases it, once the stop has begun.
+    let id = submit(&server, "debug.hold", json!({"release": release}));
     wait_running(&server, id);
     // Waits behind it: a stopping service starts nothing new.
     let queued = submit(&server, "sleep", json!({"seconds": 0}));
     assert_eq!(task(&server, queued)["Status"], "Pending");
     let started = Instant::now();
-    let status = server.signal_and_wait("TERM", Duration::from_secs(10));
+    server.signal("TERM");
+    wait_claiming_stopped(&server);
+    std::fs::write(&release, b"").expect("release the task");
+    let status = server.wait_exit(Duration::from_secs(10), "SIGTERM");
     let took = started.elapsed();
     assert!(status.success(), "exit status {status}");
     assert!(
         took < Duration::from_secs(4),
-        "the stop took {took:?} for a 1 s task"
+        "the stop took {took:?} for a task released at once"
     );
     // Read before the restart, which may start it at once.
     let log = server.log();
@@ -385,7 +398,7 @@ fn sigterm_lets_a_short_task_finish_within_the_grace_period() {
     let server = Server::start_in(dir.path(), &[]);
     let done = task(&server, id);
     assert_eq!(done["Status"], "SUCCESS", "{done}");
-    assert_eq!(done["Message"], "Slept 1 s.", "{done}");
+    assert_eq!(done["Message"], "Released.", "{done}");
     assert_eq!(done["PercentComplete"], 100, "{done}");
     // The next start runs it.
     assert_eq!(wait_finished(&server, queued)["Status"], "SUCCESS");
