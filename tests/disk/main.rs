@@ -213,10 +213,12 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     let mut tb = Taskbox::start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
 
     let stored = Stored::make(&tb);
-    // A task that is running when the disk fills, and ends while it is full.
-    let sleeper = submitted(&submit(&tb, "sleep", json!({"seconds": "4"})));
-    wait_until("the sleep task to start", || {
-        (task(&tb, sleeper)["Status"] == "In progress").then_some(())
+    // A task that is running when the disk fills, and ends while it is full: held until the
+    // test creates its release file (outside the small filesystem).
+    let release = logs.path().join("release-hold");
+    let holder = submitted(&submit(&tb, "debug.hold", json!({"release": release})));
+    wait_until("the held task to start", || {
+        (task(&tb, holder)["Status"] == "In progress").then_some(())
     });
     let (_, total_before) = list(&tb);
 
@@ -225,9 +227,9 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     let filled = mount::fill(&filler);
     eprintln!("filled the disk with {filled} bytes");
     assert_eq!(
-        task(&tb, sleeper)["Status"],
+        task(&tb, holder)["Status"],
         "In progress",
-        "the sleep task ended before the disk was full: the machine is too slow for this test"
+        "the held task ended before the disk was full"
     );
 
     // Writes are refused with 507, in the envelope, and store nothing.
@@ -250,23 +252,24 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     stored.check(&tb, "while the disk is full");
     assert!(tb.is_running(), "taskbox died when the disk filled");
 
-    // The sleep task ends while the disk is full: its end cannot be recorded yet, so it
+    // The held task ends while the disk is full: its end cannot be recorded yet, so it
     // stays "In progress" (truthfully: nothing says otherwise) and its end is retried.
-    wait_until("the sleep task's end to be refused", || {
+    std::fs::write(&release, b"").expect("release the held task");
+    wait_until("the held task's end to be refused", || {
         tb.log()
-            .contains(&format!("task {sleeper}: recording its end failed"))
+            .contains(&format!("task {holder}: recording its end failed"))
             .then_some(())
     });
-    assert_eq!(task(&tb, sleeper)["Status"], "In progress");
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
 
     // Space comes back: no restart.
     std::fs::remove_file(&filler).unwrap();
-    let slept = wait_success(&tb, sleeper);
-    assert_eq!(slept["Message"], "Slept 4 s.", "{slept}");
+    let released = wait_success(&tb, holder);
+    assert_eq!(released["Message"], "Released.", "{released}");
     // Its LOG lines, which could not be stored while the disk was full, came with its end.
-    let log = String::from_utf8_lossy(&file(&tb, sleeper, "LogFile")).into_owned();
+    let log = String::from_utf8_lossy(&file(&tb, holder, "LogFile")).into_owned();
     assert!(
-        log.contains("Started sleep") && log.contains("Finished SUCCESS"),
+        log.contains("Started debug.hold") && log.contains("Finished SUCCESS"),
         "the LOG of the task that ran through the full disk:\n{log}"
     );
     let fresh = submitted(&submit(&tb, "sleep", json!({"seconds": "0"})));
@@ -319,10 +322,12 @@ fn a_read_only_database_refuses_writes_with_503_keeps_reads_and_works_after_a_re
     let db = fs.path.join("taskbox.db");
     let mut tb = Taskbox::start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
     let stored = Stored::make(&tb);
-    // A task that is running when the disk turns read-only, and ends while it is.
-    let sleeper = submitted(&submit(&tb, "sleep", json!({"seconds": "2"})));
-    wait_until("the sleep task to start", || {
-        (task(&tb, sleeper)["Status"] == "In progress").then_some(())
+    // A task that is running when the disk turns read-only, and ends while it is: held
+    // until the test creates its release file (outside the failing filesystem).
+    let release = logs.path().join("release-hold");
+    let holder = submitted(&submit(&tb, "debug.hold", json!({"release": release})));
+    wait_until("the held task to start", || {
+        (task(&tb, holder)["Status"] == "In progress").then_some(())
     });
     let (_, total_before) = list(&tb);
 
@@ -346,12 +351,14 @@ fn a_read_only_database_refuses_writes_with_503_keeps_reads_and_works_after_a_re
         "taskbox died when its disk turned read-only"
     );
     // Its end cannot be recorded: it stays "In progress" while the service runs...
-    wait_until("the sleep task's end to be refused", || {
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
+    std::fs::write(&release, b"").expect("release the held task");
+    wait_until("the held task's end to be refused", || {
         tb.log()
-            .contains(&format!("task {sleeper}: recording its end failed"))
+            .contains(&format!("task {holder}: recording its end failed"))
             .then_some(())
     });
-    assert_eq!(task(&tb, sleeper)["Status"], "In progress");
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
 
     let status = tb.terminate(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "exit status; log:\n{}", tb.log());
@@ -363,7 +370,7 @@ fn a_read_only_database_refuses_writes_with_503_keeps_reads_and_works_after_a_re
     let tb = Taskbox::start(&db, logs.path(), &["--workers", "2"]);
     stored.check(&tb, "after the restart");
     // ...and the start after the repair marks it interrupted, as after a crash.
-    let interrupted = task(&tb, sleeper);
+    let interrupted = task(&tb, holder);
     assert_eq!(interrupted["Status"], "ERROR", "{interrupted}");
     assert_eq!(
         interrupted["Message"], "Interrupted: the service stopped while this task was running.",
