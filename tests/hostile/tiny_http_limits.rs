@@ -65,8 +65,11 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
         );
         outcome.envelope(413, &[]);
     }
-    // Every connection is closed after the read timeout; their threads should end with them.
-    std::thread::sleep(Duration::from_secs(3));
+    // Every connection is closed after the read timeout; their threads should end with them
+    // (waited for, up to the deadline).
+    let _ = poll_until(DEADLINE, || {
+        (threads_of(&server) <= before + 5).then_some(())
+    });
     let after = threads_of(&server);
     assert!(
         after <= before + 5,
@@ -192,12 +195,23 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
     let flood: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(&server.base).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    let log_path = server._dir.path().join("server.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // The server accepts the flood until it runs out of descriptors: held until then.
+    let ran_out = poll_until(DEADLINE, || {
+        log()
+            .contains("stopped accepting connections")
+            .then_some(())
+    });
+    assert!(
+        ran_out.is_some(),
+        "a flood of 200 connections did not exhaust 128 descriptors; the log:\n{}",
+        log()
+    );
     drop(flood);
-    let answered = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
+    let answered = poll_until(DEADLINE, || {
         let Ok(mut stream) = TcpStream::connect(&server.base) else {
-            return false;
+            return None;
         };
         stream
             .set_read_timeout(Some(Duration::from_secs(1)))
@@ -206,9 +220,12 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
             .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 200")
-    });
-    let log = std::fs::read_to_string(server._dir.path().join("server.log")).unwrap();
+        let ok = BufReader::new(&stream).read_line(&mut line).is_ok()
+            && line.starts_with("HTTP/1.1 200");
+        ok.then_some(())
+    })
+    .is_some();
+    let log = log();
     assert!(
         answered,
         "the server no longer accepts connections; its log:\n{log}"

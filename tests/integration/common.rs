@@ -181,13 +181,21 @@ fn read_log(dir: &Path) -> String {
 }
 
 /// Polls `check` until it gives a value, failing the test after `DEADLINE`.
-pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
+pub fn wait_until<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    poll_until(DEADLINE, check).unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `check` until it gives a value, or `within` has passed (None: a caller that says
+/// more than `wait_until` about a failure).
+pub fn poll_until<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(value) = check() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
