@@ -9,7 +9,7 @@
 //! `SKIPPED: cannot mount a small filesystem: <reason>` and pass, unless
 //! `TASKBOX_REQUIRE_MOUNT=1` is set, which turns a skip into a failure.
 
-#[path = "../integration/common.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 mod mount;
 mod server;

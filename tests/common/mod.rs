@@ -1,5 +1,7 @@
-//! Shared by every integration test: start the real taskbox binary on port 0 with its own
-//! temporary database, talk HTTP to it, and wait on conditions with a deadline.
+//! Shared by every test binary (integration, crash, disk, hostile), each of which includes
+//! it with `#[path = "../common/mod.rs"] mod common;`: start the real taskbox binary on port
+//! 0 with its own temporary database, talk HTTP to it, and wait on conditions with a
+//! deadline.
 
 #![allow(dead_code)]
 
