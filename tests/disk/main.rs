@@ -409,8 +409,9 @@ fn a_start_on_a_full_disk_fails_saying_so_and_succeeds_once_space_is_freed() {
 
     let filler = fs.path.join("filler");
     mount::fill(&filler);
-    let (status, stderr) =
-        common::run_to_exit(&db, &["--listen", "127.0.0.1:0"], Duration::from_secs(30));
+    let (status, stderr) = common::Server::builder()
+        .db(&db)
+        .run_to_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
     assert!(
         stderr.contains("the disk holding the database is full"),

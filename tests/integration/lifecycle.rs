@@ -45,20 +45,6 @@ fn assert_interrupted(task: &Value) {
     assert!(task["StartTime"].is_string(), "no StartTime: {task}");
 }
 
-/// The number of tasks with `status`, from the list's X-Total-Count.
-fn count_with_status(server: &Server, status: &str) -> u64 {
-    let answer = get(&server.url(&format!(
-        "/webservicetasks?status={}",
-        status.replace(' ', "%20")
-    )));
-    answer.data(200);
-    answer
-        .header("X-Total-Count")
-        .expect("X-Total-Count")
-        .parse()
-        .expect("a count")
-}
-
 #[test]
 fn a_panicking_handler_ends_its_task_error_and_the_workers_go_on() {
     let server = Server::start_with(&["--workers", "2"]);
@@ -235,11 +221,8 @@ fn after_a_crash_running_tasks_are_interrupted_and_the_rest_is_intact() {
     assert_eq!(ran["Status"], "SUCCESS", "{ran}");
 
     // Every acknowledged task is there, and nothing is left running or waiting.
-    let list = get(&server.url("/webservicetasks"));
-    let ids: Vec<i64> = list
-        .data(200)
-        .as_array()
-        .expect("array")
+    let ids: Vec<i64> = list_all(&server)
+        .0
         .iter()
         .map(|t| t["WebServiceTaskId"].as_i64().unwrap())
         .collect();
@@ -515,16 +498,6 @@ fn progress_moves_between_0_and_100_while_a_task_runs() {
     assert!(text.ends_with("Slept 2 s.\n"), "{text}");
 }
 
-/// A raw HTTP/1.1 connection to the server that has sent `bytes` and then says nothing.
-fn stalled_client(server: &Server, bytes: &[u8]) -> std::net::TcpStream {
-    use std::io::Write;
-    let addr = server.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.write_all(bytes).expect("write");
-    stream.flush().expect("flush");
-    stream
-}
-
 /// The bytes the database takes on disk, with its write-ahead log.
 fn database_bytes(server: &Server) -> u64 {
     ["taskbox.db", "taskbox.db-wal"]
@@ -544,7 +517,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_upload() {
     // Part of the body: enough for the server to commit some of it (it commits 8 MiB at a
     // time), then nothing more.
     request.resize(request.len() + 20_000_000, b'x');
-    let stream = stalled_client(&server, &request);
+    let stream = send_raw(&server, &request);
     wait_until("the server to store part of the upload", || {
         (database_bytes(&server) > before + 8_000_000).then_some(())
     });
@@ -564,7 +537,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
         .expect("id");
     assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
     let request = format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\n\r\n");
-    let mut stream = stalled_client(&server, request.as_bytes());
+    let mut stream = send_raw(&server, request.as_bytes());
     // The answer has begun; the client reads no further.
     let mut start = [0u8; 12];
     stream
@@ -579,8 +552,10 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
 /// Runs `taskbox serve` on the database in `dir` with `args`, expecting it to refuse to
 /// start: it must exit non-zero within a few seconds. Returns what it wrote to stderr.
 fn start_expecting_failure(dir: &std::path::Path, args: &[&str]) -> String {
-    let (status, text) =
-        crate::common::run_to_exit(&dir.join("taskbox.db"), args, Duration::from_secs(10));
+    let (status, text) = Server::builder()
+        .dir(dir)
+        .args(args)
+        .run_to_exit(Duration::from_secs(10));
     assert!(
         !status.success(),
         "taskbox {args:?} exited successfully; its log:\n{text}"
