@@ -19,5 +19,4 @@ mod crash;
 mod db;
 mod hang;
 mod load;
-mod process;
 mod rng;
