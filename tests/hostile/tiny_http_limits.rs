@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -138,49 +137,10 @@ fn a_huge_header_line_does_not_cost_the_server_its_size_in_memory() {
 }
 
 /// A taskbox whose file descriptors are limited to `nofile`, for the accept loop's test.
-struct Limited {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_limited(nofile: u32) -> Limited {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}:{nofile}"))
-        .arg(env!("CARGO_BIN_EXE_taskbox"))
-        .arg("serve")
-        .arg("--db")
-        .arg(dir.path().join("taskbox.db"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.path().join("server.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("prlimit (util-linux) runs taskbox");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("taskbox listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    Limited {
-        child,
-        base,
-        _dir: dir,
-    }
+fn start_limited(nofile: u32) -> Server {
+    Server::builder()
+        .wrapped_by(&["prlimit", &format!("--nofile={nofile}:{nofile}")])
+        .start()
 }
 
 /// tiny_http 0.12 ends its accept loop for good on the first error of accept(), and running
@@ -193,24 +153,23 @@ fn start_limited(nofile: u32) -> Limited {
 fn the_server_accepts_again_after_running_out_of_file_descriptors() {
     let server = start_limited(128);
     let flood: Vec<TcpStream> = (0..200)
-        .filter_map(|_| TcpStream::connect(&server.base).ok())
+        .filter_map(|_| TcpStream::connect(addr(&server)).ok())
         .collect();
-    let log_path = server._dir.path().join("server.log");
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     // The server accepts the flood until it runs out of descriptors: held until then.
     let ran_out = poll_until(DEADLINE, || {
-        log()
+        server
+            .log()
             .contains("stopped accepting connections")
             .then_some(())
     });
     assert!(
         ran_out.is_some(),
         "a flood of 200 connections did not exhaust 128 descriptors; the log:\n{}",
-        log()
+        server.log()
     );
     drop(flood);
     let answered = poll_until(DEADLINE, || {
-        let Ok(mut stream) = TcpStream::connect(&server.base) else {
+        let Ok(mut stream) = TcpStream::connect(addr(&server)) else {
             return None;
         };
         stream
@@ -225,7 +184,7 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
         ok.then_some(())
     })
     .is_some();
-    let log = log();
+    let log = server.log();
     assert!(
         answered,
         "the server no longer accepts connections; its log:\n{log}"
