@@ -71,7 +71,8 @@ struct ServeArgs {
     /// Threads answering HTTP requests.
     #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
     http_threads: usize,
-    /// Also register the diagnostic kinds debug.panic and debug.hang (for tests).
+    /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
+    /// debug.import (for tests).
     #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
     test_kinds: bool,
 }

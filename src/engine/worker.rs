@@ -317,36 +317,50 @@ mod tests {
             |_, _| panic!("no wait once stopping"),
         );
         assert_eq!((result, attempts), (Err("refused"), 1));
-        assert!(started.elapsed() < Duration::from_millis(50));
+        // Sooner than the first wait would have ended.
+        assert!(started.elapsed() < FINISH_RETRY_FIRST);
 
         // Stopped while waiting between attempts: the wait ends, one last attempt is made.
         shared.stopping.store(false, Ordering::SeqCst);
+        // The third wait (400 ms) begins: told to the stopper, which stops the engine then,
+        // while the retries wait or just before they do (either way the wait must end).
+        let (third_wait, begins) = std::sync::mpsc::channel::<Instant>();
         let stopper = {
             let shared = shared.clone();
             std::thread::spawn(move || {
-                // Within the third wait (400 ms, from 300 ms on).
-                std::thread::sleep(Duration::from_millis(450));
+                let began = begins.recv().expect("the third wait");
                 shared.stopping.store(true, Ordering::SeqCst);
                 shared.store.activity().bump();
-                Instant::now()
+                (began, Instant::now())
             })
         };
         let mut attempts = 0;
+        let mut waits = 0;
         let result: Result<(), _> = retry_until_stopped(
             &shared,
             || {
                 attempts += 1;
                 Err("refused")
             },
-            |_, _| {},
+            |_, delay| {
+                waits += 1;
+                if waits == 3 {
+                    assert_eq!(delay, Duration::from_millis(400));
+                    third_wait.send(Instant::now()).expect("the stopper waits");
+                }
+            },
         );
         let returned = Instant::now();
-        let stopped = stopper.join().unwrap();
+        let (began, stopped) = stopper.join().unwrap();
         assert_eq!(result, Err("refused"));
-        // At 0, 100 and 300 ms, and at the stop (give or take a slow machine).
+        // Three before the third wait, and one at the stop.
         assert!(attempts >= 3, "{attempts} attempts");
+        assert_eq!(attempts, 4);
+        // Uncut, the wait would have lasted until `began` + 400 ms, and the retries gone on
+        // after it: they ended before, so the stop cut the wait short.
+        let wait_left = Duration::from_millis(400).saturating_sub(stopped.duration_since(began));
         assert!(
-            returned.duration_since(stopped) < Duration::from_millis(100),
+            returned.duration_since(stopped) < wait_left,
             "the retries went on {:?} after the stop",
             returned.duration_since(stopped)
         );

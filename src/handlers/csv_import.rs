@@ -51,6 +51,20 @@ impl Handler for CsvImport {
     }
 
     fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError> {
+        self.run_with(ctx, &mut |_| Ok(()))
+    }
+}
+
+impl CsvImport {
+    /// `run`, calling `after_first_batch` once, as soon as the rows of the first batch are
+    /// stored and counted and the progress set: when the second batch is sent, so never for
+    /// a file of fewer than two full batches. An error from it ends the import as one of its
+    /// own would. `run` passes a no-op; the test kind `debug.import` holds the task there.
+    pub(crate) fn run_with(
+        &self,
+        ctx: &mut TaskContext<'_>,
+        after_first_batch: &mut dyn FnMut(&mut TaskContext<'_>) -> Result<(), TaskError>,
+    ) -> Result<String, TaskError> {
         let table = ctx.param("table").unwrap_or_default().to_string();
         let key = list_param(ctx.params(), "key").unwrap_or_default();
         let Some((input, size)) = ctx.input()? else {
@@ -121,6 +135,7 @@ impl Handler for CsvImport {
             let mut batch_bytes = 0;
             let mut errors = ErrFile::new(&raw_header);
             let mut next_log_percent = 10;
+            let mut first_batch_seen = false;
             while reader.read_byte_record(&mut record).map_err(csv_error)? {
                 counts.total += 1;
                 match check_row(&record, header.len(), &key_positions) {
@@ -149,6 +164,10 @@ impl Handler for CsvImport {
                     next_log_percent = percent / 10 * 10 + 10;
                 }
                 ctx.checkpoint()?;
+                if !first_batch_seen && counts.succeeded + counts.duplicate > 0 {
+                    first_batch_seen = true;
+                    after_first_batch(ctx)?;
+                }
             }
             insert(&mut session, &mut batch, &mut counts)?;
             errors.drain_into(ctx)?;

@@ -10,7 +10,7 @@ mod sleep;
 
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
-use debug::{Hang, Panic};
+use debug::{Hang, HeldImport, Hold, Panic};
 pub use sleep::Sleep;
 
 use crate::kind::Registry;
@@ -26,12 +26,15 @@ impl Registry {
         registry
     }
 
-    /// Adds the diagnostic kinds debug.panic and debug.hang, which misbehave on purpose so
-    /// that tests can show the engine survives them. Never for a normal install.
+    /// Adds the diagnostic kinds (debug.panic, debug.hang, debug.hold, debug.import), which
+    /// misbehave or wait on purpose so that tests can show the engine survives them and hold
+    /// a task running for as long as they need. Never for a normal install.
     #[doc(hidden)]
     pub fn register_diagnostic_kinds(&mut self) {
         self.register(Panic);
         self.register(Hang);
+        self.register(Hold);
+        self.register(HeldImport);
     }
 }
 

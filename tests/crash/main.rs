@@ -12,12 +12,11 @@
 //! The database file is read directly (rusqlite) only while no taskbox runs on it, or for
 //! tasks that no running process can change any more, so no check races the server.
 
-#[path = "../integration/common.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 
 mod crash;
 mod db;
 mod hang;
 mod load;
-mod process;
 mod rng;

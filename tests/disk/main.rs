@@ -9,19 +9,19 @@
 //! `SKIPPED: cannot mount a small filesystem: <reason>` and pass, unless
 //! `TASKBOX_REQUIRE_MOUNT=1` is set, which turns a skip into a failure.
 
-#[path = "../integration/common.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 mod mount;
-mod server;
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{get, post_json, send, wait_until, Answer};
+use common::{
+    get, list_all, post_task, send, task, wait_finished, wait_running, wait_until, Answer, Server,
+};
 use mount::SmallFs;
-use server::Taskbox;
 
 /// What a client is told when the disk is full.
 const DISK_FULL: &str =
@@ -41,11 +41,16 @@ fn mounted(what: &str, mount: impl FnOnce() -> Result<SmallFs, String>) -> Optio
     }
 }
 
-fn submit(tb: &Taskbox, kind: &str, params: Value) -> Answer {
-    post_json(
-        &tb.url("/webservicetasks"),
-        &json!({"kind": kind, "params": params}),
-    )
+/// Starts taskbox on the database `db` (on the small filesystem), logging into
+/// `log_dir/server.log` (off it: a log on the full disk would lose the very lines the test
+/// waits for).
+fn start(db: &Path, log_dir: &Path, args: &[&str]) -> Server {
+    Server::builder()
+        .db(db)
+        .log_dir(log_dir)
+        .args(args)
+        .log_level("info")
+        .start()
 }
 
 fn submitted(answer: &Answer) -> i64 {
@@ -55,7 +60,7 @@ fn submitted(answer: &Answer) -> i64 {
 }
 
 /// POSTs `file` as the raw body of a csv.import into `table`.
-fn import(tb: &Taskbox, table: &str, file: &[u8]) -> Answer {
+fn import(tb: &Server, table: &str, file: &[u8]) -> Answer {
     send(
         "POST",
         &tb.url(&format!(
@@ -66,39 +71,16 @@ fn import(tb: &Taskbox, table: &str, file: &[u8]) -> Answer {
     )
 }
 
-fn task(tb: &Taskbox, id: i64) -> Value {
-    get(&tb.url(&format!("/webservicetasks/{id}"))).data(200)
-}
-
-fn wait_ended(tb: &Taskbox, id: i64) -> Value {
-    wait_until(&format!("task {id} to end"), || {
-        let t = task(tb, id);
-        matches!(t["Status"].as_str(), Some("SUCCESS" | "ERROR" | "CANCELED")).then_some(t)
-    })
-}
-
-fn wait_success(tb: &Taskbox, id: i64) -> Value {
-    let t = wait_ended(tb, id);
+fn wait_success(tb: &Server, id: i64) -> Value {
+    let t = wait_finished(tb, id);
     assert_eq!(t["Status"], "SUCCESS", "{t}");
     t
 }
 
-fn file(tb: &Taskbox, id: i64, which: &str) -> Vec<u8> {
+fn file(tb: &Server, id: i64, which: &str) -> Vec<u8> {
     let answer = get(&tb.url(&format!("/webservicetasks/{id}/{which}")));
     assert_eq!(answer.status, 200, "{which} of {id}: {}", answer.text());
     answer.body
-}
-
-/// The list, and its X-Total-Count.
-fn list(tb: &Taskbox) -> (Vec<Value>, u64) {
-    let answer = get(&tb.url("/webservicetasks?limit=1000"));
-    let data = answer.data(200);
-    let total = answer
-        .header("X-Total-Count")
-        .expect("X-Total-Count")
-        .parse()
-        .expect("a count");
-    (data.as_array().expect("an array").clone(), total)
 }
 
 /// Runs `request` on `n` threads at once; their answers.
@@ -156,15 +138,15 @@ struct Stored {
 
 impl Stored {
     /// Stores an import (with its uploaded IO file, LOG and ERR) and an export of it.
-    fn make(tb: &Taskbox) -> Stored {
+    fn make(tb: &Server) -> Stored {
         let mut input = csv(2000, "first");
         // One bad row, so the import has an ERR file too.
         input.extend_from_slice(b"BAD,too,many,fields\n");
         let imported = submitted(&import(tb, "rates", &input));
-        let done = wait_ended(tb, imported);
+        let done = wait_finished(tb, imported);
         assert_eq!(done["Status"], "ERROR", "one row fails: {done}");
         assert_eq!(done["SucceededRecords"], 2000, "{done}");
-        let exported = submitted(&submit(tb, "csv.export", json!({"table": "rates"})));
+        let exported = submitted(&post_task(tb, "csv.export", json!({"table": "rates"})));
         wait_success(tb, exported);
         let mut stored = Stored {
             tasks: Vec::new(),
@@ -184,7 +166,7 @@ impl Stored {
     }
 
     /// Checks every task and file reads back exactly as it was.
-    fn check(&self, tb: &Taskbox, when: &str) {
+    fn check(&self, tb: &Server, when: &str) {
         for (id, before) in &self.tasks {
             assert_eq!(&task(tb, *id), before, "task {id} {when}");
         }
@@ -194,7 +176,7 @@ impl Stored {
                 "the {which} of task {id} differs {when}"
             );
         }
-        let (listed, _) = list(tb);
+        let (listed, _) = list_all(tb);
         for (id, before) in &self.tasks {
             let found = listed.iter().find(|t| t["WebServiceTaskId"] == *id);
             assert_eq!(found, Some(before), "task {id} in the list {when}");
@@ -210,36 +192,36 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     eprintln!("filesystem: {:?} at {}", fs.kind, fs.path.display());
     let logs = tempfile::tempdir().unwrap();
     let db = fs.path.join("taskbox.db");
-    let mut tb = Taskbox::start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
+    let mut tb = start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
 
     let stored = Stored::make(&tb);
-    // A task that is running when the disk fills, and ends while it is full.
-    let sleeper = submitted(&submit(&tb, "sleep", json!({"seconds": "4"})));
-    wait_until("the sleep task to start", || {
-        (task(&tb, sleeper)["Status"] == "In progress").then_some(())
-    });
-    let (_, total_before) = list(&tb);
+    // A task that is running when the disk fills, and ends while it is full: held until the
+    // test creates its release file (outside the small filesystem).
+    let release = logs.path().join("release-hold");
+    let holder = submitted(&post_task(&tb, "debug.hold", json!({"release": release})));
+    wait_running(&tb, holder);
+    let (_, total_before) = list_all(&tb);
 
     truncate_wal(&db);
     let filler = fs.path.join("filler");
     let filled = mount::fill(&filler);
     eprintln!("filled the disk with {filled} bytes");
     assert_eq!(
-        task(&tb, sleeper)["Status"],
+        task(&tb, holder)["Status"],
         "In progress",
-        "the sleep task ended before the disk was full: the machine is too slow for this test"
+        "the held task ended before the disk was full"
     );
 
     // Writes are refused with 507, in the envelope, and store nothing.
-    let message = submit(&tb, "sleep", json!({"seconds": "0"})).error(507);
+    let message = post_task(&tb, "sleep", json!({"seconds": "0"})).error(507);
     assert_eq!(message, DISK_FULL);
     // Submissions that arrive together share one transaction: each still hears 507.
-    for answer in concurrently(8, || submit(&tb, "sleep", json!({"seconds": "0"}))) {
+    for answer in concurrently(8, || post_task(&tb, "sleep", json!({"seconds": "0"}))) {
         assert_eq!(answer.error(507), DISK_FULL);
     }
     let message = import(&tb, "other", &csv(2000, "refused")).error(507);
     assert_eq!(message, DISK_FULL);
-    let (_, total) = list(&tb);
+    let (_, total) = list_all(&tb);
     assert_eq!(total, total_before, "a refused submission stored a task");
     // A delete is a write too: refused, and the task stays (checked below).
     let exported = stored.tasks[1].0;
@@ -250,26 +232,27 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     stored.check(&tb, "while the disk is full");
     assert!(tb.is_running(), "taskbox died when the disk filled");
 
-    // The sleep task ends while the disk is full: its end cannot be recorded yet, so it
+    // The held task ends while the disk is full: its end cannot be recorded yet, so it
     // stays "In progress" (truthfully: nothing says otherwise) and its end is retried.
-    wait_until("the sleep task's end to be refused", || {
+    std::fs::write(&release, b"").expect("release the held task");
+    wait_until("the held task's end to be refused", || {
         tb.log()
-            .contains(&format!("task {sleeper}: recording its end failed"))
+            .contains(&format!("task {holder}: recording its end failed"))
             .then_some(())
     });
-    assert_eq!(task(&tb, sleeper)["Status"], "In progress");
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
 
     // Space comes back: no restart.
     std::fs::remove_file(&filler).unwrap();
-    let slept = wait_success(&tb, sleeper);
-    assert_eq!(slept["Message"], "Slept 4 s.", "{slept}");
+    let released = wait_success(&tb, holder);
+    assert_eq!(released["Message"], "Released.", "{released}");
     // Its LOG lines, which could not be stored while the disk was full, came with its end.
-    let log = String::from_utf8_lossy(&file(&tb, sleeper, "LogFile")).into_owned();
+    let log = String::from_utf8_lossy(&file(&tb, holder, "LogFile")).into_owned();
     assert!(
-        log.contains("Started sleep") && log.contains("Finished SUCCESS"),
+        log.contains("Started debug.hold") && log.contains("Finished SUCCESS"),
         "the LOG of the task that ran through the full disk:\n{log}"
     );
-    let fresh = submitted(&submit(&tb, "sleep", json!({"seconds": "0"})));
+    let fresh = submitted(&post_task(&tb, "sleep", json!({"seconds": "0"})));
     wait_success(&tb, fresh);
     let again = csv(500, "after");
     let imported = submitted(&import(&tb, "other", &again));
@@ -277,10 +260,10 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_without_a_restar
     assert_eq!(done["SucceededRecords"], 500, "{done}");
     assert_eq!(file(&tb, imported, "IoFile"), again);
     stored.check(&tb, "after the disk had space again");
-    let (_, total) = list(&tb);
+    let (_, total) = list_all(&tb);
     assert_eq!(total, total_before + 2);
 
-    let status = tb.terminate(Duration::from_secs(30));
+    let status = tb.signal_and_wait("TERM", Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "exit status; log:\n{}", tb.log());
     assert_eq!(integrity_check(&db), "ok");
 }
@@ -317,14 +300,14 @@ fn a_read_only_database_refuses_writes_with_503_keeps_reads_and_works_after_a_re
     }
     let logs = tempfile::tempdir().unwrap();
     let db = fs.path.join("taskbox.db");
-    let mut tb = Taskbox::start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
+    let mut tb = start(&db, logs.path(), &["--workers", "2", "--grace-secs", "5"]);
     let stored = Stored::make(&tb);
-    // A task that is running when the disk turns read-only, and ends while it is.
-    let sleeper = submitted(&submit(&tb, "sleep", json!({"seconds": "2"})));
-    wait_until("the sleep task to start", || {
-        (task(&tb, sleeper)["Status"] == "In progress").then_some(())
-    });
-    let (_, total_before) = list(&tb);
+    // A task that is running when the disk turns read-only, and ends while it is: held
+    // until the test creates its release file (outside the failing filesystem).
+    let release = logs.path().join("release-hold");
+    let holder = submitted(&post_task(&tb, "debug.hold", json!({"release": release})));
+    wait_running(&tb, holder);
+    let (_, total_before) = list_all(&tb);
 
     std::fs::write(&trigger, "taskbox disk test\n").expect("trigger an ext4 error");
     let probe = std::fs::write(fs.path.join("probe"), b"x");
@@ -334,42 +317,44 @@ fn a_read_only_database_refuses_writes_with_503_keeps_reads_and_works_after_a_re
         "the filesystem did not turn read-only: {probe:?}"
     );
 
-    let message = submit(&tb, "sleep", json!({"seconds": "0"})).error(503);
+    let message = post_task(&tb, "sleep", json!({"seconds": "0"})).error(503);
     assert_eq!(message, UNAVAILABLE);
     let message = import(&tb, "other", &csv(2000, "refused")).error(503);
     assert_eq!(message, UNAVAILABLE);
     stored.check(&tb, "while the database is read-only");
-    let (_, total) = list(&tb);
+    let (_, total) = list_all(&tb);
     assert_eq!(total, total_before, "a refused submission stored a task");
     assert!(
         tb.is_running(),
         "taskbox died when its disk turned read-only"
     );
     // Its end cannot be recorded: it stays "In progress" while the service runs...
-    wait_until("the sleep task's end to be refused", || {
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
+    std::fs::write(&release, b"").expect("release the held task");
+    wait_until("the held task's end to be refused", || {
         tb.log()
-            .contains(&format!("task {sleeper}: recording its end failed"))
+            .contains(&format!("task {holder}: recording its end failed"))
             .then_some(())
     });
-    assert_eq!(task(&tb, sleeper)["Status"], "In progress");
+    assert_eq!(task(&tb, holder)["Status"], "In progress");
 
-    let status = tb.terminate(Duration::from_secs(30));
+    let status = tb.signal_and_wait("TERM", Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "exit status; log:\n{}", tb.log());
     drop(tb);
 
     fs.unmount(false).expect("unmount");
     fs.fsck_and_mount("errors=remount-ro")
         .expect("check and mount again");
-    let tb = Taskbox::start(&db, logs.path(), &["--workers", "2"]);
+    let tb = start(&db, logs.path(), &["--workers", "2"]);
     stored.check(&tb, "after the restart");
     // ...and the start after the repair marks it interrupted, as after a crash.
-    let interrupted = task(&tb, sleeper);
+    let interrupted = task(&tb, holder);
     assert_eq!(interrupted["Status"], "ERROR", "{interrupted}");
     assert_eq!(
         interrupted["Message"], "Interrupted: the service stopped while this task was running.",
         "{interrupted}"
     );
-    let fresh = submitted(&submit(&tb, "sleep", json!({"seconds": "0"})));
+    let fresh = submitted(&post_task(&tb, "sleep", json!({"seconds": "0"})));
     wait_success(&tb, fresh);
     drop(tb);
     assert_eq!(integrity_check(&db), "ok");
@@ -387,9 +372,12 @@ fn a_start_on_a_full_disk_fails_saying_so_and_succeeds_once_space_is_freed() {
     };
     let logs = tempfile::tempdir().unwrap();
     let db = fs.path.join("taskbox.db");
-    let mut tb = Taskbox::start(&db, logs.path(), &[]);
+    let mut tb = start(&db, logs.path(), &[]);
     let stored = Stored::make(&tb);
-    assert_eq!(tb.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(
+        tb.signal_and_wait("TERM", Duration::from_secs(30)).code(),
+        Some(0)
+    );
     drop(tb);
     // The last connection to close removes the WAL and the -shm file.
     let conn = rusqlite::Connection::open(&db).expect("open the database");
@@ -402,8 +390,9 @@ fn a_start_on_a_full_disk_fails_saying_so_and_succeeds_once_space_is_freed() {
 
     let filler = fs.path.join("filler");
     mount::fill(&filler);
-    let (status, stderr) =
-        common::run_to_exit(&db, &["--listen", "127.0.0.1:0"], Duration::from_secs(30));
+    let (status, stderr) = Server::builder()
+        .db(&db)
+        .run_to_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
     assert!(
         stderr.contains("the disk holding the database is full"),
@@ -411,10 +400,13 @@ fn a_start_on_a_full_disk_fails_saying_so_and_succeeds_once_space_is_freed() {
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let mut tb = Taskbox::start(&db, logs.path(), &[]);
+    let mut tb = start(&db, logs.path(), &[]);
     stored.check(&tb, "after a start on a freed disk");
-    let fresh = submitted(&submit(&tb, "sleep", json!({"seconds": "0"})));
+    let fresh = submitted(&post_task(&tb, "sleep", json!({"seconds": "0"})));
     wait_success(&tb, fresh);
-    assert_eq!(tb.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(
+        tb.signal_and_wait("TERM", Duration::from_secs(30)).code(),
+        Some(0)
+    );
     assert_eq!(integrity_check(&db), "ok");
 }

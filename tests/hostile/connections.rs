@@ -240,19 +240,14 @@ fn connections_over_max_connections_are_closed_at_once_and_the_others_are_served
 #[test]
 fn limits_out_of_bounds_stop_serve_naming_the_flag_from_flags_and_environment() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let dir = tempfile::tempdir().unwrap();
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskbox"))
-            .arg("serve")
-            .arg("--db")
-            .arg(dir.path().join("taskbox.db"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        assert!(!output.status.success(), "{args:?} {env:?} was accepted");
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        let taskbox = env
+            .iter()
+            .fold(Server::builder().args(args), |b, (name, value)| {
+                b.env(name, value)
+            });
+        let (status, stderr) = taskbox.run_to_exit(DEADLINE);
+        assert!(!status.success(), "{args:?} {env:?} was accepted");
+        stderr
     };
     for (flag, value) in [
         ("--max-headers", "0"),

@@ -7,7 +7,7 @@
 //! Tests that reproduce what tiny_http 0.12 does and taskbox cannot fix from outside it are
 //! `#[ignore]`d with the reason; run them with `cargo test --test hostile -- --ignored`.
 
-#[path = "../integration/common.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 
 mod connections;

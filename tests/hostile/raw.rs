@@ -53,21 +53,6 @@ impl Outcome {
     }
 }
 
-pub fn addr(server: &Server) -> String {
-    server
-        .base
-        .strip_prefix("http://")
-        .expect("http base")
-        .to_string()
-}
-
-pub fn connect(server: &Server) -> TcpStream {
-    let stream = TcpStream::connect(addr(server)).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.set_write_timeout(Some(DEADLINE)).unwrap();
-    stream
-}
-
 /// Sends `request` over a fresh connection (a write the server cuts short is fine) and
 /// reads what comes back.
 pub fn exchange(server: &Server, request: &[u8]) -> Outcome {
@@ -79,62 +64,12 @@ pub fn exchange(server: &Server, request: &[u8]) -> Outcome {
 
 /// Reads one answer from `stream`, or notices it closed.
 pub fn read_outcome(stream: &mut TcpStream) -> Outcome {
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                assert!(
-                    bytes.is_empty(),
-                    "closed inside an answer's head: {:?}",
-                    String::from_utf8_lossy(&bytes)
-                );
-                return Outcome::Closed;
-            }
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
-                return Outcome::Closed
-            }
-            Err(e) => panic!("reading the answer: {e} (a hung connection?)"),
-        }
+    let Some((head, start)) = read_head(stream) else {
+        return Outcome::Closed;
     };
-    let head = String::from_utf8_lossy(&bytes[..head_end]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        // No length: the body ends with the connection.
-        .unwrap_or(usize::MAX);
-    if length == usize::MAX {
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                Err(e) => panic!("reading the body of {head:?} up to its end: {e}"),
-            }
-        }
-    }
-    let length = length.min(bytes.len() - head_end);
-    while bytes.len() < head_end + length {
-        match stream.read(&mut buf) {
-            Ok(0) => panic!("closed inside the body of {head:?}"),
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading the body of {head:?}: {e}"),
-        }
-    }
-    let body = bytes[head_end..head_end + length].to_vec();
+    // Without a Content-Length the body ends with the connection.
+    let body = read_body(stream, start, head.content_length());
+    let status = head.status;
     if body.is_empty() {
         return Outcome::Bare { status };
     }

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -65,8 +64,11 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
         );
         outcome.envelope(413, &[]);
     }
-    // Every connection is closed after the read timeout; their threads should end with them.
-    std::thread::sleep(Duration::from_secs(3));
+    // Every connection is closed after the read timeout; their threads should end with them
+    // (waited for, up to the deadline).
+    let _ = poll_until(DEADLINE, || {
+        (threads_of(&server) <= before + 5).then_some(())
+    });
     let after = threads_of(&server);
     assert!(
         after <= before + 5,
@@ -135,49 +137,10 @@ fn a_huge_header_line_does_not_cost_the_server_its_size_in_memory() {
 }
 
 /// A taskbox whose file descriptors are limited to `nofile`, for the accept loop's test.
-struct Limited {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_limited(nofile: u32) -> Limited {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}:{nofile}"))
-        .arg(env!("CARGO_BIN_EXE_taskbox"))
-        .arg("serve")
-        .arg("--db")
-        .arg(dir.path().join("taskbox.db"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.path().join("server.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("prlimit (util-linux) runs taskbox");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("taskbox listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    Limited {
-        child,
-        base,
-        _dir: dir,
-    }
+fn start_limited(nofile: u32) -> Server {
+    Server::builder()
+        .wrapped_by(&["prlimit", &format!("--nofile={nofile}:{nofile}")])
+        .start()
 }
 
 /// tiny_http 0.12 ends its accept loop for good on the first error of accept(), and running
@@ -190,14 +153,24 @@ fn start_limited(nofile: u32) -> Limited {
 fn the_server_accepts_again_after_running_out_of_file_descriptors() {
     let server = start_limited(128);
     let flood: Vec<TcpStream> = (0..200)
-        .filter_map(|_| TcpStream::connect(&server.base).ok())
+        .filter_map(|_| TcpStream::connect(addr(&server)).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The server accepts the flood until it runs out of descriptors: held until then.
+    let ran_out = poll_until(DEADLINE, || {
+        server
+            .log()
+            .contains("stopped accepting connections")
+            .then_some(())
+    });
+    assert!(
+        ran_out.is_some(),
+        "a flood of 200 connections did not exhaust 128 descriptors; the log:\n{}",
+        server.log()
+    );
     drop(flood);
-    let answered = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        let Ok(mut stream) = TcpStream::connect(&server.base) else {
-            return false;
+    let answered = poll_until(DEADLINE, || {
+        let Ok(mut stream) = TcpStream::connect(addr(&server)) else {
+            return None;
         };
         stream
             .set_read_timeout(Some(Duration::from_secs(1)))
@@ -206,9 +179,12 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
             .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 200")
-    });
-    let log = std::fs::read_to_string(server._dir.path().join("server.log")).unwrap();
+        let ok = BufReader::new(&stream).read_line(&mut line).is_ok()
+            && line.starts_with("HTTP/1.1 200");
+        ok.then_some(())
+    })
+    .is_some();
+    let log = server.log();
     assert!(
         answered,
         "the server no longer accepts connections; its log:\n{log}"

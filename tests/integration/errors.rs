@@ -2,9 +2,7 @@
 //! `{"status":"error","message":<a sentence naming the problem>,"data":null}`, and the
 //! server goes on answering normally afterwards.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Read;
 
 use crate::common::*;
 use serde_json::json;
@@ -62,64 +60,6 @@ fn post_raw(server: &Server, query: &str, content_type: &str, body: &[u8]) -> An
 
 fn post_json_text(server: &Server, body: &str) -> Answer {
     post_raw(server, "", "application/json", body.as_bytes())
-}
-
-/// Sends `request` as is over a fresh connection and reads the answer: status, headers, body.
-fn raw_exchange(server: &Server, request: &[u8]) -> Answer {
-    let addr = server.base.strip_prefix("http://").expect("http base");
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request).expect("send");
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Read the head, then as much body as Content-Length says.
-    let (head_end, length) = loop {
-        let n = stream.read(&mut buf).expect("read the answer");
-        assert!(
-            n > 0,
-            "the connection closed without an answer: {:?}",
-            String::from_utf8_lossy(&bytes)
-        );
-        bytes.extend_from_slice(&buf[..n]);
-        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&bytes[..at]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.trim()
-                        .eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            break (at + 4, length);
-        }
-    };
-    while bytes.len() < head_end + length {
-        let n = stream.read(&mut buf).expect("read the body");
-        assert!(n > 0, "the connection closed inside the body");
-        bytes.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&bytes[..head_end - 4]).to_string();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: bytes[head_end..head_end + length].to_vec(),
-    }
 }
 
 #[test]
@@ -971,10 +911,7 @@ fn a_multipart_body_that_goes_on_after_its_closing_boundary_is_413() {
         .to_vec();
     request.extend_from_slice(form);
     request.extend_from_slice(&vec![b'e'; 200 * 1024]);
-    let addr = server.base.strip_prefix("http://").expect("http base");
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(&request).expect("send");
+    let mut stream = send_raw(&server, &request);
     let mut status = [0u8; 12];
     stream
         .read_exact(&mut status)

@@ -319,25 +319,8 @@ fn an_empty_body_makes_a_task_without_io_file() {
     ));
 }
 
-/// The body of a download read from a raw connection: what came with the head, then the
-/// socket.
-struct RawBody {
-    head_rest: std::io::Cursor<Vec<u8>>,
-    stream: std::net::TcpStream,
-}
-
-impl Read for RawBody {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        match self.head_rest.read(out)? {
-            0 => self.stream.read(out),
-            n => Ok(n),
-        }
-    }
-}
-
 #[test]
 fn a_download_completes_whole_when_its_task_is_deleted_midway() {
-    use std::io::Write;
     // Far more than the socket buffers hold, so most of it is read after the delete.
     const SIZE: u64 = 64 * 1024 * 1024;
     const SEED: u64 = 0xde1e7e;
@@ -355,39 +338,21 @@ fn a_download_completes_whole_when_its_task_is_deleted_midway() {
     let id = answer.data(202)["WebServiceTaskId"].as_i64().expect("id");
     assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
 
-    let addr = server.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\nConnection: close\r\n\r\n"
+    );
+    let mut stream = send_raw(&server, request.as_bytes());
     // A server that stops short after promising the length leaves the client waiting:
     // the timeout turns that into a failure.
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
-    let request = format!(
-        "GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    let body_start = loop {
-        let n = stream.read(&mut buf).expect("read the head");
-        assert!(n > 0, "the connection closed before the head ended");
-        head.extend_from_slice(&buf[..n]);
-        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head_text = String::from_utf8_lossy(&head[..body_start]).to_string();
-    assert!(head_text.starts_with("HTTP/1.1 200"), "{head_text}");
-    assert!(
-        head_text
-            .to_ascii_lowercase()
-            .contains(&format!("content-length: {SIZE}")),
-        "{head_text}"
-    );
-    let mut body = RawBody {
-        head_rest: std::io::Cursor::new(head[body_start..].to_vec()),
-        stream,
-    };
+    let (head, body_start) =
+        read_head(&mut stream).expect("the connection closed before the head ended");
+    assert!(head.text.starts_with("HTTP/1.1 200"), "{}", head.text);
+    assert_eq!(head.content_length(), Some(SIZE as usize), "{}", head.text);
+    // What came with the head, then the socket.
+    let mut body = std::io::Cursor::new(body_start).chain(stream);
     let mut expected = Noise::new(SEED, SIZE);
     // Read the first MiB slowly, then delete the task while most of the file is unsent.
     const FIRST: usize = 1024 * 1024;

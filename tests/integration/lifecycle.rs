@@ -45,20 +45,6 @@ fn assert_interrupted(task: &Value) {
     assert!(task["StartTime"].is_string(), "no StartTime: {task}");
 }
 
-/// The number of tasks with `status`, from the list's X-Total-Count.
-fn count_with_status(server: &Server, status: &str) -> u64 {
-    let answer = get(&server.url(&format!(
-        "/webservicetasks?status={}",
-        status.replace(' ', "%20")
-    )));
-    answer.data(200);
-    answer
-        .header("X-Total-Count")
-        .expect("X-Total-Count")
-        .parse()
-        .expect("a count")
-}
-
 #[test]
 fn a_panicking_handler_ends_its_task_error_and_the_workers_go_on() {
     let server = Server::start_with(&["--workers", "2"]);
@@ -92,6 +78,36 @@ fn a_panicking_handler_ends_its_task_error_and_the_workers_go_on() {
         assert_eq!(done["Message"], "Slept 0.1 s.", "{done}");
     }
     assert!(get(&server.url("/webservicetasks")).status == 200);
+}
+
+#[test]
+fn a_held_task_runs_until_its_release_file_exists() {
+    let server = Server::start();
+    let release = server.dir.join("release-hold");
+    let message = post_json(
+        &server.url("/webservicetasks"),
+        &json!({"kind": "debug.hold", "params": {"percent": 101}}),
+    )
+    .error(400);
+    assert!(message.contains("percent"), "{message}");
+    let id = submit(
+        &server,
+        "debug.hold",
+        json!({"release": release, "percent": 40}),
+    );
+    // Held: its progress is reported while it waits.
+    let held = wait_until("the held task to report its progress", || {
+        let t = task(&server, id);
+        (t["Status"] == "In progress" && t["PercentComplete"] == 40).then_some(t)
+    });
+    assert_eq!(held["Message"], "", "{held}");
+    std::fs::write(&release, b"").expect("release the task");
+    let done = wait_finished(&server, id);
+    assert_eq!(done["Status"], "SUCCESS", "{done}");
+    assert_eq!(done["Message"], "Released.", "{done}");
+    let log = get(&server.url(&format!("/webservicetasks/{id}/LogFile"))).text();
+    assert!(log.contains("Holding until"), "{log}");
+    assert!(log.contains("Released: "), "{log}");
 }
 
 #[test]
@@ -205,11 +221,8 @@ fn after_a_crash_running_tasks_are_interrupted_and_the_rest_is_intact() {
     assert_eq!(ran["Status"], "SUCCESS", "{ran}");
 
     // Every acknowledged task is there, and nothing is left running or waiting.
-    let list = get(&server.url("/webservicetasks"));
-    let ids: Vec<i64> = list
-        .data(200)
-        .as_array()
-        .expect("array")
+    let ids: Vec<i64> = list_all(&server)
+        .0
         .iter()
         .map(|t| t["WebServiceTaskId"].as_i64().unwrap())
         .collect();
@@ -263,10 +276,12 @@ fn export_rows(server: &Server, table: &str) -> Option<usize> {
     Some(text.matches("\r\n").count() - 1)
 }
 
-/// Posts `csv` as an import into `table` and waits until some of its rows are stored
-/// (a batch went in) while more are still to come; returns the task's id.
+/// Posts `csv` as a `debug.import` into `table` (a csv.import that holds, once the rows of
+/// its first batch are stored, until it is cancelled or the service stops) and waits until
+/// its progress shows those rows while more are still to come; returns the task's id.
+/// `csv` needs more than two batches' worth of rows (4000).
 fn start_import_under_way(server: &Server, csv: &[u8], table: &str) -> i64 {
-    let query = format!("kind=csv.import&table={table}&filename={table}.csv");
+    let query = format!("kind=debug.import&table={table}&filename={table}.csv");
     let import = post_file(server, &query, csv).data(202)["WebServiceTaskId"]
         .as_i64()
         .expect("id");
@@ -287,7 +302,7 @@ fn start_import_under_way(server: &Server, csv: &[u8], table: &str) -> i64 {
 #[test]
 fn deleting_a_running_import_removes_the_rows_it_stored() {
     let server = Server::start_with(&["--workers", "1"]);
-    let import = start_import_under_way(&server, &big_csv(300_000), "cancelled");
+    let import = start_import_under_way(&server, &big_csv(20_000), "cancelled");
     let took = delete_ok(&server, import);
     assert!(
         took < Duration::from_secs(5),
@@ -302,7 +317,7 @@ fn deleting_a_running_import_removes_the_rows_it_stored() {
 
 #[test]
 fn an_import_killed_midway_leaves_no_rows_behind() {
-    const ROWS: usize = 300_000;
+    const ROWS: usize = 20_000;
     let csv = big_csv(ROWS);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Server::start_in(dir.path(), &["--workers", "1"]);
@@ -316,7 +331,7 @@ fn an_import_killed_midway_leaves_no_rows_behind() {
         Some(rows) => assert_eq!(rows, 0, "the killed import left rows behind"),
     }
 
-    // The same file imports whole afterwards.
+    // The same file imports whole afterwards, as a plain csv.import.
     let answer = post_file(&server, "kind=csv.import&table=big&filename=big.csv", &csv);
     let again = answer.data(202)["WebServiceTaskId"].as_i64().expect("id");
     let done = wait_finished(&server, again);
@@ -326,22 +341,35 @@ fn an_import_killed_midway_leaves_no_rows_behind() {
     assert_eq!(export_rows(&server, "big"), Some(ROWS));
 }
 
+/// Waits, after a SIGTERM, until the server's dispatcher thread (the only one that claims
+/// tasks) has exited: the stop has begun, and no task that was not claimed starts any more.
+fn wait_claiming_stopped(server: &Server) {
+    wait_until("the server's dispatcher to stop", || {
+        (!server.thread_names().iter().any(|n| n == "dispatcher")).then_some(())
+    });
+}
+
 #[test]
 fn sigterm_lets_a_short_task_finish_within_the_grace_period() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let release = dir.path().join("release-hold");
     let mut server = Server::start_in(dir.path(), &["--grace-secs", "5", "--workers", "1"]);
-    let id = submit(&server, "sleep", json!({"seconds": 1}));
+    // Running until the test releases it, once the stop has begun.
+    let id = submit(&server, "debug.hold", json!({"release": release}));
     wait_running(&server, id);
     // Waits behind it: a stopping service starts nothing new.
     let queued = submit(&server, "sleep", json!({"seconds": 0}));
     assert_eq!(task(&server, queued)["Status"], "Pending");
     let started = Instant::now();
-    let status = server.signal_and_wait("TERM", Duration::from_secs(10));
+    server.signal("TERM");
+    wait_claiming_stopped(&server);
+    std::fs::write(&release, b"").expect("release the task");
+    let status = server.wait_exit(Duration::from_secs(10), "SIGTERM");
     let took = started.elapsed();
     assert!(status.success(), "exit status {status}");
     assert!(
         took < Duration::from_secs(4),
-        "the stop took {took:?} for a 1 s task"
+        "the stop took {took:?} for a task released at once"
     );
     // Read before the restart, which may start it at once.
     let log = server.log();
@@ -353,7 +381,7 @@ fn sigterm_lets_a_short_task_finish_within_the_grace_period() {
     let server = Server::start_in(dir.path(), &[]);
     let done = task(&server, id);
     assert_eq!(done["Status"], "SUCCESS", "{done}");
-    assert_eq!(done["Message"], "Slept 1 s.", "{done}");
+    assert_eq!(done["Message"], "Released.", "{done}");
     assert_eq!(done["PercentComplete"], 100, "{done}");
     // The next start runs it.
     assert_eq!(wait_finished(&server, queued)["Status"], "SUCCESS");
@@ -470,16 +498,6 @@ fn progress_moves_between_0_and_100_while_a_task_runs() {
     assert!(text.ends_with("Slept 2 s.\n"), "{text}");
 }
 
-/// A raw HTTP/1.1 connection to the server that has sent `bytes` and then says nothing.
-fn stalled_client(server: &Server, bytes: &[u8]) -> std::net::TcpStream {
-    use std::io::Write;
-    let addr = server.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.write_all(bytes).expect("write");
-    stream.flush().expect("flush");
-    stream
-}
-
 /// The bytes the database takes on disk, with its write-ahead log.
 fn database_bytes(server: &Server) -> u64 {
     ["taskbox.db", "taskbox.db-wal"]
@@ -499,7 +517,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_upload() {
     // Part of the body: enough for the server to commit some of it (it commits 8 MiB at a
     // time), then nothing more.
     request.resize(request.len() + 20_000_000, b'x');
-    let stream = stalled_client(&server, &request);
+    let stream = send_raw(&server, &request);
     wait_until("the server to store part of the upload", || {
         (database_bytes(&server) > before + 8_000_000).then_some(())
     });
@@ -519,7 +537,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
         .expect("id");
     assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
     let request = format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\n\r\n");
-    let mut stream = stalled_client(&server, request.as_bytes());
+    let mut stream = send_raw(&server, request.as_bytes());
     // The answer has begun; the client reads no further.
     let mut start = [0u8; 12];
     stream
@@ -534,8 +552,10 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
 /// Runs `taskbox serve` on the database in `dir` with `args`, expecting it to refuse to
 /// start: it must exit non-zero within a few seconds. Returns what it wrote to stderr.
 fn start_expecting_failure(dir: &std::path::Path, args: &[&str]) -> String {
-    let (status, text) =
-        crate::common::run_to_exit(&dir.join("taskbox.db"), args, Duration::from_secs(10));
+    let (status, text) = Server::builder()
+        .dir(dir)
+        .args(args)
+        .run_to_exit(Duration::from_secs(10));
     assert!(
         !status.success(),
         "taskbox {args:?} exited successfully; its log:\n{text}"

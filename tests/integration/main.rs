@@ -1,8 +1,11 @@
 //! The integration tests: one binary, a module per area. Each test starts the real taskbox
-//! binary on port 0 with a temporary database (see `common`) and drives it over HTTP.
+//! binary on port 0 with a temporary database (see `common`, shared with the other test
+//! binaries) and drives it over HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod api;
-mod common;
 mod csv;
 mod errors;
 mod files;
