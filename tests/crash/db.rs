@@ -40,6 +40,8 @@ pub fn integrity_check(conn: &Connection) -> String {
 #[derive(Debug, Clone)]
 pub struct TaskRow {
     pub kind: String,
+    /// Its status in the Web Service Tasks contract's words (the file keeps the store's
+    /// state; the waiting states all read Pending, as clients see them).
     pub status: String,
     pub message: String,
     pub succeeded: i64,
@@ -48,7 +50,12 @@ pub struct TaskRow {
 /// Every task, by id.
 pub fn tasks(conn: &Connection) -> BTreeMap<i64, TaskRow> {
     let mut stmt = conn
-        .prepare("SELECT id, kind, status, message, succeeded_records FROM tasks")
+        .prepare(
+            "SELECT id, kind, CASE state WHEN 'running' THEN 'In progress' \
+             WHEN 'succeeded' THEN 'SUCCESS' WHEN 'failed' THEN 'ERROR' \
+             WHEN 'canceled' THEN 'CANCELED' ELSE 'Pending' END, \
+             message, succeeded_records FROM tasks",
+        )
         .unwrap();
     let rows = stmt
         .query_map([], |r| {
