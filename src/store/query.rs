@@ -40,15 +40,22 @@ impl Store {
 
     /// Tasks within `scope`, newest first, and the total count of those matching.
     pub(super) fn list(&self, scope: &Scope, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
+        let mut conn = self.conn()?;
+        // One read transaction: the count and the page see the same snapshot.
+        let conn = conn.transaction()?;
+        let states = occupied_states(&conn, scope, &filter.states)?;
+        if states.as_ref().is_some_and(Vec::is_empty) {
+            return Ok((Vec::new(), 0));
+        }
         let mut clauses = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         if let Scope::Client(client) = scope {
             values.push(Value::Text(client.clone()));
             clauses.push(format!("client = ?{}", values.len()));
         }
-        if !filter.states.is_empty() {
-            let mut marks = Vec::with_capacity(filter.states.len());
-            for state in &filter.states {
+        if let Some(states) = &states {
+            let mut marks = Vec::with_capacity(states.len());
+            for state in states {
                 values.push(Value::Text(state.as_str().into()));
                 marks.push(format!("?{}", values.len()));
             }
@@ -67,9 +74,6 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let mut conn = self.conn()?;
-        // One read transaction: the count and the page see the same snapshot.
-        let conn = conn.transaction()?;
         // Filtered by client and state at most, the kept counts answer; other filters count.
         let counted_table = if filter.kind.is_none() && filter.user_id.is_none() {
             "SELECT coalesce(sum(n), 0) FROM task_counts"
@@ -97,6 +101,42 @@ impl Store {
         conn.finish()?;
         Ok((tasks, total as u64))
     }
+}
+
+/// Of the `wanted` states (all when empty: None), those that some task within `scope` is
+/// in, by the kept counts. A list filtered by one state walks the (client, state, id) index
+/// newest first and stops at its page; filtered by several (Web Service Tasks' Pending is
+/// every waiting state), SQLite would read every matching row to sort them. Only the
+/// states that hold tasks are kept, which is mostly one.
+fn occupied_states(
+    conn: &Transaction<'_>,
+    scope: &Scope,
+    wanted: &[State],
+) -> Result<Option<Vec<State>>> {
+    if wanted.len() <= 1 {
+        return Ok((!wanted.is_empty()).then(|| wanted.to_vec()));
+    }
+    let sql = match scope {
+        Scope::Client(_) => {
+            "SELECT state FROM task_counts WHERE client = ?1 GROUP BY state HAVING sum(n) > 0"
+        }
+        Scope::All => "SELECT state FROM task_counts GROUP BY state HAVING sum(n) > 0",
+    };
+    let values: Vec<Value> = match scope {
+        Scope::Client(client) => vec![Value::Text(client.clone())],
+        Scope::All => Vec::new(),
+    };
+    let occupied: Vec<String> = conn
+        .prepare_cached(sql)?
+        .query_map(params_from_iter(&values), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(
+        wanted
+            .iter()
+            .copied()
+            .filter(|s| occupied.iter().any(|o| o == s.as_str()))
+            .collect(),
+    ))
 }
 
 pub(super) fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
@@ -194,5 +234,31 @@ mod tests {
         assert_eq!(check(&Scope::Client("other".into()), None), 1);
         assert_eq!(check(&Scope::All, None), 5);
         assert_eq!(check(&Scope::All, Some(State::Queued)), 2);
+    }
+
+    #[test]
+    fn a_filter_of_several_states_lists_those_that_hold_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let waiting = |scope: &Scope| {
+            let filter = ListFilter {
+                states: State::WAITING.to_vec(),
+                limit: 2,
+                ..ListFilter::default()
+            };
+            let (tasks, total) = store.list(scope, &filter).unwrap();
+            (tasks.iter().map(|t| t.id).collect::<Vec<_>>(), total)
+        };
+        let default = Scope::Client("default".into());
+        assert_eq!(waiting(&default), (vec![], 0));
+        let ids = store
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); 4])
+            .unwrap();
+        let claimed = store.claim_due("me", 1).unwrap();
+        assert!(store.start(claimed[0].id, "me").unwrap());
+        // Newest first, a page of two, the total of all three still waiting.
+        assert_eq!(waiting(&default), (vec![ids[3], ids[2]], 3));
+        assert_eq!(waiting(&Scope::All), (vec![ids[3], ids[2]], 3));
+        assert_eq!(waiting(&Scope::Client("other".into())), (vec![], 0));
     }
 }
