@@ -1,7 +1,15 @@
 //! The store: the only place that speaks SQL. It owns the SQLite file, its connection pool
-//! and pragmas, the schema, and every statement on tasks, files and datasets. Its interface
-//! is in taskbox's own types (no rusqlite type crosses it), so a second store (PostgreSQL,
-//! for several nodes) can later sit beside this one.
+//! and pragmas, the schema, and every statement on tasks, files and datasets.
+//!
+//! **The interface** is this facade, in taskbox's own types (no rusqlite type crosses it):
+//! the methods of [`Store`] that are `pub` (what the engine and the service use: claim,
+//! start, progress, finish, recovery, a task's files and imports, the clock and the activity
+//! counter) and those of [`Scoped`] (everything a client may reach, always within its
+//! scope). A second store (PostgreSQL, for several nodes) implements the same verbs; what is
+//! SQLite's own stays behind them: [`Durability`] and the pragmas (`sqlite.rs`), the one
+//! writer thread and its group commit (`writer.rs`), the schema's versions (`migrate.rs`).
+//! One file per verb: `submit`, `query`, `claim`, `finish`, `remove`, `recovery`, `files`
+//! (with `file_reader`, `file_writer`), `datasets` and `import`.
 //!
 //! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
 //! bound limit and then re-prepares the statement whenever the value changes; an
