@@ -77,6 +77,9 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a shutdown lets running tasks finish before marking them interrupted.
     pub grace: Duration,
+    /// Host names (or addresses) requests may name besides the loopback ones and the
+    /// address listened on; see `http::origin`.
+    pub allowed_hosts: Vec<String>,
     /// How hard a commit is pushed to the disk.
     pub durability: Durability,
 }
@@ -95,6 +98,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(DEFAULT_GRACE_SECS),
+            allowed_hosts: Vec::new(),
             durability: Durability::Full,
         }
     }
@@ -164,6 +168,15 @@ impl Config {
             return Err(Error::Config(format!(
                 "grace-secs must be at most {MAX_GRACE_SECS} seconds (one day), not {:?}",
                 self.grace
+            )));
+        }
+        if let Some(bad) = self.allowed_hosts.iter().find(|h| {
+            h.trim().is_empty()
+                || h.len() > 253
+                || h.contains(|c: char| c.is_whitespace() || c == '/')
+        }) {
+            return Err(Error::Config(format!(
+                "allowed-hosts must list host names or addresses, not {bad:?}"
             )));
         }
         if self.db_path.as_os_str().is_empty() {

@@ -29,7 +29,7 @@ use crate::http::fields::{
     check_filename, disposition_filename, disposition_name, query_pairs, read_limited, MediaType,
 };
 use crate::http::multipart::Multipart;
-use crate::http::{ApiError, App, Limits, Method, Request};
+use crate::http::{AllowedHosts, ApiError, App, Limits, Method, Request};
 use crate::kind::Registry;
 use crate::store::Store;
 use crate::task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};
@@ -146,6 +146,7 @@ impl RequestHarness {
             Arc::new(Registry::builtin()),
             Limits::of(&config),
             crate::api::router(),
+            AllowedHosts::new(&[], "127.0.0.1:0".parse().expect("an address")),
         ));
     }
 

@@ -61,6 +61,11 @@ struct ServeArgs {
     /// Open client connections beyond which a new one is closed at once.
     #[arg(long, env = "TASKBOX_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Host names (or addresses) clients may reach taskbox by, besides the loopback ones and
+    /// the address it listens on; comma-separated. Any other Host is refused (421), and a
+    /// web page of another origin may not change tasks (403).
+    #[arg(long, env = "TASKBOX_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     /// Seconds a shutdown lets running tasks finish before marking them interrupted.
     #[arg(long, env = "TASKBOX_GRACE_SECS", default_value_t = config::DEFAULT_GRACE_SECS)]
     grace_secs: u64,
@@ -114,6 +119,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         read_timeout: Duration::from_secs(args.read_timeout_secs),
         max_connections: args.max_connections,
         grace: Duration::from_secs(args.grace_secs),
+        allowed_hosts: args.allowed_hosts,
         durability: args.durability,
     };
     let mut registry = Registry::builtin();

@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MAX_GRACE_SECS};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::http::{App, HttpServer, Limits};
+use crate::http::{AllowedHosts, App, HttpServer, Limits};
 use crate::kind::Registry;
 use crate::store::{ListFilter, Scoped, Store, Submitted};
 use crate::task::{NewTask, Scope, Task, TaskId};
@@ -69,6 +69,7 @@ impl Service {
             registry.clone(),
             Limits::of(&config),
             crate::api::router(),
+            AllowedHosts::new(&config.allowed_hosts, listen_address(&config.listen)),
         ));
         let http =
             HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {
@@ -200,4 +201,13 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The address `listen` names (the unspecified one when it names none: then only the
+/// loopback names and the configured ones are allowed hosts, and binding reports the error).
+fn listen_address(listen: &str) -> std::net::SocketAddr {
+    std::net::ToSocketAddrs::to_socket_addrs(listen)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
 }

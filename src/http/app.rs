@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::limits::Limits;
+use super::origin::AllowedHosts;
 use super::request::Request;
 use super::route::Router;
 use crate::kind::Registry;
@@ -20,15 +21,24 @@ pub struct App {
     pub(super) limits: Limits,
     /// Every family's routes.
     pub(super) router: Router,
+    /// The hosts requests may name, and their pages' origins.
+    pub(super) hosts: AllowedHosts,
 }
 
 impl App {
-    pub fn new(store: Store, registry: Arc<Registry>, limits: Limits, router: Router) -> App {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        limits: Limits,
+        router: Router,
+        hosts: AllowedHosts,
+    ) -> App {
         App {
             store,
             registry,
             limits,
             router,
+            hosts,
         }
     }
 

@@ -25,6 +25,11 @@ impl ApiError {
         ApiError::new(400, message)
     }
 
+    /// The request comes from a web page of another site.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(404, message)
     }
@@ -58,6 +63,11 @@ impl ApiError {
 
     pub fn uri_too_long(message: impl Into<String>) -> ApiError {
         ApiError::new(414, message)
+    }
+
+    /// The request names a host this server does not answer to.
+    pub fn misdirected(message: impl Into<String>) -> ApiError {
+        ApiError::new(421, message)
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {

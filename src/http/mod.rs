@@ -16,6 +16,7 @@ mod guard;
 mod limits;
 mod listener;
 pub(crate) mod multipart;
+mod origin;
 mod reply;
 mod request;
 mod route;
@@ -32,6 +33,7 @@ pub use app::App;
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use limits::Limits;
+pub use origin::AllowedHosts;
 pub use reply::Reply;
 pub use request::{Method, Request};
 pub use route::{Family, PathArgs, Route, Router};
@@ -297,6 +299,7 @@ pub(crate) fn answer(app: &App, request: &mut Request<'_>) -> Answer {
     let result = panic::catch_unwind(AssertUnwindSafe(|| -> Result<Reply, ApiError> {
         check_url(request)?;
         check_headers(request, &app.limits)?;
+        app.hosts.check_host(request)?;
         let (route, args) =
             app.router
                 .find(request.method(), request.path())
@@ -306,6 +309,7 @@ pub(crate) fn answer(app: &App, request: &mut Request<'_>) -> Answer {
                 })?;
         family = route.family;
         reads_body = route.reads_body;
+        app.hosts.check_origin(request)?;
         let ctx = app.resolve(request)?;
         (route.handle)(&ctx, request, &args)
     }))

@@ -23,7 +23,7 @@ fn idle_count() -> usize {
 fn a_slowloris_client_is_dropped_after_the_read_timeout_while_others_are_served() {
     let server = Server::start_with(&["--read-timeout-secs", "1"]);
     let mut slow = connect(&server);
-    let head = b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let head = b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
     let started = Instant::now();
     let mut sent = 0;
     // One byte every 100 ms: each read of the server gets a byte long before a per-read
@@ -59,7 +59,7 @@ fn a_client_that_connects_and_sends_nothing_is_dropped_after_the_read_timeout() 
     assert!(took >= Duration::from_millis(900), "closed after {took:?}");
     // A kept-alive connection idle after its answer goes the same way.
     let mut kept = connect(&server);
-    kept.write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\n\r\n")
+    kept.write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     match read_outcome(&mut kept) {
         Outcome::Other { status: 200, .. } => {}
@@ -83,7 +83,7 @@ fn a_body_that_stalls_is_dropped_after_the_read_timeout_and_creates_nothing() {
         let started = Instant::now();
         let mut stream = connect(&server);
         let head = format!(
-            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: x\r\n\
+            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n--XyZ\r\n"
         );
         stream.write_all(head.as_bytes()).unwrap();
@@ -122,7 +122,7 @@ fn a_body_shorter_than_its_content_length_is_400_and_creates_nothing() {
     ] {
         let mut stream = connect(&server);
         let head = format!(
-            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: x\r\n\
+            "POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len() + 1000
         );
@@ -210,7 +210,7 @@ fn connections_over_max_connections_are_closed_at_once_and_the_others_are_served
     for stream in open.iter_mut() {
         stream
             .write_all(
-                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
             )
             .unwrap();
         match read_outcome(stream) {
@@ -224,7 +224,7 @@ fn connections_over_max_connections_are_closed_at_once_and_the_others_are_served
         let mut stream = connect(&server);
         stream
             .write_all(
-                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
             )
             .ok()?;
         match read_outcome(&mut stream) {
@@ -275,7 +275,8 @@ fn a_client_that_does_not_read_its_answer_frees_its_thread_after_the_read_timeou
     let mut stalled = connect(&server);
     stalled
         .write_all(
-            format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .as_bytes(),
         )
         .unwrap();
     // It never reads: the server's write blocks once the socket buffers are full.

@@ -95,7 +95,7 @@ fn a_100_mb_json_body_is_413_before_it_is_read() {
     // Declared, and only its first megabyte sent: the answer comes all the same.
     stream
         .write_all(
-            b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
               Content-Length: 104857600\r\n\r\n",
         )
         .unwrap();
@@ -110,7 +110,7 @@ fn a_100_mb_json_body_is_413_before_it_is_read() {
     let mut stream = connect(&server);
     stream
         .write_all(
-            b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
               Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         )
         .unwrap();
@@ -166,7 +166,7 @@ fn invalid_utf8_in_paths_queries_and_file_names_is_refused() {
     }
     exchange(
         &server,
-        b"DELETE /webservicetasks/%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"DELETE /webservicetasks/%FF HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .envelope(400, &["UTF-8"]);
     post_body(&server, "?kind=sleep&filename=a%FF.csv", "text/csv", b"x").envelope(400, &["UTF-8"]);
@@ -178,7 +178,7 @@ fn invalid_utf8_in_paths_queries_and_file_names_is_refused() {
     // A request header with bytes that are not ASCII: not HTTP either.
     exchange(
         &server,
-        b"POST /webservicetasks?kind=sleep HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+        b"POST /webservicetasks?kind=sleep HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n\
           Content-Disposition: attachment; filename=\"\xff.csv\"\r\nContent-Length: 1\r\n\r\nx",
     )
     .refused();
@@ -311,7 +311,7 @@ fn huge_limits_and_offsets_negative_and_oversized_ids_are_400() {
             ("GET", format!("/webservicetasks/{id}/LogFile")),
         ] {
             let request =
-                format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
             exchange(&server, request.as_bytes()).envelope(400, &["task id"]);
         }
     }
@@ -326,7 +326,7 @@ fn header_floods_are_431_within_the_configured_limits() {
     let server = Server::start_with(&["--max-headers", "50", "--max-header-bytes", "4096"]);
     let request = |lines: usize, size: usize| {
         let mut text = String::from(
-            "GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+            "GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
         );
         for i in 0..lines {
             text.push_str(&format!("X-H{i}: v\r\n"));

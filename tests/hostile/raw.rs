@@ -134,7 +134,7 @@ pub fn served_now(server: &Server) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
-        .write_all(b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("send");
     match read_outcome(&mut stream) {
         Outcome::Other { status: 200, .. } => {}
@@ -145,7 +145,7 @@ pub fn served_now(server: &Server) {
 
 /// `POST /webservicetasks` with the given head lines and body, Connection: close.
 pub fn post(path: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for h in headers {
         request.push_str(h);
         request.push_str("\r\n");
@@ -160,6 +160,6 @@ pub fn post(path: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
 pub fn get_raw(path: &[u8]) -> Vec<u8> {
     let mut bytes = b"GET ".to_vec();
     bytes.extend_from_slice(path);
-    bytes.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    bytes.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     bytes
 }

@@ -25,13 +25,13 @@ fn a_declared_content_length_of_10_pow_14_with_no_body_is_answered_and_dropped()
     for request in [
         // Refused before its body is read (413): tiny_http would drain the unread body into
         // one buffer of the declared size, an allocation that aborts the process.
-        &b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        &b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
            Content-Length: 100000000000000\r\n\r\n"[..],
         // Refused for its kind (400), with the body declared as a raw upload.
-        b"POST /webservicetasks?kind=nope HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+        b"POST /webservicetasks?kind=nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n\
           Content-Length: 100000000000000\r\n\r\n",
         // A GET that declares a body it never sends.
-        b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\n",
+        b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000000000\r\n\r\n",
     ] {
         let mut stream = connect(&server);
         stream.write_all(request).unwrap();
@@ -59,7 +59,7 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
     for _ in 0..50 {
         let outcome = exchange(
             &server,
-            b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
               Content-Length: 100000000000000\r\n\r\n",
         );
         outcome.envelope(413, &[]);
@@ -89,7 +89,7 @@ fn every_connection_of_a_burst_is_served_while_the_others_stay_open() {
     let started = Instant::now();
     for stream in burst.iter_mut() {
         stream
-            .write_all(b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /webservicetasks?limit=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -118,7 +118,7 @@ fn a_huge_header_line_does_not_cost_the_server_its_size_in_memory() {
     let before = server.peak_rss();
     let mut stream = connect(&server);
     stream
-        .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
         .unwrap();
     let chunk = vec![b'a'; 1 << 20];
     for _ in 0..256 {
@@ -176,7 +176,9 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
             .set_read_timeout(Some(Duration::from_secs(1)))
             .unwrap();
         stream
-            .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(
+                b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
             .unwrap();
         let mut line = String::new();
         let ok = BufReader::new(&stream).read_line(&mut line).is_ok()

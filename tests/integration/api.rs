@@ -219,11 +219,12 @@ fn a_raw_post_takes_its_file_name_from_content_disposition_else_upload() {
     .data(202);
     assert_eq!(extended["IoFileName"], "été.csv");
 
-    // No Content-Type at all is a raw body too.
+    // No Content-Type at all is a raw body too (saying so, as a page's fetch of a blob
+    // has no type either: see origins.rs).
     let untyped = send(
         "POST",
         &server.url("/webservicetasks?kind=sleep&filename=plain.txt"),
-        &[],
+        &[("X-Taskbox-Upload", "file")],
         Some(b"raw"),
     )
     .data(202);
@@ -852,13 +853,17 @@ fn log_and_err_file_names_follow_the_io_file_name_or_the_task_id() {
 #[test]
 fn a_raw_post_with_curls_default_form_type_is_a_raw_file() {
     // `curl --data-binary @file` sends application/x-www-form-urlencoded: the contract takes
-    // any type but JSON and multipart as the file itself.
+    // any type but JSON and multipart as the file itself. A web form sends that type too, so
+    // such an upload says what it is with X-Taskbox-Upload (see tests/integration/origins.rs).
     let server = Server::start();
     let body = b"code,name\nA,x&y=z\n";
     let data = send(
         "POST",
         &server.url("/webservicetasks?kind=csv.import&table=curl_default&filename=c.csv"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Taskbox-Upload", "file"),
+        ],
         Some(body),
     )
     .data(202);

@@ -686,7 +686,7 @@ fn the_server_answers_normally_after_a_run_of_errors() {
         expect_error(&get(&server.url("/webservicetasks/12345")), 404, &[]);
         expect_error(&get(&server.url("/nowhere")), 404, &[]);
         expect_error(&send("PUT", &url, &[], None), 405, &[]);
-        let request = "POST /webservicetasks HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nConnection: close\r\n\r\n";
+        let request = "POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nConnection: close\r\n\r\n";
         expect_error(&raw_exchange(&server, request.as_bytes()), 411, &[]);
     }
     assert_still_serving(&server, 0);
@@ -705,9 +705,10 @@ fn the_server_answers_normally_after_a_run_of_errors() {
 fn chunked_bodies_over_the_limits_are_413() {
     let server = Server::start_with(&["--max-upload", "1000", "--max-json", "2048"]);
     // A chunked upload has no length to check up front: it is refused as it streams.
-    let mut request = b"POST /webservicetasks?kind=sleep&filename=big.csv HTTP/1.1\r\nHost: x\r\n\
+    let mut request =
+        b"POST /webservicetasks?kind=sleep&filename=big.csv HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        .to_vec();
+            .to_vec();
     for _ in 0..4 {
         request.extend_from_slice(b"1f4\r\n");
         request.extend_from_slice(&[b'x'; 500]);
@@ -717,7 +718,7 @@ fn chunked_bodies_over_the_limits_are_413() {
     expect_error(&raw_exchange(&server, &request), 413, &["1000"]);
 
     let json = json!({"kind": "sleep", "params": {"padding": "p".repeat(4000)}}).to_string();
-    let mut request = b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\n\
+    let mut request = b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         .to_vec();
     request.extend_from_slice(format!("{:x}\r\n", json.len()).as_bytes());
@@ -726,7 +727,8 @@ fn chunked_bodies_over_the_limits_are_413() {
     expect_error(&raw_exchange(&server, &request), 413, &["2048"]);
 
     // Chunked bodies within the limits are fine.
-    let request = b"POST /webservicetasks?kind=sleep&filename=small.csv HTTP/1.1\r\nHost: x\r\n\
+    let request =
+        b"POST /webservicetasks?kind=sleep&filename=small.csv HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
         3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     let id = raw_exchange(&server, request).data(202)["WebServiceTaskId"]
@@ -738,7 +740,7 @@ fn chunked_bodies_over_the_limits_are_413() {
         b"abcde"
     );
     // An empty chunked body for csv.import is still "no file".
-    let request = b"POST /webservicetasks?kind=csv.import&table=t HTTP/1.1\r\nHost: x\r\n\
+    let request = b"POST /webservicetasks?kind=csv.import&table=t HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n";
     expect_error(&raw_exchange(&server, request), 400, &["file"]);
     assert_still_serving(&server, 1);
@@ -801,7 +803,7 @@ fn a_bad_idempotency_key_is_400() {
 fn request_headers_over_their_limit_are_431() {
     let server = Server::start();
     let request = format!(
-        "GET /webservicetasks HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(1 << 20)
     );
     expect_error(&raw_exchange(&server, request.as_bytes()), 431, &[]);
@@ -906,7 +908,7 @@ fn a_multipart_body_that_goes_on_after_its_closing_boundary_is_413() {
     // A form that declares 600 GB, ends early and goes on after its closing boundary: were
     // it accepted, the unread rest would be drained through a buffer of its declared size,
     // an allocation that aborts the process.
-    let mut request = b"POST /webservicetasks HTTP/1.1\r\nHost: x\r\n\
+    let mut request = b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 600000000000\r\n\r\n"
         .to_vec();
     request.extend_from_slice(form);

@@ -339,7 +339,7 @@ fn a_download_completes_whole_when_its_task_is_deleted_midway() {
     assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
 
     let request = format!(
-        "GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\nConnection: close\r\n\r\n"
+        "GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     );
     let mut stream = send_raw(&server, request.as_bytes());
     // A server that stops short after promising the length leaves the client waiting:

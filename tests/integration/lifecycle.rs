@@ -511,7 +511,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_upload() {
     let mut server = Server::start_with(&["--grace-secs", "1"]);
     let before = database_bytes(&server);
     let mut request =
-        b"POST /webservicetasks?kind=sleep&filename=slow.bin HTTP/1.1\r\nHost: taskbox\r\n\
+        b"POST /webservicetasks?kind=sleep&filename=slow.bin HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: application/octet-stream\r\nContent-Length: 40000000\r\n\r\n"
             .to_vec();
     // Part of the body: enough for the server to commit some of it (it commits 8 MiB at a
@@ -536,7 +536,7 @@ fn sigterm_exits_even_while_a_client_stalls_mid_download() {
         .as_i64()
         .expect("id");
     assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
-    let request = format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: taskbox\r\n\r\n");
+    let request = format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let mut stream = send_raw(&server, request.as_bytes());
     // The answer has begun; the client reads no further.
     let mut start = [0u8; 12];

@@ -10,4 +10,5 @@ mod csv;
 mod errors;
 mod files;
 mod lifecycle;
+mod origins;
 mod smoke;

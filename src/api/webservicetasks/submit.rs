@@ -79,7 +79,10 @@ pub(super) fn create(
                 "The Content-Type {e} is not supported: use multipart/form-data."
             )))
         }
-        _ => raw_submission(ctx, request)?,
+        _ => {
+            check_raw_upload_says_what_it_is(request, essence)?;
+            raw_submission(ctx, request)?
+        }
     };
     let upload = submission.upload;
     let result = submit(ctx, submission, idempotency_key);
@@ -152,6 +155,40 @@ impl FormFields {
             }
         }
     }
+}
+
+/// The header that marks a raw upload sent with a type a web form could also send.
+pub(super) const RAW_UPLOAD_HEADER: &str = "X-Taskbox-Upload";
+
+/// A raw upload must say what it is, so that no web page of another site can create a task
+/// through a visitor's browser: a browser sends a form's fields (and a page's plain fetch)
+/// as text/plain, application/x-www-form-urlencoded or without a type, none of which needs
+/// the server's consent. Such a request is taken only with the header [`RAW_UPLOAD_HEADER`],
+/// which a page cannot add without the consent taskbox never gives (it answers no CORS
+/// preflight). A POST with neither a type nor a body (a task without IO file, from curl) is
+/// no upload.
+fn check_raw_upload_says_what_it_is(request: &Request<'_>, essence: &str) -> Result<(), ApiError> {
+    let has_body = request.body_length().is_some_and(|n| n > 0)
+        || request.header("Transfer-Encoding").is_some();
+    let form_type = matches!(essence, "text/plain" | "application/x-www-form-urlencoded")
+        || (essence.is_empty() && has_body);
+    if !form_type
+        || request
+            .header(RAW_UPLOAD_HEADER)
+            .is_some_and(|v| !v.is_empty())
+    {
+        return Ok(());
+    }
+    let sent = if essence.is_empty() {
+        "no Content-Type".to_string()
+    } else {
+        format!("the Content-Type {essence}")
+    };
+    Err(ApiError::unsupported_media_type(format!(
+        "A raw upload must say what it is, and {sent} is what a web form sends: give the file's \
+         own type (text/csv, application/octet-stream...) or add the header \
+         {RAW_UPLOAD_HEADER}: file."
+    )))
 }
 
 /// Form (a): the file is the body; kind, filename and params are in the query.
