@@ -51,6 +51,17 @@ pub const MAX_MAX_CONNECTIONS: usize = 100_000;
 /// Threads that read and answer HTTP requests. Bounded so that a flood of slow requests
 /// cannot start unbounded work.
 pub const DEFAULT_HTTP_THREADS: usize = 16;
+/// 30 days: how long a finished task and its files are kept.
+pub const DEFAULT_RETENTION_SECS: u64 = 30 * 86_400;
+/// 100 years: the longest retention (0 keeps finished tasks for ever).
+pub const MAX_RETENTION_SECS: u64 = 100 * 365 * 86_400;
+/// 1 PiB: the largest quota and free-space floor.
+pub const MAX_QUOTA_BYTES: u64 = 1 << 50;
+/// The most unfinished tasks a client's quota may allow.
+pub const MAX_MAX_UNFINISHED: u64 = 1 << 40;
+pub use crate::store::limits::{
+    DEFAULT_MAX_SNAPSHOT_SECS, DEFAULT_MAX_UNFINISHED, DEFAULT_MIN_FREE_BYTES, DEFAULT_QUOTA_BYTES,
+};
 
 #[derive(Debug, Clone)]
 /// The service's settings; see the constants of this module for their defaults and bounds.
@@ -77,6 +88,17 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a shutdown lets running tasks finish before marking them interrupted.
     pub grace: Duration,
+    /// The most bytes of stored files one client may have (uploads past it get 413).
+    pub quota_bytes: u64,
+    /// The most tasks one client may have waiting or running (submissions past it get 429).
+    pub max_unfinished_tasks: u64,
+    /// The free space on the database's filesystem below which uploads and submissions get
+    /// 507 (reads, downloads and deletes go on).
+    pub min_free_bytes: u64,
+    /// The longest a download reads from one snapshot of the database.
+    pub max_snapshot: Duration,
+    /// How long a finished task and its files are kept (0: for ever).
+    pub retention: Duration,
     /// Host names (or addresses) requests may name besides the loopback ones and the
     /// address listened on; see `http::origin`.
     pub allowed_hosts: Vec<String>,
@@ -99,6 +121,11 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(DEFAULT_GRACE_SECS),
             allowed_hosts: Vec::new(),
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            max_unfinished_tasks: DEFAULT_MAX_UNFINISHED,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            max_snapshot: Duration::from_secs(DEFAULT_MAX_SNAPSHOT_SECS),
+            retention: Duration::from_secs(DEFAULT_RETENTION_SECS),
             durability: Durability::Full,
         }
     }
@@ -179,6 +206,36 @@ impl Config {
                 "allowed-hosts must list host names or addresses, not {bad:?}"
             )));
         }
+        if self.quota_bytes == 0 || self.quota_bytes > MAX_QUOTA_BYTES {
+            return Err(Error::Config(format!(
+                "quota-bytes must be at least 1 byte and at most {MAX_QUOTA_BYTES} (1 PiB), not {}",
+                self.quota_bytes
+            )));
+        }
+        if self.max_unfinished_tasks == 0 || self.max_unfinished_tasks > MAX_MAX_UNFINISHED {
+            return Err(Error::Config(format!(
+                "max-unfinished-tasks must be between 1 and {MAX_MAX_UNFINISHED}, not {}",
+                self.max_unfinished_tasks
+            )));
+        }
+        if self.min_free_bytes > MAX_QUOTA_BYTES {
+            return Err(Error::Config(format!(
+                "min-free-bytes must be at most {MAX_QUOTA_BYTES} (1 PiB), not {}",
+                self.min_free_bytes
+            )));
+        }
+        if self.max_snapshot > Duration::from_secs(MAX_READ_TIMEOUT_SECS) {
+            return Err(Error::Config(format!(
+                "max-snapshot-secs must be at most {MAX_READ_TIMEOUT_SECS} seconds, not {:?}",
+                self.max_snapshot
+            )));
+        }
+        if self.retention > Duration::from_secs(MAX_RETENTION_SECS) {
+            return Err(Error::Config(format!(
+                "retention-secs must be at most {MAX_RETENTION_SECS} seconds (100 years), not {:?}",
+                self.retention
+            )));
+        }
         if self.db_path.as_os_str().is_empty() {
             return Err(Error::Config("db must name a file".into()));
         }
@@ -208,6 +265,11 @@ mod tests {
             read_timeout: Duration::from_secs(MAX_READ_TIMEOUT_SECS),
             max_connections: MAX_MAX_CONNECTIONS,
             grace: Duration::from_secs(MAX_GRACE_SECS),
+            quota_bytes: MAX_QUOTA_BYTES,
+            max_unfinished_tasks: MAX_MAX_UNFINISHED,
+            min_free_bytes: MAX_QUOTA_BYTES,
+            max_snapshot: Duration::from_secs(MAX_READ_TIMEOUT_SECS),
+            retention: Duration::from_secs(MAX_RETENTION_SECS),
             ..Config::default()
         }
         .validate()
@@ -217,7 +279,13 @@ mod tests {
     #[test]
     fn settings_beyond_the_bounds_are_refused_naming_them() {
         type Change = fn(&mut Config);
-        let cases: [(Change, &str); 16] = [
+        let cases: [(Change, &str); 22] = [
+            (|c| c.quota_bytes = 0, "quota-bytes"),
+            (|c| c.quota_bytes = MAX_QUOTA_BYTES + 1, "quota-bytes"),
+            (|c| c.max_unfinished_tasks = 0, "max-unfinished-tasks"),
+            (|c| c.min_free_bytes = u64::MAX, "min-free-bytes"),
+            (|c| c.max_snapshot = Duration::MAX, "max-snapshot-secs"),
+            (|c| c.retention = Duration::MAX, "retention-secs"),
             (|c| c.max_headers = 0, "max-headers"),
             (|c| c.max_headers = MAX_MAX_HEADERS + 1, "max-headers"),
             (|c| c.max_header_bytes = 1023, "max-header-bytes"),

@@ -66,6 +66,24 @@ struct ServeArgs {
     /// web page of another origin may not change tasks (403).
     #[arg(long, env = "TASKBOX_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// The most bytes of stored files one client may have; an upload past it is refused (413).
+    #[arg(long, env = "TASKBOX_QUOTA_BYTES", default_value_t = config::DEFAULT_QUOTA_BYTES)]
+    quota_bytes: u64,
+    /// The most tasks one client may have waiting or running; a submission past it is
+    /// refused (429).
+    #[arg(long, env = "TASKBOX_MAX_UNFINISHED_TASKS", default_value_t = config::DEFAULT_MAX_UNFINISHED)]
+    max_unfinished_tasks: u64,
+    /// Free bytes on the database's filesystem below which uploads and submissions are
+    /// refused (507); reads, downloads and deletes go on.
+    #[arg(long, env = "TASKBOX_MIN_FREE_BYTES", default_value_t = config::DEFAULT_MIN_FREE_BYTES)]
+    min_free_bytes: u64,
+    /// Seconds a download reads from one snapshot of the database; past it, it reads on
+    /// without holding the write-ahead log back.
+    #[arg(long, env = "TASKBOX_MAX_SNAPSHOT_SECS", default_value_t = config::DEFAULT_MAX_SNAPSHOT_SECS)]
+    max_snapshot_secs: u64,
+    /// Seconds a finished task and its files are kept before they are removed (0: for ever).
+    #[arg(long, env = "TASKBOX_RETENTION_SECS", default_value_t = config::DEFAULT_RETENTION_SECS)]
+    retention_secs: u64,
     /// Seconds a shutdown lets running tasks finish before marking them interrupted.
     #[arg(long, env = "TASKBOX_GRACE_SECS", default_value_t = config::DEFAULT_GRACE_SECS)]
     grace_secs: u64,
@@ -120,6 +138,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_connections: args.max_connections,
         grace: Duration::from_secs(args.grace_secs),
         allowed_hosts: args.allowed_hosts,
+        quota_bytes: args.quota_bytes,
+        max_unfinished_tasks: args.max_unfinished_tasks,
+        min_free_bytes: args.min_free_bytes,
+        max_snapshot: Duration::from_secs(args.max_snapshot_secs),
+        retention: Duration::from_secs(args.retention_secs),
         durability: args.durability,
     };
     let mut registry = Registry::builtin();

@@ -17,7 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::{AllowedHosts, App, HttpServer, Limits};
 use crate::kind::Registry;
-use crate::store::{ListFilter, Scoped, Store, Submitted};
+use crate::store::{ListFilter, Scoped, Store, StoreLimits, Submitted};
 use crate::task::{NewTask, Scope, Task, TaskId};
 use crate::task_service::{TaskService, TaskServiceError};
 
@@ -53,7 +53,19 @@ impl Service {
         config.validate()?;
         // A connection for every thread that may hold one at once, and a few to spare.
         let connections = (config.http_threads + config.workers + 4).min(u32::MAX as usize) as u32;
-        let store = Store::open_sized(&config.db_path, config.durability, connections, clock)?;
+        let limits = StoreLimits {
+            quota_bytes: config.quota_bytes,
+            max_unfinished: config.max_unfinished_tasks,
+            min_free_bytes: config.min_free_bytes,
+            max_snapshot: config.max_snapshot,
+        };
+        let store = Store::open_with(
+            &config.db_path,
+            config.durability,
+            connections,
+            clock,
+            limits,
+        )?;
         let interrupted = store.interrupt_running(None)?;
         if !interrupted.is_empty() {
             log::warn!(

@@ -2,7 +2,7 @@
 //! become HTTP status codes (each family renders it in its own envelope). Internal details
 //! go to the server log, never to the client.
 
-use crate::store::StoreError;
+use crate::store::{Refusal, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -61,6 +61,11 @@ impl ApiError {
         ApiError::new(413, message)
     }
 
+    /// A quota of the client's is reached: try again later.
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError::new(429, message)
+    }
+
     pub fn uri_too_long(message: impl Into<String>) -> ApiError {
         ApiError::new(414, message)
     }
@@ -112,6 +117,24 @@ impl From<StoreError> for ApiError {
                  use a new key for a new task.",
             ),
             StoreError::Internal(detail) => ApiError::internal(detail),
+            StoreError::Refused(Refusal::BytesQuota { limit }) => ApiError::too_large(format!(
+                "This client's stored files would pass their quota of {limit} bytes \
+                 (--quota-bytes): nothing was stored. Delete tasks it no longer needs, \
+                 or ask for a larger quota."
+            )),
+            StoreError::Refused(Refusal::UnfinishedQuota { limit }) => ApiError::too_many(format!(
+                "This client has {limit} tasks waiting or running, its quota \
+                 (--max-unfinished-tasks): nothing was stored. Submit again once some \
+                 have finished."
+            )),
+            StoreError::Refused(Refusal::FreeSpace { free, floor }) => ApiError::new(
+                507,
+                format!(
+                    "The disk holding the database has {free} bytes free, under the floor of \
+                     {floor} bytes (--min-free-bytes): nothing was stored. Reading, \
+                     downloading and deleting tasks still work; free some space and try again."
+                ),
+            ),
         }
     }
 }

@@ -21,8 +21,36 @@ pub enum StoreError {
     /// Another process holds the database.
     #[error("{0}")]
     Locked(String),
+    /// A limit of the store refused the write: nothing was stored.
+    #[error("{0}")]
+    Refused(Refusal),
     #[error("database error: {0}")]
     Internal(String),
+}
+
+/// Which of the store's limits refused a write (see `StoreLimits`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The client's stored files would pass its quota of `limit` bytes.
+    #[error("the client's files would pass their quota of {limit} bytes")]
+    BytesQuota {
+        /// The quota.
+        limit: u64,
+    },
+    /// The client has `limit` tasks waiting or running already.
+    #[error("the client has {limit} unfinished tasks already")]
+    UnfinishedQuota {
+        /// The quota.
+        limit: u64,
+    },
+    /// The database's filesystem has `free` bytes left, under the floor of `floor`.
+    #[error("{free} bytes free on the database's disk, under the floor of {floor}")]
+    FreeSpace {
+        /// Free bytes (what an unprivileged process may use).
+        free: u64,
+        /// The floor.
+        floor: u64,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1,7 +1,16 @@
 //! Reading a stored file: chunk by chunk, from one snapshot for a download, or chunk by
 //! chunk on pooled connections for a task's input (see `files.rs` for the layout).
+//!
+//! A download's snapshot is bounded in time: while it is open SQLite cannot checkpoint the
+//! write-ahead log past it, so a client reading slowly would make the WAL grow for as long
+//! as it reads. Past the bound the reader ends its snapshot and reads on, a chunk at a time
+//! on pooled connections. A file's chunks never change once written (a LOG file only grows,
+//! and the reader stops at the size it saw; an export's output is a new file), so the rest
+//! is the same bytes, unless the file is deleted meanwhile: then the read fails, and the
+//! client sees its download cut short of its Content-Length.
 
 use std::io::{self, Read};
+use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -16,6 +25,8 @@ pub struct FileReader {
     /// For a download, the connection whose open read transaction is the snapshot (rolled
     /// back on drop); None for a task's input, read chunk by chunk from the pool.
     snapshot: Option<Conn>,
+    /// When the snapshot must end (a download's bound; see the module notes).
+    snapshot_until: Option<Instant>,
     id: FileId,
     remaining: u64,
     next_seq: i64,
@@ -38,9 +49,13 @@ impl FileReader {
     /// A reader of file `id`, positioned at its start: on `snapshot` (a connection in a
     /// read transaction, which the reader ends when dropped), or on pooled connections.
     pub(super) fn open(store: &Store, id: FileId, snapshot: Option<Conn>) -> Result<FileReader> {
+        let snapshot_until = snapshot
+            .as_ref()
+            .map(|_| Instant::now() + store.limits().max_snapshot);
         let mut reader = FileReader {
             store: store.clone(),
             snapshot,
+            snapshot_until,
             id,
             remaining: 0,
             next_seq: 0,
@@ -67,6 +82,12 @@ impl FileReader {
     }
 
     fn next_chunk(&mut self) -> Result<bool> {
+        if self
+            .snapshot_until
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            self.end_snapshot();
+        }
         let found: Option<(i64, Vec<u8>)> = self.with_conn(|c| {
             c.prepare_cached(
                 "SELECT seq, data FROM file_chunks WHERE file_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
@@ -93,7 +114,7 @@ impl Read for FileReader {
                 return Ok(0);
             }
             if !self.next_chunk().map_err(io::Error::other)? {
-                // Within a snapshot this cannot happen; for an input, the file was deleted.
+                // Within a snapshot this cannot happen; outside one, the file was deleted.
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the file has fewer bytes than its recorded size",
@@ -111,9 +132,11 @@ impl Read for FileReader {
     }
 }
 
-impl Drop for FileReader {
-    fn drop(&mut self) {
-        if let Some(conn) = &self.snapshot {
+impl FileReader {
+    /// Ends the snapshot (if any) and gives its connection back to the pool.
+    fn end_snapshot(&mut self) {
+        self.snapshot_until = None;
+        if let Some(conn) = self.snapshot.take() {
             // The connection goes back to the pool: it must go back with no transaction.
             if !conn.is_autocommit() {
                 if let Err(e) = conn.execute_batch("ROLLBACK") {
@@ -121,5 +144,11 @@ impl Drop for FileReader {
                 }
             }
         }
+    }
+}
+
+impl Drop for FileReader {
+    fn drop(&mut self) {
+        self.end_snapshot();
     }
 }

@@ -13,6 +13,8 @@ use crate::task::FileId;
 pub struct FileWriter {
     store: Store,
     id: FileId,
+    /// The client whose upload this is (held to its quota), None for a task's own file.
+    quota: Option<String>,
     next_seq: i64,
     size: u64,
     /// The chunk being filled.
@@ -25,11 +27,13 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    /// A writer of the new, empty file `id`.
-    pub(super) fn new(store: Store, id: FileId) -> FileWriter {
+    /// A writer of the new, empty file `id`; an upload of client `quota`'s is held to that
+    /// client's quota and to the free-space floor as it grows.
+    pub(super) fn new(store: Store, id: FileId, quota: Option<String>) -> FileWriter {
         FileWriter {
             store,
             id,
+            quota,
             next_seq: 0,
             size: 0,
             buf: Vec::new(),
@@ -70,7 +74,15 @@ impl FileWriter {
         }
         let chunks = std::mem::take(&mut self.full);
         let count = chunks.len() as i64;
-        self.in_flight = Some(self.store.append_chunks(self.id, self.next_seq, chunks));
+        if self.quota.is_some() {
+            let bytes: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+            self.store.check_free_space(bytes)?;
+        }
+        self.in_flight =
+            Some(
+                self.store
+                    .append_chunks(self.id, self.next_seq, chunks, self.quota.clone()),
+            );
         self.next_seq += count;
         Ok(())
     }

@@ -45,13 +45,15 @@ impl Store {
     /// Starts an upload of `client`'s, which `submit` attaches to a task (or which the next
     /// start removes). Reached through [`super::Scoped::create_upload`].
     pub(super) fn create_upload(&self, client: &str) -> Result<FileWriter> {
+        self.check_upload_room(client, 0)?;
         self.start_file(None, client.to_string())
     }
 
     fn start_file(&self, task: Option<TaskId>, client: String) -> Result<FileWriter> {
+        let quota = task.is_none().then(|| client.clone());
         let now = self.clock().now_text();
         let id = self.write(move |tx| create_in(tx, task, &client, &now))?;
-        Ok(FileWriter::new(self.clone(), id))
+        Ok(FileWriter::new(self.clone(), id, quota))
     }
 
     /// Deletes a file (a writer's discarded output or upload).
@@ -134,10 +136,15 @@ impl Store {
         id: FileId,
         first_seq: i64,
         chunks: Vec<Vec<u8>>,
+        quota: Option<String>,
     ) -> crossbeam_channel::Receiver<Result<()>> {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let limit = self.limits().quota_bytes;
         let (done, outcome) = crossbeam_channel::bounded(1);
         let work = move |tx: &Transaction<'_>| {
+            if let Some(client) = &quota {
+                super::space::check_bytes_in(tx, client, limit, added)?;
+            }
             let mut insert = tx.prepare_cached(ADD_CHUNK)?;
             for (i, chunk) in chunks.iter().enumerate() {
                 insert.execute(params![id, first_seq + i as i64, chunk])?;
@@ -218,7 +225,7 @@ pub(super) fn append_in(tx: &Transaction<'_>, file: FileId, data: &[u8]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Durability;
+    use crate::store::{Durability, StoreLimits};
     use std::io::Read;
 
     fn store(dir: &tempfile::TempDir) -> Store {
@@ -257,6 +264,73 @@ mod tests {
             first == data,
             "the bytes read differ from the bytes written"
         );
+    }
+
+    /// Whether a passive checkpoint, run after a write made while `reader` reads, could copy
+    /// the whole write-ahead log back (nothing pins it).
+    fn checkpoint_completes(store: &Store) -> bool {
+        store
+            .write(|tx| {
+                tx.execute_batch("CREATE TABLE IF NOT EXISTS t (n); INSERT INTO t VALUES (1);")?;
+                Ok(())
+            })
+            .unwrap();
+        let conn = store.conn().unwrap();
+        let (log, copied): (i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        log == copied
+    }
+
+    #[test]
+    fn a_download_past_its_snapshot_bound_no_longer_pins_the_log_and_reads_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = bytes(CHUNK_SIZE * 3 + 1234);
+        // The default bound: the reader pins the log while it reads.
+        let pinned = store(&dir);
+        let file = stored(&pinned, &data);
+        let mut reader = pinned.open_file(&Scope::All, file.id).unwrap();
+        let mut first = vec![0u8; 1000];
+        reader.read_exact(&mut first).unwrap();
+        assert!(
+            !checkpoint_completes(&pinned),
+            "a snapshot did not pin the log"
+        );
+        drop(reader);
+        drop(pinned);
+
+        // A bound of zero: the snapshot ends at the first chunk, the bytes are the same.
+        let limits = StoreLimits {
+            max_snapshot: std::time::Duration::ZERO,
+            ..StoreLimits::default()
+        };
+        let bounded = Store::open_with(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            4,
+            std::sync::Arc::new(crate::clock::SystemClock),
+            limits,
+        )
+        .unwrap();
+        let mut reader = bounded.open_file(&Scope::All, file.id).unwrap();
+        reader.read_exact(&mut first).unwrap();
+        assert!(checkpoint_completes(&bounded), "the log is still pinned");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        first.extend_from_slice(&rest);
+        assert!(
+            first == data,
+            "the bytes read differ from the bytes written"
+        );
+
+        // Outside its snapshot, a download of a file deleted meanwhile is cut short.
+        let mut reader = bounded.open_file(&Scope::All, file.id).unwrap();
+        reader.read_exact(&mut first[..10]).unwrap();
+        bounded.delete_file(file.id).unwrap();
+        let cut = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(cut.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -276,6 +276,7 @@ mod tests {
         for sql in [INSERT_TASK, START_TASK, END_TASK]
             .iter()
             .chain(file_writes)
+            .chain(super::super::space::HOT_STATEMENTS)
         {
             let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
             let unbound = vec![Value::Null; explain.parameter_count()];

@@ -16,6 +16,7 @@ const STEPS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("../../migrations/002_import_start_row.sql"),
     include_str!("../../migrations/003_states_and_owners.sql"),
+    include_str!("../../migrations/004_client_usage.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {

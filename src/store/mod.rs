@@ -27,11 +27,13 @@ mod file_writer;
 mod files;
 mod finish;
 mod import;
+pub(crate) mod limits;
 mod migrate;
 mod query;
 mod recovery;
 mod remove;
 mod scope;
+mod space;
 mod sqlite;
 mod submit;
 mod writer;
@@ -52,12 +54,13 @@ use crate::clock::SystemClock;
 
 pub use claim::{Claimed, QueuedStart};
 pub use datasets::{is_valid_name as is_valid_dataset_name, Dataset};
-pub use error::StoreError;
+pub use error::{Refusal, StoreError};
 pub use file_reader::FileReader;
 pub use file_writer::FileWriter;
 pub use files::StoredFile;
 pub use finish::{Finish, Liveness, Progress};
 pub use import::{DatasetError, ImportSession, RowOutcome};
+pub use limits::StoreLimits;
 pub use query::ListFilter;
 pub use recovery::INTERRUPTED;
 pub use remove::DeleteOutcome;
@@ -94,6 +97,10 @@ struct Inner {
     writer: writer::Writer,
     /// The service's clock: every "now" the store writes comes from it.
     clock: Arc<dyn Clock>,
+    /// Quotas, the free-space floor, the snapshot bound.
+    limits: StoreLimits,
+    /// The directory of the database file, whose filesystem the floor is about.
+    dir: std::path::PathBuf,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -111,11 +118,23 @@ impl Store {
     /// `open` with a pool of `connections`. Every thread that may hold one at once needs
     /// one: each HTTP thread (a download holds its connection while it streams), each
     /// worker, the dispatcher.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open_sized(
         path: &Path,
         durability: Durability,
         connections: u32,
         clock: Arc<dyn Clock>,
+    ) -> Result<Store> {
+        Store::open_with(path, durability, connections, clock, StoreLimits::default())
+    }
+
+    /// `open_sized` with `limits`.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        connections: u32,
+        clock: Arc<dyn Clock>,
+        limits: StoreLimits,
     ) -> Result<Store> {
         let lock_file = lock_database(path)?;
         // WAL is a property of the file: switch it once, before the pool opens connections
@@ -162,6 +181,8 @@ impl Store {
                 importing: import::ImportLocks::default(),
                 writer,
                 clock,
+                limits,
+                dir: space::database_dir(path),
                 _lock_file: lock_file,
             }),
         };
@@ -194,6 +215,11 @@ impl Store {
     /// The clock the store (and the engine, through it) takes "now" from.
     pub fn clock(&self) -> &dyn Clock {
         &*self.inner.clock
+    }
+
+    /// The store's limits.
+    pub fn limits(&self) -> &StoreLimits {
+        &self.inner.limits
     }
 
     /// `PRAGMA integrity_check`: "ok" for a sound file.

@@ -64,6 +64,7 @@ impl Scoped {
     /// so must the upload it names.
     pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
         self.check_owner(new)?;
+        self.store.check_free_space(0)?;
         self.store.submit(new)
     }
 
@@ -72,6 +73,7 @@ impl Scoped {
         for new in tasks {
             self.check_owner(new)?;
         }
+        self.store.check_free_space(0)?;
         self.store.submit_many(tasks)
     }
 
@@ -108,6 +110,12 @@ impl Scoped {
     /// Starts an upload: a file of the acting client that a submission then attaches.
     pub fn create_upload(&self) -> Result<FileWriter> {
         self.store.create_upload(self.acting_client())
+    }
+
+    /// Refuses an upload of `length` bytes that would take the acting client past its quota
+    /// or the disk under its floor, before any of it is received.
+    pub fn check_upload(&self, length: u64) -> Result<()> {
+        self.store.check_upload_room(self.acting_client(), length)
     }
 
     /// Deletes an upload of this scope that no task refers to.

@@ -36,9 +36,10 @@ impl Store {
     pub(super) fn submit(&self, new: &NewTask) -> Result<Submitted> {
         let new = new.clone();
         let now_ms = self.clock().now_ms();
+        let max_unfinished = self.limits().max_unfinished;
         let now = crate::clock::format_ms(now_ms);
         let result = self.write(move |tx| {
-            let (id, created) = insert_task(tx, &new, &now, now_ms)?;
+            let (id, created) = insert_task(tx, &new, &now, now_ms, max_unfinished)?;
             // A new task is what was inserted, with the schema's defaults: no need to read it.
             let task = if created {
                 pending_task(id, new, now)
@@ -57,11 +58,12 @@ impl Store {
     pub(super) fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
         let tasks = tasks.to_vec();
         let now_ms = self.clock().now_ms();
+        let max_unfinished = self.limits().max_unfinished;
         let now = crate::clock::format_ms(now_ms);
         let ids = self.write(move |tx| {
             tasks
                 .iter()
-                .map(|t| insert_task(tx, t, &now, now_ms).map(|(id, _)| id))
+                .map(|t| insert_task(tx, t, &now, now_ms, max_unfinished).map(|(id, _)| id))
                 .collect::<Result<Vec<_>>>()
         })?;
         self.activity().bump();
@@ -100,6 +102,7 @@ fn insert_task(
     new: &NewTask,
     now: &str,
     now_ms: i64,
+    max_unfinished: u64,
 ) -> Result<(TaskId, bool)> {
     let params_json =
         serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -139,7 +142,8 @@ fn insert_task(
         }
     }
     // Checked before anything is written (see the writer: a write that fails halfway
-    // fails its whole batch).
+    // fails its whole batch). A retry matched above is not a new task: no quota applies.
+    super::space::check_unfinished_in(tx, &new.owner.client, max_unfinished, 1)?;
     if let Some(upload) = new.io_file {
         // An upload is used only by the client that sent it.
         let staged = tx

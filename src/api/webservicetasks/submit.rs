@@ -217,6 +217,8 @@ fn raw_submission(ctx: &RequestContext, request: &mut Request<'_>) -> Result<Sub
         if length as u64 > ctx.limits.max_upload {
             return Err(upload_too_large(ctx));
         }
+        // The quota and the free-space floor, before receiving what would pass them.
+        ctx.store.check_upload(length as u64)?;
     }
     let upload = store_upload(ctx, request.body())?;
     Ok(Submission {

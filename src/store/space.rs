@@ -1,0 +1,251 @@
+//! Room for more: the free-space floor of the database's filesystem, and each client's quota
+//! of stored bytes and of unfinished tasks. The checks refuse new work (uploads,
+//! submissions); reads, downloads, deletes and running tasks are never refused by them, so a
+//! full client or a nearly full disk can always be cleaned up.
+//!
+//! A client's stored bytes are kept in `client_usage` by triggers on `files` (schema
+//! version 4), so a check costs one row; its unfinished tasks are the kept `task_counts`.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::{Refusal, Result, Store, StoreError};
+
+/// A client's unfinished tasks, as `task_counts` keeps them: every state but the three
+/// ends. Spelled as inequalities: SQLite evaluates a constant IN list (and turns an OR of
+/// equalities on one column into one) by building a temporary b-tree, see schema.sql.
+const UNFINISHED: &str = "SELECT coalesce(sum(n), 0) FROM task_counts WHERE client = ?1 AND \
+     state <> 'succeeded' AND state <> 'failed' AND state <> 'canceled'";
+
+/// The bytes of stored files of client ?1.
+const USAGE: &str = "SELECT bytes FROM client_usage WHERE client = ?1";
+
+/// The directory holding the database (its filesystem is the one that fills).
+pub(super) fn database_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Store {
+    /// Refuses new work when the database's filesystem has less than the floor free, with
+    /// `more` bytes still to come. A filesystem that cannot be asked is let through: SQLite
+    /// reports a truly full disk itself.
+    pub(super) fn check_free_space(&self, more: u64) -> Result<()> {
+        let floor = self.limits().min_free_bytes;
+        if floor == 0 && more == 0 {
+            return Ok(());
+        }
+        let free = match rustix::fs::statvfs(&self.inner.dir) {
+            Ok(stat) => stat.f_bavail.saturating_mul(stat.f_frsize),
+            Err(e) => {
+                log::warn!("cannot read the free space of the database's disk: {e}");
+                return Ok(());
+            }
+        };
+        if free < floor.saturating_add(more) {
+            return Err(StoreError::Refused(Refusal::FreeSpace { free, floor }));
+        }
+        Ok(())
+    }
+
+    /// Refuses an upload of `more` bytes (0: not yet known) that would take `client` past its
+    /// quota, or the disk under its floor.
+    pub(super) fn check_upload_room(&self, client: &str, more: u64) -> Result<()> {
+        self.check_free_space(more)?;
+        let used: i64 = self
+            .conn()?
+            .prepare_cached(USAGE)?
+            .query_row([client], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        check_bytes(self.limits().quota_bytes, used, more)
+    }
+}
+
+/// Within the writer's transaction: refuses `adding` more bytes of `client`'s.
+pub(super) fn check_bytes_in(
+    tx: &Transaction<'_>,
+    client: &str,
+    limit: u64,
+    adding: u64,
+) -> Result<()> {
+    let used: i64 = tx
+        .prepare_cached(USAGE)?
+        .query_row([client], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    check_bytes(limit, used, adding)
+}
+
+fn check_bytes(limit: u64, used: i64, adding: u64) -> Result<()> {
+    if (used.max(0) as u64).saturating_add(adding) > limit {
+        return Err(StoreError::Refused(Refusal::BytesQuota { limit }));
+    }
+    Ok(())
+}
+
+/// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
+pub(super) fn check_unfinished_in(
+    tx: &Transaction<'_>,
+    client: &str,
+    limit: u64,
+    adding: u64,
+) -> Result<()> {
+    let unfinished: i64 = tx
+        .prepare_cached(UNFINISHED)?
+        .query_row(params![client], |r| r.get(0))?;
+    if (unfinished.max(0) as u64).saturating_add(adding) > limit {
+        return Err(StoreError::Refused(Refusal::UnfinishedQuota { limit }));
+    }
+    Ok(())
+}
+
+/// The statements every submission runs, for the test that they build no temporary b-tree.
+#[cfg(test)]
+pub(super) const HOT_STATEMENTS: &[&str] = &[UNFINISHED, USAGE];
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::store::{Durability, StoreLimits};
+    use crate::task::{NewTask, Params, Scope};
+
+    fn store_with(dir: &tempfile::TempDir, limits: StoreLimits) -> Store {
+        Store::open_with(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            4,
+            Arc::new(SystemClock),
+            limits,
+        )
+        .unwrap()
+    }
+
+    fn refusal<T: std::fmt::Debug>(result: Result<T>) -> Refusal {
+        match result {
+            Err(StoreError::Refused(refusal)) => refusal,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unfinished_tasks_are_held_to_their_quota_and_a_finished_one_frees_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StoreLimits {
+            max_unfinished: 2,
+            ..StoreLimits::default()
+        };
+        let store = store_with(&dir, limits);
+        let mine = store.scoped(Scope::Client("default".into()));
+        let mut first = NewTask::new("sleep", Params::new());
+        first.idempotency_key = Some("k".into());
+        let first = mine.submit(&first).unwrap().task.id;
+        mine.submit(&NewTask::new("sleep", Params::new())).unwrap();
+        let third = mine.submit(&NewTask::new("sleep", Params::new()));
+        assert_eq!(refusal(third), Refusal::UnfinishedQuota { limit: 2 });
+        // All or none: a batch that would pass it stores nothing.
+        let batch = vec![NewTask::new("sleep", Params::new()); 2];
+        assert_eq!(
+            refusal(mine.submit_many(&batch)),
+            Refusal::UnfinishedQuota { limit: 2 }
+        );
+        // A retry of a submission is not a new task.
+        let mut retry = NewTask::new("sleep", Params::new());
+        retry.idempotency_key = Some("k".into());
+        assert_eq!(mine.submit(&retry).unwrap().task.id, first);
+        // Another client has its own quota.
+        let mut theirs = NewTask::new("sleep", Params::new());
+        theirs.owner.client = "other".into();
+        store.scoped(Scope::All).submit(&theirs).unwrap();
+        // A task that ends frees its place.
+        let claimed = store.claim_due("me", 1).unwrap();
+        assert!(store.start(claimed[0].id, "me").unwrap());
+        let end = crate::store::Finish::success(b"");
+        assert!(store.finish(claimed[0].id, "me", end).unwrap());
+        mine.submit(&NewTask::new("sleep", Params::new())).unwrap();
+    }
+
+    #[test]
+    fn uploads_are_held_to_the_client_s_quota_and_a_delete_frees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StoreLimits {
+            quota_bytes: 1000,
+            ..StoreLimits::default()
+        };
+        let store = store_with(&dir, limits);
+        let mine = store.scoped(Scope::Client("default".into()));
+        let mut first = mine.create_upload().unwrap();
+        first.write_all(&[1; 800]).unwrap();
+        let first = first.finish().unwrap();
+        // Declared up front, and found out while it streams.
+        assert_eq!(
+            refusal(mine.check_upload(300)),
+            Refusal::BytesQuota { limit: 1000 }
+        );
+        let mut second = mine.create_upload().unwrap();
+        second.write_all(&[2; 300]).unwrap();
+        assert_eq!(
+            refusal(second.commit()),
+            Refusal::BytesQuota { limit: 1000 }
+        );
+        second.discard().unwrap();
+        // Another client's files do not count.
+        let theirs = store.scoped(Scope::Client("other".into()));
+        let mut other = theirs.create_upload().unwrap();
+        other.write_all(&[3; 900]).unwrap();
+        other.finish().unwrap();
+        // Deleting the first frees its bytes, exactly.
+        mine.discard_upload(first.id).unwrap();
+        mine.check_upload(1000).unwrap();
+        let mut third = mine.create_upload().unwrap();
+        third.write_all(&[4; 1000]).unwrap();
+        third.finish().unwrap();
+        assert_eq!(
+            refusal(mine.check_upload(1)),
+            Refusal::BytesQuota { limit: 1000 }
+        );
+    }
+
+    #[test]
+    fn under_the_free_space_floor_new_work_is_refused_and_reads_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, StoreLimits::default());
+        let id = store
+            .scoped(Scope::All)
+            .submit(&NewTask::new("sleep", Params::new()))
+            .unwrap()
+            .task
+            .id;
+        drop(store);
+        let limits = StoreLimits {
+            min_free_bytes: u64::MAX / 2,
+            ..StoreLimits::default()
+        };
+        let store = store_with(&dir, limits);
+        let all = store.scoped(Scope::All);
+        let floor = |r| match refusal(r) {
+            Refusal::FreeSpace { floor, .. } => floor,
+            other => panic!("expected the floor, got {other:?}"),
+        };
+        assert_eq!(
+            floor(
+                all.submit(&NewTask::new("sleep", Params::new()))
+                    .map(|_| ())
+            ),
+            u64::MAX / 2
+        );
+        assert_eq!(floor(all.create_upload().map(|_| ())), u64::MAX / 2);
+        assert_eq!(all.task(id).unwrap().id, id);
+        assert_eq!(
+            all.delete(id, false).unwrap(),
+            crate::store::DeleteOutcome::Deleted
+        );
+    }
+}
