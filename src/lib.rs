@@ -53,6 +53,7 @@ pub mod fuzz_api;
 mod handlers;
 mod http;
 mod kind;
+mod retention;
 mod service;
 #[cfg(feature = "internals")]
 #[doc(hidden)]

@@ -1,5 +1,6 @@
-//! The service: starts the pieces in order (store → recovery → HTTP → engine) and stops
-//! them as: engine stops claiming → HTTP → engine with its grace period → store.
+//! The service: starts the pieces in order (store → recovery → HTTP → engine → retention)
+//! and stops them as: retention → engine stops claiming → HTTP → engine with its grace
+//! period → store.
 //!
 //! HTTP is bound before the engine starts: binding is what fails in practice (the port is
 //! taken), and a start that fails must leave the database as it found it. Were the engine
@@ -17,6 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::{AllowedHosts, App, HttpServer, Limits};
 use crate::kind::Registry;
+use crate::retention::Retention;
 use crate::store::{ListFilter, Scoped, Store, StoreLimits, Submitted};
 use crate::task::{NewTask, Scope, Task, TaskId};
 use crate::task_service::{TaskService, TaskServiceError};
@@ -25,6 +27,8 @@ use crate::task_service::{TaskService, TaskServiceError};
 /// [`Service::shutdown`] does.
 pub struct Service {
     store: Store,
+    /// Removes finished tasks past their age (None: kept for ever).
+    retention: Option<Retention>,
     registry: Arc<Registry>,
     engine: Option<Engine>,
     http: Option<HttpServer>,
@@ -97,6 +101,14 @@ impl Service {
                 return Err(e.into());
             }
         };
+        let retention = match Retention::start(store.clone(), config.retention) {
+            Ok(retention) => retention,
+            Err(e) => {
+                http.stop(Instant::now());
+                engine.stop(Instant::now());
+                return Err(e.into());
+            }
+        };
         let addr = http.addr();
         log::info!(
             "taskbox listening on http://{addr} (database {}, {} workers)",
@@ -105,6 +117,7 @@ impl Service {
         );
         Ok(Service {
             store,
+            retention,
             registry: app_registry,
             engine: Some(engine),
             http: Some(http),
@@ -185,6 +198,9 @@ impl Service {
         let now = Instant::now();
         let grace = self.grace.min(Duration::from_secs(MAX_GRACE_SECS));
         let deadline = now.checked_add(grace).unwrap_or(now);
+        if let Some(retention) = self.retention.take() {
+            retention.stop();
+        }
         if let Some(engine) = &self.engine {
             engine.stop_claiming();
         }

@@ -32,6 +32,7 @@ mod migrate;
 mod query;
 mod recovery;
 mod remove;
+mod retention;
 mod scope;
 mod space;
 mod sqlite;

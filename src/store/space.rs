@@ -35,7 +35,8 @@ impl Store {
     /// reports a truly full disk itself.
     pub(super) fn check_free_space(&self, more: u64) -> Result<()> {
         let floor = self.limits().min_free_bytes;
-        if floor == 0 && more == 0 {
+        if floor == 0 {
+            // No floor: a full disk is SQLite's to report.
             return Ok(());
         }
         let free = match rustix::fs::statvfs(&self.inner.dir) {

@@ -43,12 +43,17 @@ fn mounted(what: &str, mount: impl FnOnce() -> Result<SmallFs, String>) -> Optio
 
 /// Starts taskbox on the database `db` (on the small filesystem), logging into
 /// `log_dir/server.log` (off it: a log on the full disk would lose the very lines the test
-/// waits for).
+/// waits for). With no free-space floor unless `args` sets one: these tests fill the disk
+/// to SQLite's own refusal.
 fn start(db: &Path, log_dir: &Path, args: &[&str]) -> Server {
+    let mut all = args.to_vec();
+    if !args.contains(&"--min-free-bytes") {
+        all.extend(["--min-free-bytes", "0"]);
+    }
     Server::builder()
         .db(db)
         .log_dir(log_dir)
-        .args(args)
+        .args(&all)
         .log_level("info")
         .start()
 }
@@ -409,4 +414,55 @@ fn a_start_on_a_full_disk_fails_saying_so_and_succeeds_once_space_is_freed() {
         Some(0)
     );
     assert_eq!(integrity_check(&db), "ok");
+}
+
+#[test]
+fn under_the_free_space_floor_new_work_gets_507_and_reads_downloads_and_deletes_go_on() {
+    let Some(fs) = mounted("a 16 MiB filesystem", || SmallFs::any(16)) else {
+        return;
+    };
+    let logs = tempfile::tempdir().expect("a log directory");
+    let db = fs.path.join("taskbox.db");
+    // A floor of 4 MiB.
+    let tb = start(&db, logs.path(), &["--min-free-bytes", "4194304"]);
+    let stored = Stored::make(&tb);
+    let pending = submitted(&post_task(&tb, "sleep", json!({"seconds": 0})));
+    wait_success(&tb, pending);
+
+    // A ballast file leaves 2 MiB free: under the floor, above a full disk.
+    let ballast = fs.path.join("ballast");
+    let free = rustix::fs::statvfs(&fs.path).expect("statvfs");
+    let available = free.f_bavail * free.f_frsize;
+    let keep = 2 << 20;
+    assert!(available > keep, "only {available} bytes free at the start");
+    std::fs::write(&ballast, vec![0u8; (available - keep) as usize]).expect("the ballast");
+    std::fs::File::open(&ballast).unwrap().sync_all().unwrap();
+
+    let refused = [
+        post_task(&tb, "sleep", json!({"seconds": 0})),
+        import(&tb, "more", &csv(10, "more")),
+    ];
+    for answer in refused {
+        let message = answer.error(507);
+        assert!(message.contains("--min-free-bytes"), "{message}");
+    }
+    // Everything stored reads back, downloads included, and a delete works.
+    stored.check(&tb, "under the floor");
+    let delete = send(
+        "DELETE",
+        &tb.url(&format!("/webservicetasks/{pending}")),
+        &[],
+        None,
+    );
+    delete.data(200);
+    assert_eq!(
+        get(&tb.url(&format!("/webservicetasks/{pending}"))).status,
+        404
+    );
+
+    // Space given back: new work is taken again, without a restart.
+    std::fs::remove_file(&ballast).expect("remove the ballast");
+    let again = submitted(&post_task(&tb, "sleep", json!({"seconds": 0})));
+    wait_success(&tb, again);
+    stored.check(&tb, "after the floor");
 }

@@ -11,4 +11,5 @@ mod errors;
 mod files;
 mod lifecycle;
 mod origins;
+mod quotas;
 mod smoke;
