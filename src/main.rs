@@ -71,6 +71,12 @@ struct ServeArgs {
     /// Threads answering HTTP requests.
     #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
     http_threads: usize,
+    /// The longest sleep task accepted, in seconds (400 beyond).
+    #[arg(long, env = "TASKBOX_MAX_SLEEP_SECS", default_value_t = config::DEFAULT_MAX_SLEEP_SECS)]
+    max_sleep_secs: u64,
+    /// The most bytes of tasks in one page of the task list; a page is cut short there.
+    #[arg(long, env = "TASKBOX_MAX_LIST_BYTES", default_value_t = config::DEFAULT_MAX_LIST_BYTES)]
+    max_list_bytes: usize,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
     /// debug.import (for tests).
     #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
@@ -115,8 +121,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_connections: args.max_connections,
         grace: Duration::from_secs(args.grace_secs),
         durability: args.durability,
+        max_sleep_secs: args.max_sleep_secs,
+        max_list_bytes: args.max_list_bytes,
     };
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {
         registry.register_diagnostic_kinds();
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::csv_format::write_record;
 use super::{list_param, validate_table};
-use crate::kind::{Handler, TaskContext, TaskError};
+use crate::kind::{Handler, Param, TaskContext, TaskError};
 use crate::store::{DatasetError, ImportSession, RowOutcome};
 use crate::task::{Counts, Params};
 
@@ -26,9 +26,23 @@ const ERR_BUFFER: usize = 64 * 1024;
 
 pub struct CsvImport;
 
+/// The params of csv.import (and of the test kind debug.import, with one more).
+pub(super) const PARAMS: [Param; 2] = [
+    super::TABLE,
+    Param::new(
+        "key",
+        super::MAX_COLUMN_LIST,
+        "comma-separated key columns: rows with the key of a stored row are duplicates",
+    ),
+];
+
 impl Handler for CsvImport {
     fn kind(&self) -> &'static str {
         "csv.import"
+    }
+
+    fn params(&self) -> &[Param] {
+        &PARAMS
     }
 
     fn validate(&self, params: &Params, has_input: bool) -> Result<(), String> {

@@ -13,16 +13,23 @@ pub use csv_import::CsvImport;
 use debug::{Hang, HeldImport, Hold, Panic};
 pub use sleep::Sleep;
 
-use crate::kind::Registry;
+use crate::config::Config;
+use crate::kind::{Param, Registry};
 use crate::task::Params;
 
 impl Registry {
-    /// The built-in kinds: csv.import, csv.export and sleep.
+    /// The built-in kinds, csv.import, csv.export and sleep, with their default settings
+    /// (`sleep` up to [`crate::config::DEFAULT_MAX_SLEEP_SECS`]).
     pub fn builtin() -> Registry {
+        Registry::builtin_with(&Config::default())
+    }
+
+    /// The built-in kinds with the settings of `config` that concern them (`max_sleep_secs`).
+    pub fn builtin_with(config: &Config) -> Registry {
         let mut registry = Registry::new();
         registry.register(CsvImport);
         registry.register(CsvExport);
-        registry.register(Sleep);
+        registry.register(Sleep::new(config.max_sleep_secs));
         registry
     }
 
@@ -37,6 +44,17 @@ impl Registry {
         self.register(HeldImport);
     }
 }
+
+/// The longest list of column names a param takes (`key`, `columns`): 64 KiB, room for
+/// hundreds of long names, and a bound on what a task stores.
+const MAX_COLUMN_LIST: usize = 64 * 1024;
+
+/// The param `table` of csv.import and csv.export (at most 64 bytes, as the naming rule).
+const TABLE: Param = Param::new(
+    "table",
+    crate::store::MAX_DATASET_NAME,
+    "the dataset: letters, digits and _, not starting with a digit",
+);
 
 /// The comma-separated list param `name`, without empty entries; None when absent. Entries
 /// are not trimmed: they name columns exactly as written, spaces included.
