@@ -155,7 +155,7 @@ fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
         task.kind,
         task.attempt
     );
-    let mut ctx = TaskContext::new(&shared.store, &shared.owner, task);
+    let mut ctx = TaskContext::new(&shared.store, &shared.owner, task, &shared.stopping);
     ctx.log(format!("Started {} (attempt {})", task.kind, task.attempt));
     let result = match shared.registry.get(&task.kind) {
         Some(handler) => panic::catch_unwind(AssertUnwindSafe(|| handler.run(&mut ctx)))

@@ -127,7 +127,7 @@ impl CsvImport {
             }
         };
         let raw_header = record.clone();
-        let mut session = match ctx.begin_import(&table, &header, &key) {
+        let mut session = match ctx.begin_import(&table, &header, &key)? {
             Ok(s) => s,
             Err(DatasetError::Store(e)) => return Err(e.into()),
             Err(e) => {
