@@ -108,8 +108,8 @@ impl Handler for CsvExport {
                 if raw {
                     write_record(&mut chunk, cells.iter().map(|c| c.as_bytes()));
                 } else {
-                    let safe: Vec<_> = cells.iter().map(|c| defuse_formula(c)).collect();
-                    write_record(&mut chunk, safe.iter().map(|c| c.as_bytes()));
+                    let safe: Vec<_> = cells.iter().map(|c| defuse_formula(c.as_bytes())).collect();
+                    write_record(&mut chunk, safe.iter().map(|c| c.as_ref()));
                 }
             }
             ctx.output()?.write_all(&chunk)?;

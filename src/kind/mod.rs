@@ -16,6 +16,9 @@ mod param;
 mod registry;
 
 pub use context::TaskContext;
+#[cfg(any(test, feature = "internals"))]
+pub(crate) use error::is_database_failure;
+pub(crate) use error::store_error_in;
 pub use error::TaskError;
 pub(crate) use param::check_params;
 pub use param::Param;
