@@ -1,5 +1,6 @@
-//! The diagnostic kinds, registered only when the service is started with test kinds enabled
-//! (`TASKBOX_TEST_KINDS=true`); never part of a normal install. Two misbehave on purpose,
+//! The diagnostic kinds, compiled only with the feature `test-kinds` (which `cargo test`
+//! turns on) and registered only when the service is started with `--test-kinds`
+//! (`TASKBOX_TEST_KINDS=true`); never part of a release build. Two misbehave on purpose,
 //! so that tests can show the engine survives it:
 //!
 //! - `debug.panic` panics: its task ends ERROR while the worker goes on.

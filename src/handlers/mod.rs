@@ -1,16 +1,16 @@
-//! The built-in kinds: `csv.import`, `csv.export` and `sleep`, and the diagnostic kinds
-//! tests use. Each is a [`Handler`] written against the embedder's API in `kind`, exactly
-//! as an embedder's own kind would be.
+//! The built-in kinds: `csv.import`, `csv.export` and `sleep`, and, in a build with the
+//! feature `test-kinds` only, the diagnostic kinds tests use. Each is a [`Handler`] written
+//! against the embedder's API in `kind`, exactly as an embedder's own kind would be.
 
 mod csv_export;
 mod csv_format;
 mod csv_import;
+#[cfg(feature = "test-kinds")]
 mod debug;
 mod sleep;
 
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
-use debug::{Hang, HeldImport, Hold, Panic};
 pub use sleep::Sleep;
 
 use crate::config::Config;
@@ -35,9 +35,12 @@ impl Registry {
 
     /// Adds the diagnostic kinds (debug.panic, debug.hang, debug.hold, debug.import), which
     /// misbehave or wait on purpose so that tests can show the engine survives them and hold
-    /// a task running for as long as they need. Never for a normal install.
+    /// a task running for as long as they need. Only in a build with the feature
+    /// `test-kinds` (which `cargo test` turns on), never in a release build.
+    #[cfg(feature = "test-kinds")]
     #[doc(hidden)]
     pub fn register_diagnostic_kinds(&mut self) {
+        use debug::{Hang, HeldImport, Hold, Panic};
         self.register(Panic);
         self.register(Hang);
         self.register(Hold);
