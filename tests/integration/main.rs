@@ -9,5 +9,6 @@ mod api;
 mod csv;
 mod errors;
 mod files;
+mod inputs;
 mod lifecycle;
 mod smoke;
