@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use taskbox::{Config, Handler, NewTask, Params, Registry, Service, TaskContext, TaskError};
+use taskbox::{Config, Handler, NewTask, Param, Params, Registry, Service, TaskContext, TaskError};
 
 /// A kind of our own: counts to `to` (default 5), a step every `step_ms` milliseconds
 /// (default 200), reporting progress as it goes.
@@ -19,6 +19,19 @@ struct Count;
 impl Handler for Count {
     fn kind(&self) -> &'static str {
         "example.count"
+    }
+
+    /// Every param the kind takes, with the longest value of each: any other is refused.
+    fn params(&self) -> &[Param] {
+        const PARAMS: [Param; 2] = [
+            Param::new("to", 10, "the number to count to (default 5)"),
+            Param::new(
+                "step_ms",
+                10,
+                "milliseconds between two steps (default 200)",
+            ),
+        ];
+        &PARAMS
     }
 
     fn validate(&self, params: &Params, _has_input: bool) -> Result<(), String> {

@@ -62,6 +62,18 @@ pub const MAX_MAX_UNFINISHED: u64 = 1 << 40;
 pub use crate::store::limits::{
     DEFAULT_MAX_SNAPSHOT_SECS, DEFAULT_MAX_UNFINISHED, DEFAULT_MIN_FREE_BYTES, DEFAULT_QUOTA_BYTES,
 };
+/// One hour: the longest `sleep` task accepted. Long enough for any demo or measurement,
+/// short enough that a few sleeps cannot hold every worker for a day.
+pub const DEFAULT_MAX_SLEEP_SECS: u64 = 3600;
+/// One day: the largest `max_sleep_secs` (the most `sleep` ever took).
+pub const MAX_MAX_SLEEP_SECS: u64 = 86_400;
+/// 4 MiB: the most bytes of tasks one page of the list answers with (as JSON); a page is
+/// cut short there, whatever its `limit`. A thousand tasks of usual size take about 600 KiB.
+pub const DEFAULT_MAX_LIST_BYTES: usize = 4 << 20;
+/// The bounds of `max_list_bytes`: 64 KiB to 1 GiB.
+pub const MIN_MAX_LIST_BYTES: usize = 64 << 10;
+/// The largest `max_list_bytes`.
+pub const MAX_MAX_LIST_BYTES: usize = 1 << 30;
 
 #[derive(Debug, Clone)]
 /// The service's settings; see the constants of this module for their defaults and bounds.
@@ -104,6 +116,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// How hard a commit is pushed to the disk.
     pub durability: Durability,
+    /// The longest `sleep` task accepted, in seconds (used by [`crate::Registry::builtin_with`]).
+    pub max_sleep_secs: u64,
+    /// See `DEFAULT_MAX_LIST_BYTES`.
+    pub max_list_bytes: usize,
 }
 
 impl Default for Config {
@@ -127,6 +143,8 @@ impl Default for Config {
             max_snapshot: Duration::from_secs(DEFAULT_MAX_SNAPSHOT_SECS),
             retention: Duration::from_secs(DEFAULT_RETENTION_SECS),
             durability: Durability::Full,
+            max_sleep_secs: DEFAULT_MAX_SLEEP_SECS,
+            max_list_bytes: DEFAULT_MAX_LIST_BYTES,
         }
     }
 }
@@ -236,6 +254,18 @@ impl Config {
                 self.retention
             )));
         }
+        if self.max_sleep_secs == 0 || self.max_sleep_secs > MAX_MAX_SLEEP_SECS {
+            return Err(Error::Config(format!(
+                "max-sleep-secs must be between 1 and {MAX_MAX_SLEEP_SECS} seconds (one day), not {}",
+                self.max_sleep_secs
+            )));
+        }
+        if self.max_list_bytes < MIN_MAX_LIST_BYTES || self.max_list_bytes > MAX_MAX_LIST_BYTES {
+            return Err(Error::Config(format!(
+                "max-list-bytes must be at least {MIN_MAX_LIST_BYTES} bytes and at most {MAX_MAX_LIST_BYTES} bytes (1 GiB), not {}",
+                self.max_list_bytes
+            )));
+        }
         if self.db_path.as_os_str().is_empty() {
             return Err(Error::Config("db must name a file".into()));
         }
@@ -309,6 +339,37 @@ mod tests {
         for (change, name) in cases {
             let mut config = Config::default();
             change(&mut config);
+            let message = refused(config);
+            assert!(message.contains(name), "{message:?} does not name {name}");
+        }
+    }
+
+    #[test]
+    fn the_sleep_and_list_bounds_are_valid_and_beyond_them_refused_naming_them() {
+        for (sleep, list) in [
+            (1, MIN_MAX_LIST_BYTES),
+            (MAX_MAX_SLEEP_SECS, MAX_MAX_LIST_BYTES),
+        ] {
+            let config = Config {
+                max_sleep_secs: sleep,
+                max_list_bytes: list,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
+        let sleeps = [0, MAX_MAX_SLEEP_SECS + 1].map(|max_sleep_secs| Config {
+            max_sleep_secs,
+            ..Config::default()
+        });
+        let lists = [MIN_MAX_LIST_BYTES - 1, usize::MAX].map(|max_list_bytes| Config {
+            max_list_bytes,
+            ..Config::default()
+        });
+        let named = sleeps.map(|c| (c, "max-sleep-secs"));
+        for (config, name) in named
+            .into_iter()
+            .chain(lists.map(|c| (c, "max-list-bytes")))
+        {
             let message = refused(config);
             assert!(message.contains(name), "{message:?} does not name {name}");
         }

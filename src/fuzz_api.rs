@@ -598,7 +598,7 @@ fn check_outcome(store: &Store, task: &Task) -> Option<Counts> {
     let c = task.counts;
     let message = task.message.as_str();
     assert!(
-        !message.contains("panicked") && !message.contains("could not use the database"),
+        !message.contains("panicked") && !crate::kind::is_database_failure(message),
         "task {}: {message}",
         task.id
     );

@@ -15,13 +15,17 @@
 //! Embedding: register a kind of your own and start the service (see `examples/embed.rs`).
 //!
 //! ```no_run
-//! use taskbox::{Config, Handler, Params, Registry, Service, TaskContext, TaskError};
+//! use taskbox::{Config, Handler, Param, Params, Registry, Service, TaskContext, TaskError};
 //!
 //! struct Greet;
 //!
 //! impl Handler for Greet {
 //!     fn kind(&self) -> &'static str {
 //!         "greet"
+//!     }
+//!     fn params(&self) -> &[Param] {
+//!         const PARAMS: [Param; 1] = [Param::new("name", 100, "whom to greet")];
+//!         &PARAMS
 //!     }
 //!     fn validate(&self, _params: &Params, _has_input: bool) -> Result<(), String> {
 //!         Ok(())
@@ -32,9 +36,10 @@
 //!     }
 //! }
 //!
-//! let mut kinds = Registry::builtin();
+//! let config = Config::default();
+//! let mut kinds = Registry::builtin_with(&config);
 //! kinds.register(Greet);
-//! let service = Service::start_with(Config::default(), kinds).unwrap();
+//! let service = Service::start_with(config, kinds).unwrap();
 //! let task = service.submit(&taskbox::NewTask::new("greet", Params::new())).unwrap();
 //! println!("task {} is {:?}", task.task.id, task.task.state);
 //! ```
@@ -66,7 +71,7 @@ mod task_service;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use kind::{Handler, Registry, TaskContext, TaskError};
+pub use kind::{Handler, Param, Registry, TaskContext, TaskError};
 pub use service::Service;
 pub use store::{Durability, FileReader, FileWriter, ListFilter, Submitted, INTERRUPTED};
 pub use task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};

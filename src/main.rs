@@ -94,10 +94,33 @@ struct ServeArgs {
     /// Threads answering HTTP requests.
     #[arg(long, env = "TASKBOX_HTTP_THREADS", default_value_t = config::DEFAULT_HTTP_THREADS)]
     http_threads: usize,
+    /// The longest sleep task accepted, in seconds (400 beyond).
+    #[arg(long, env = "TASKBOX_MAX_SLEEP_SECS", default_value_t = config::DEFAULT_MAX_SLEEP_SECS)]
+    max_sleep_secs: u64,
+    /// The most bytes of tasks in one page of the task list; a page is cut short there.
+    #[arg(long, env = "TASKBOX_MAX_LIST_BYTES", default_value_t = config::DEFAULT_MAX_LIST_BYTES)]
+    max_list_bytes: usize,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
-    /// debug.import (for tests).
+    /// debug.import (for tests). Only a build with the feature test-kinds has them; any
+    /// other refuses to start when asked for them.
     #[arg(long, env = "TASKBOX_TEST_KINDS", hide = true)]
     test_kinds: bool,
+}
+
+/// The diagnostic kinds, in a build that has them; any other build refuses to start.
+#[cfg(feature = "test-kinds")]
+fn add_test_kinds(registry: &mut Registry) -> Result<(), Box<dyn std::error::Error>> {
+    registry.register_diagnostic_kinds();
+    Ok(())
+}
+
+#[cfg(not(feature = "test-kinds"))]
+fn add_test_kinds(_: &mut Registry) -> Result<(), Box<dyn std::error::Error>> {
+    Err(
+        "--test-kinds (TASKBOX_TEST_KINDS) asks for the test kinds, which this build does not \
+         have: they exist only in a build with the cargo feature test-kinds, for tests"
+            .into(),
+    )
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -144,10 +167,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_snapshot: Duration::from_secs(args.max_snapshot_secs),
         retention: Duration::from_secs(args.retention_secs),
         durability: args.durability,
+        max_sleep_secs: args.max_sleep_secs,
+        max_list_bytes: args.max_list_bytes,
     };
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {
-        registry.register_diagnostic_kinds();
+        add_test_kinds(&mut registry)?;
     }
     // Signals are caught before the service starts, so none is lost in between.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;

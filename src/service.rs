@@ -37,12 +37,15 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts the service with the built-in kinds.
+    /// Starts the service with the built-in kinds, set up by `config`
+    /// ([`Registry::builtin_with`]).
     pub fn start(config: Config) -> Result<Service> {
-        Service::start_with(config, Registry::builtin())
+        let registry = Registry::builtin_with(&config);
+        Service::start_with(config, registry)
     }
 
-    /// Starts the service with the given kinds.
+    /// Starts the service with the given kinds (built with [`Registry::builtin_with`] to
+    /// give the built-in ones the config's settings).
     pub fn start_with(config: Config, registry: Registry) -> Result<Service> {
         Service::start_with_clock(config, registry, Arc::new(SystemClock))
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::kind::Registry;
+use crate::kind::{check_params, Registry};
 use crate::store::{DeleteOutcome, FileReader, Scoped, StoreError, Submitted};
 use crate::task::{FileRole, NewTask, Params, Task, TaskId};
 
@@ -45,7 +45,8 @@ impl<'a> TaskService<'a> {
         TaskService { store, registry }
     }
 
-    /// Checks a kind and its params before anything is stored.
+    /// Checks a kind and its params before anything is stored: the kind is known, every
+    /// param is one it declares and within its length, then the kind's own checks.
     pub fn validate(&self, kind: &str, params: &Params, has_input: bool) -> Result<()> {
         let known = || self.registry.kinds().join(", ");
         if kind.is_empty() {
@@ -60,6 +61,7 @@ impl<'a> TaskService<'a> {
                 known()
             ))
         })?;
+        check_params(kind, handler.params(), params).map_err(TaskServiceError::Invalid)?;
         handler
             .validate(params, has_input)
             .map_err(TaskServiceError::Invalid)

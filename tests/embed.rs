@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskbox::{
-    Config, Error, Handler, NewTask, Params, Registry, Service, State, TaskContext, TaskError,
+    Config, Error, Handler, NewTask, Param, Params, Registry, Service, State, TaskContext,
+    TaskError,
 };
 
 /// Holds until the test releases it, reporting progress meanwhile.
@@ -18,6 +19,11 @@ struct Gate {
 impl Handler for Gate {
     fn kind(&self) -> &'static str {
         "test.gate"
+    }
+
+    fn params(&self) -> &[Param] {
+        const PARAMS: [Param; 1] = [Param::new("label", 100, "shown in the message")];
+        &PARAMS
     }
 
     fn validate(&self, params: &Params, _has_input: bool) -> Result<(), String> {
@@ -101,5 +107,48 @@ fn a_kind_of_the_embedder_s_own_runs_in_process() {
         service.task(id + 1000),
         Err(Error::TaskNotFound(_))
     ));
+    assert!(service.shutdown().is_empty());
+}
+
+#[test]
+fn an_in_process_submission_is_bounded_as_one_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        db_path: dir.path().join("taskbox.db"),
+        listen: "127.0.0.1:0".into(),
+        workers: 1,
+        max_sleep_secs: 5,
+        ..Config::default()
+    };
+    let mut kinds = Registry::builtin_with(&config);
+    kinds.register(Gate {
+        open: Arc::new(AtomicBool::new(true)),
+    });
+    let service = Service::start_with(config, kinds).unwrap();
+    let refused = |kind: &str, pairs: &[(&str, &str)]| {
+        let params: Params = pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        match service.submit(&NewTask::new(kind, params)) {
+            Err(Error::Invalid(message)) => message,
+            other => panic!("{kind} {pairs:?}: expected Invalid, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused("test.gate", &[("label", "x"), ("colour", "red")]),
+        "The param colour is unknown for kind test.gate; known params: label."
+    );
+    let message = refused("test.gate", &[("label", &"x".repeat(101))]);
+    assert!(
+        message.contains("label") && message.contains("100 bytes"),
+        "{message}"
+    );
+    let message = refused("sleep", &[("seconds", "6")]);
+    assert!(
+        message.contains("seconds") && message.contains("--max-sleep-secs"),
+        "{message}"
+    );
+    assert!(message.contains("from 0 to 5"), "{message}");
     assert!(service.shutdown().is_empty());
 }

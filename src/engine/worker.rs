@@ -16,6 +16,9 @@ use crate::task::State;
 
 /// The message of a task stopped by a cancellation request.
 pub const CANCELED: &str = "Canceled by request.";
+/// The message of a task whose handler panicked (what the panic said is in the server log).
+pub(crate) const PANICKED: &str =
+    "The task failed unexpectedly (its handler panicked); the server log has the details.";
 /// The first wait before recording a task's end again after the store refused it (a full
 /// disk, a locked file); it doubles up to [`FINISH_RETRY_MAX`].
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -155,11 +158,19 @@ fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
         task.kind,
         task.attempt
     );
-    let mut ctx = TaskContext::new(&shared.store, &shared.owner, task);
+    let mut ctx = TaskContext::new(&shared.store, &shared.owner, task, &shared.stopping);
     ctx.log(format!("Started {} (attempt {})", task.kind, task.attempt));
     let result = match shared.registry.get(&task.kind) {
         Some(handler) => panic::catch_unwind(AssertUnwindSafe(|| handler.run(&mut ctx)))
-            .unwrap_or_else(|payload| Err(TaskError::Permanent(panic_message(payload.as_ref())))),
+            .unwrap_or_else(|payload| {
+                // The panic's own words are for the server log: they may show internals.
+                log::error!(
+                    "task {}: its handler panicked: {}",
+                    task.id,
+                    panic_detail(payload.as_ref())
+                );
+                Err(TaskError::Permanent(PANICKED.into()))
+            }),
         None => Err(TaskError::Permanent(format!(
             "Unknown task kind {:?}: this taskbox has no handler for it.",
             task.kind
@@ -230,14 +241,13 @@ fn pause_unless_stopping(shared: &Shared, delay: Duration) {
         .wait_until(until, || shared.stopping.load(Ordering::SeqCst));
 }
 
-/// Words for a panic, for the task's message.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let detail = payload
+/// What a panic says, for the server log.
+fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no details".into());
-    format!("The task failed unexpectedly (the handler panicked: {detail}).")
+        .unwrap_or_else(|| "no details".into())
 }
 
 #[cfg(test)]

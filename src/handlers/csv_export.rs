@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::csv_format::{defuse_formula, write_record};
 use super::{list_param, validate_bool, validate_table};
-use crate::kind::{Handler, TaskContext, TaskError};
+use crate::kind::{Handler, Param, TaskContext, TaskError};
 use crate::task::{Counts, Params};
 
 /// Rows written out of `total`, as a percentage below 100 (100 is for the task's end).
@@ -23,9 +23,27 @@ const PAGE_ROWS: usize = 5000;
 
 pub struct CsvExport;
 
+const PARAMS: [Param; 3] = [
+    super::TABLE,
+    Param::new(
+        "columns",
+        super::MAX_COLUMN_LIST,
+        "comma-separated columns to write, in that order (default: all)",
+    ),
+    Param::new(
+        "raw",
+        5,
+        "true: write cells as stored, without defusing formulas",
+    ),
+];
+
 impl Handler for CsvExport {
     fn kind(&self) -> &'static str {
         "csv.export"
+    }
+
+    fn params(&self) -> &[Param] {
+        &PARAMS
     }
 
     fn validate(&self, params: &Params, _has_input: bool) -> Result<(), String> {
@@ -90,8 +108,8 @@ impl Handler for CsvExport {
                 if raw {
                     write_record(&mut chunk, cells.iter().map(|c| c.as_bytes()));
                 } else {
-                    let safe: Vec<_> = cells.iter().map(|c| defuse_formula(c)).collect();
-                    write_record(&mut chunk, safe.iter().map(|c| c.as_bytes()));
+                    let safe: Vec<_> = cells.iter().map(|c| defuse_formula(c.as_bytes())).collect();
+                    write_record(&mut chunk, safe.iter().map(|c| c.as_ref()));
                 }
             }
             ctx.output()?.write_all(&chunk)?;

@@ -8,9 +8,9 @@ use std::io::{self, BufReader, Read, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::csv_format::write_record;
+use super::csv_format::{defuse_formula, restore_formula, write_record};
 use super::{list_param, validate_table};
-use crate::kind::{Handler, TaskContext, TaskError};
+use crate::kind::{store_error_in, Handler, Param, TaskContext, TaskError};
 use crate::store::{DatasetError, ImportSession, RowOutcome};
 use crate::task::{Counts, Params};
 
@@ -26,9 +26,23 @@ const ERR_BUFFER: usize = 64 * 1024;
 
 pub struct CsvImport;
 
+/// The params of csv.import (and of the test kind debug.import, with one more).
+pub(super) const PARAMS: [Param; 2] = [
+    super::TABLE,
+    Param::new(
+        "key",
+        super::MAX_COLUMN_LIST,
+        "comma-separated key columns: rows with the key of a stored row are duplicates",
+    ),
+];
+
 impl Handler for CsvImport {
     fn kind(&self) -> &'static str {
         "csv.import"
+    }
+
+    fn params(&self) -> &[Param] {
+        &PARAMS
     }
 
     fn validate(&self, params: &Params, has_input: bool) -> Result<(), String> {
@@ -113,7 +127,7 @@ impl CsvImport {
             }
         };
         let raw_header = record.clone();
-        let mut session = match ctx.begin_import(&table, &header, &key) {
+        let mut session = match ctx.begin_import(&table, &header, &key)? {
             Ok(s) => s,
             Err(DatasetError::Store(e)) => return Err(e.into()),
             Err(e) => {
@@ -219,8 +233,16 @@ impl CsvImport {
     }
 }
 
+/// The file could not be read: its fault (bad CSV, a record too long), said as such, or the
+/// database's, whose own words stay out of the message (see `TaskError`).
 fn csv_error(e: csv::Error) -> TaskError {
-    TaskError::Permanent(format!("The file could not be read: {e}."))
+    match e.kind() {
+        csv::ErrorKind::Io(io) => match store_error_in(io) {
+            Some(store) => store.into(),
+            None => TaskError::Permanent(format!("The file could not be read: {e}.")),
+        },
+        _ => TaskError::Permanent(format!("The file could not be read: {e}.")),
+    }
 }
 
 fn percent_of(done: u64, total: u64) -> u8 {
@@ -242,7 +264,8 @@ fn check_row(
     let mut cells = Vec::with_capacity(width);
     for (i, field) in record.iter().enumerate() {
         match std::str::from_utf8(field) {
-            Ok(text) => cells.push(text.to_string()),
+            // A cell as taskbox's own CSV files defuse it is stored as it was.
+            Ok(text) => cells.push(restore_formula(text).to_string()),
             Err(_) => return Err(format!("field {} is not valid UTF-8", i + 1)),
         }
     }
@@ -298,15 +321,19 @@ impl ErrFile {
         }
     }
 
+    /// A failed row and its reason, its cells defused as an export's are (a spreadsheet
+    /// opens this file too), so that the row, corrected, imports as it was written.
     fn add(&mut self, record: &csv::ByteRecord, reason: &str) {
         if !self.header_written {
             self.buf.extend_from_slice(&self.header);
             self.header_written = true;
         }
-        write_record(
-            &mut self.buf,
-            record.iter().chain(std::iter::once(reason.as_bytes())),
-        );
+        let cells: Vec<_> = record
+            .iter()
+            .chain(std::iter::once(reason.as_bytes()))
+            .map(defuse_formula)
+            .collect();
+        write_record(&mut self.buf, cells.iter().map(|c| c.as_ref()));
     }
 
     fn buffered(&self) -> usize {

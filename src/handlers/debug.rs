@@ -1,5 +1,6 @@
-//! The diagnostic kinds, registered only when the service is started with test kinds enabled
-//! (`TASKBOX_TEST_KINDS=true`); never part of a normal install. Two misbehave on purpose,
+//! The diagnostic kinds, compiled only with the feature `test-kinds` (which `cargo test`
+//! turns on) and registered only when the service is started with `--test-kinds`
+//! (`TASKBOX_TEST_KINDS=true`); never part of a release build. Two misbehave on purpose,
 //! so that tests can show the engine survives it:
 //!
 //! - `debug.panic` panics: its task ends ERROR while the worker goes on.
@@ -23,8 +24,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::csv_import::PARAMS as IMPORT_PARAMS;
 use super::CsvImport;
-use crate::kind::{Handler, TaskContext, TaskError};
+use crate::kind::{Handler, Param, TaskContext, TaskError};
 use crate::task::Params;
 
 pub struct Panic;
@@ -32,6 +34,10 @@ pub struct Panic;
 impl Handler for Panic {
     fn kind(&self) -> &'static str {
         "debug.panic"
+    }
+
+    fn params(&self) -> &[Param] {
+        &[]
     }
 
     fn validate(&self, _params: &Params, _has_input: bool) -> Result<(), String> {
@@ -53,6 +59,10 @@ pub struct Hang;
 impl Handler for Hang {
     fn kind(&self) -> &'static str {
         "debug.hang"
+    }
+
+    fn params(&self) -> &[Param] {
+        &[]
     }
 
     fn validate(&self, _params: &Params, _has_input: bool) -> Result<(), String> {
@@ -105,11 +115,29 @@ fn hold(ctx: &mut TaskContext<'_>) -> Result<(), TaskError> {
     }
 }
 
+/// The param `release` of the holding kinds: a path, at most 4096 bytes (PATH_MAX).
+const RELEASE: Param = Param::new(
+    "release",
+    4096,
+    "the file whose existence releases the task",
+);
+
+const HOLD_PARAMS: [Param; 2] = [
+    RELEASE,
+    Param::new("percent", 3, "the progress reported while held, 0 to 100"),
+];
+
+const HELD_IMPORT_PARAMS: [Param; 3] = [IMPORT_PARAMS[0], IMPORT_PARAMS[1], RELEASE];
+
 pub struct Hold;
 
 impl Handler for Hold {
     fn kind(&self) -> &'static str {
         "debug.hold"
+    }
+
+    fn params(&self) -> &[Param] {
+        &HOLD_PARAMS
     }
 
     fn validate(&self, params: &Params, _has_input: bool) -> Result<(), String> {
@@ -129,6 +157,10 @@ pub struct HeldImport;
 impl Handler for HeldImport {
     fn kind(&self) -> &'static str {
         "debug.import"
+    }
+
+    fn params(&self) -> &[Param] {
+        &HELD_IMPORT_PARAMS
     }
 
     fn validate(&self, params: &Params, has_input: bool) -> Result<(), String> {

@@ -10,6 +10,7 @@ use crate::config::Config;
 pub struct Limits {
     pub max_upload: u64,
     pub max_json: u64,
+    pub max_list_bytes: usize,
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub read_timeout: Duration,
@@ -21,6 +22,7 @@ impl Limits {
         Limits {
             max_upload: config.max_upload,
             max_json: config.max_json,
+            max_list_bytes: config.max_list_bytes,
             max_headers: config.max_headers,
             max_header_bytes: config.max_header_bytes,
             read_timeout: config.read_timeout,

@@ -19,7 +19,11 @@ pub struct Reply {
 impl Reply {
     /// `value` as a JSON body.
     pub fn json(status: u16, value: &Value) -> Reply {
-        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        Reply::json_text(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// `bytes`, JSON text already serialized, as a JSON body.
+    pub fn json_text(status: u16, bytes: Vec<u8>) -> Reply {
         Reply {
             status,
             headers: vec![("Content-Type", "application/json; charset=utf-8".into())],

@@ -8,12 +8,13 @@
 //! task's log is readable a second or so behind.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::TaskError;
 use crate::store::{
     Claimed, Dataset, DatasetError, FileReader, FileWriter, ImportSession, Liveness, Progress,
-    Store,
+    Store, INTERRUPTED,
 };
 use crate::task::{Counts, FileId, Params, TaskId};
 
@@ -30,6 +31,8 @@ pub struct TaskContext<'a> {
     store: &'a Store,
     owner: &'a str,
     task: &'a Claimed,
+    /// Set once the service is stopping (the engine's flag).
+    stopping: &'a AtomicBool,
     progress: Progress,
     last_report: Instant,
     cancelled: bool,
@@ -51,12 +54,18 @@ pub(crate) struct ClosedFiles {
 }
 
 impl<'a> TaskContext<'a> {
-    pub(crate) fn new(store: &'a Store, owner: &'a str, task: &'a Claimed) -> TaskContext<'a> {
+    pub(crate) fn new(
+        store: &'a Store,
+        owner: &'a str,
+        task: &'a Claimed,
+        stopping: &'a AtomicBool,
+    ) -> TaskContext<'a> {
         let now = Instant::now();
         TaskContext {
             store,
             owner,
             task,
+            stopping,
             progress: Progress::default(),
             last_report: now,
             cancelled: false,
@@ -309,20 +318,60 @@ impl<'a> TaskContext<'a> {
         Ok(self.store.dataset_len(dataset)?)
     }
 
-    /// Starts an import into a dataset for this task (see `Store::begin_import`).
+    /// Starts an import into a dataset for this task (see `Store::begin_import`). While
+    /// another import into the dataset runs it waits, saying so in the LOG and the message,
+    /// and reporting progress; the wait ends with the task's end once it is cancelled
+    /// (`Cancelled`) or the service stops (interrupted: nothing was done yet). The outer
+    /// error ends the task as it is (a store failure included); the inner one is the
+    /// dataset refusing the file, for the handler to put in words.
     pub(crate) fn begin_import(
-        &self,
+        &mut self,
         name: &str,
         header: &[String],
         key: &[String],
-    ) -> Result<ImportSession, DatasetError> {
-        self.store.begin_import(
-            self.task.id,
-            self.owner,
-            &self.task.client,
-            name,
-            header,
-            key,
-        )
+    ) -> Result<Result<ImportSession, DatasetError>, TaskError> {
+        let (store, task, owner) = (self.store, self.task, self.owner);
+        let mut waited = false;
+        let mut stopped = None;
+        let started =
+            store.begin_import(task.id, owner, &task.client, name, header, key, &mut || {
+                if !waited {
+                    waited = true;
+                    self.log(format!(
+                        "Waiting for another import into dataset {name} to end"
+                    ));
+                    self.set_message(format!(
+                        "Waiting for another import into dataset {name} to end."
+                    ));
+                }
+                match self.go_on_waiting() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        stopped = Some(e);
+                        false
+                    }
+                }
+            });
+        if waited && stopped.is_none() {
+            self.log(format!("Dataset {name} is free: importing"));
+            self.set_message("");
+        }
+        match started {
+            Ok(session) => Ok(Ok(session)),
+            Err(DatasetError::Abandoned) => Err(stopped.unwrap_or(TaskError::Cancelled)),
+            Err(DatasetError::Store(e)) => Err(e.into()),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    /// Whether a task that has not begun its work may go on waiting for it: not once it is
+    /// cancelled (or deleted), nor once the service stops, which ends it interrupted rather
+    /// than holding up the shutdown (its grace period is for work under way).
+    fn go_on_waiting(&mut self) -> Result<(), TaskError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            self.log("The service is stopping: the wait is given up");
+            return Err(TaskError::Retryable(INTERRUPTED.into()));
+        }
+        self.checkpoint()
     }
 }

@@ -5,10 +5,13 @@
 //! `Store::finish`). An import that fails or is cancelled removes its rows; one cut short
 //! by a crash is removed by the next start's recovery. Every batch checks, in its
 //! transaction, that the task is still this process's to run, so a task deleted or
-//! interrupted meanwhile writes nothing more. Imports into one dataset run one at a time.
+//! interrupted meanwhile writes nothing more. Imports into one dataset run one at a time;
+//! one waiting for its turn asks its caller, several times a second, whether to go on
+//! waiting, so a cancellation or a shutdown ends the wait at once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -27,6 +30,9 @@ pub enum DatasetError {
     },
     #[error("{0}")]
     BadHeader(String),
+    /// The caller gave up waiting for another import into the dataset to end.
+    #[error("the wait for another import into the dataset was given up")]
+    Abandoned,
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -58,6 +64,10 @@ pub enum RowOutcome {
     Duplicate,
 }
 
+/// How often an import waiting for a dataset's lock asks whether to go on waiting (besides
+/// at each release): a cancellation or a shutdown ends the wait within this.
+const LOCK_WAIT_TICK: Duration = Duration::from_millis(50);
+
 /// The datasets with an import running in this process.
 #[derive(Default)]
 pub(super) struct ImportLocks {
@@ -66,12 +76,29 @@ pub(super) struct ImportLocks {
 }
 
 impl ImportLocks {
-    fn acquire(&self, name: &str) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes the lock on `name`, waiting while another import holds it for as long as
+    /// `keep_waiting` says (asked before every look at the lock while it is held, every
+    /// [`LOCK_WAIT_TICK`] at least). False: given up, the lock not taken.
+    fn acquire(&self, name: &str, keep_waiting: &mut dyn FnMut() -> bool) -> bool {
+        let lock = || self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = lock();
         while busy.contains(name) {
-            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+            // Asked without the mutex: it may write to the store, and take its time.
+            drop(busy);
+            if !keep_waiting() {
+                return false;
+            }
+            busy = lock();
+            if busy.contains(name) {
+                busy = self
+                    .freed
+                    .wait_timeout(busy, LOCK_WAIT_TICK)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
         busy.insert(name.to_string());
+        true
     }
 
     fn release(&self, name: &str) {
@@ -84,7 +111,9 @@ impl ImportLocks {
 impl Store {
     /// Starts importing rows with `header` into client `client`'s dataset `name` for task
     /// `task` (run by `owner`), creating the dataset from the header if it does not exist.
-    /// Waits while another import into the same dataset runs.
+    /// Waits while another import into the same dataset runs, as long as `keep_waiting`
+    /// says (see `ImportLocks::acquire`); `Abandoned` when it says no.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin_import(
         &self,
         task: TaskId,
@@ -93,11 +122,14 @@ impl Store {
         name: &str,
         header: &[String],
         key: &[String],
+        keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<ImportSession, DatasetError> {
         check_header(name, header, key)?;
         // Datasets are one client's: the lock is on the client's name for it.
         let lock = format!("{client}\0{name}");
-        self.inner.importing.acquire(&lock);
+        if !self.inner.importing.acquire(&lock, keep_waiting) {
+            return Err(DatasetError::Abandoned);
+        }
         let mut plan = ImportPlan {
             task,
             owner: owner.to_string(),
@@ -475,6 +507,21 @@ mod tests {
             .unwrap()
     }
 
+    /// An import into dataset "t" (columns k, v) for `task`, run by "me".
+    fn begin(store: &Store, task: TaskId) -> ImportSession {
+        store
+            .begin_import(
+                task,
+                "me",
+                "default",
+                "t",
+                &strings(&["k", "v"]),
+                &[],
+                &mut || true,
+            )
+            .unwrap()
+    }
+
     fn finish(store: &Store, task: TaskId) -> bool {
         store.finish(task, "me", Finish::success(b"")).unwrap()
     }
@@ -482,9 +529,7 @@ mod tests {
     #[test]
     fn rows_become_visible_only_with_the_tasks_end() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
+        let mut import = begin(&store, task);
         import.insert(rows(3)).unwrap();
         assert_eq!(visible(&store), 0);
         import.commit().unwrap();
@@ -496,9 +541,7 @@ mod tests {
     #[test]
     fn an_interrupted_task_writes_no_more_rows_and_leaves_none() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
+        let mut import = begin(&store, task);
         import.insert(rows(3)).unwrap();
         // The grace period ends: the task is no longer this process's.
         assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
@@ -518,9 +561,7 @@ mod tests {
     #[test]
     fn removing_an_unfinished_import_keeps_the_rows_of_earlier_ones() {
         let (_dir, store, first) = store_with_running_task();
-        let mut import = store
-            .begin_import(first, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
+        let mut import = begin(&store, first);
         import.insert(rows(3)).unwrap();
         import.commit().unwrap();
         assert!(finish(&store, first));
@@ -531,9 +572,7 @@ mod tests {
             .id;
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
         assert!(store.start(second, "me").unwrap());
-        let mut import = store
-            .begin_import(second, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
+        let mut import = begin(&store, second);
         import.insert(rows(4)).unwrap();
         import.commit().unwrap();
         // The process dies before the second import's end is recorded.
@@ -550,9 +589,7 @@ mod tests {
     #[test]
     fn a_crash_after_the_whole_file_was_read_leaves_no_rows() {
         let (_dir, store, task) = store_with_running_task();
-        let mut import = store
-            .begin_import(task, "me", "default", "t", &strings(&["k", "v"]), &[])
-            .unwrap();
+        let mut import = begin(&store, task);
         import.insert(rows(3)).unwrap();
         import.commit().unwrap();
         // The process dies before the task's end is recorded; the next start recovers.
@@ -574,5 +611,50 @@ mod tests {
         assert!(check_header("t", &h(&["a", ""]), &[]).is_err());
         assert!(check_header("t", &h(&["a"]), &h(&["b"])).is_err());
         assert!(check_header("t", &vec!["c".to_string(); MAX_COLUMNS + 1], &[]).is_err());
+    }
+
+    #[test]
+    fn a_wait_for_the_lock_ends_when_its_caller_gives_up() {
+        let locks = ImportLocks::default();
+        assert!(locks.acquire("d", &mut || panic!("a free lock is not waited for")));
+        // Held: asked at once and again every tick, until it says no.
+        let mut asked = 0;
+        let started = std::time::Instant::now();
+        let taken = locks.acquire("d", &mut || {
+            asked += 1;
+            asked < 3
+        });
+        assert!(!taken);
+        assert_eq!(asked, 3);
+        assert!(
+            started.elapsed() < LOCK_WAIT_TICK * 20,
+            "{:?}",
+            started.elapsed()
+        );
+        // Given up, it holds nothing: once released, the next taker gets the lock at once.
+        locks.release("d");
+        assert!(locks.acquire("d", &mut || panic!("free again")));
+        // Another dataset is not held up.
+        assert!(locks.acquire("e", &mut || panic!("another dataset")));
+    }
+
+    #[test]
+    fn a_waiting_import_takes_the_lock_once_it_is_released() {
+        let locks = Arc::new(ImportLocks::default());
+        assert!(locks.acquire("d", &mut || true));
+        let releaser = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(LOCK_WAIT_TICK);
+                locks.release("d");
+            })
+        };
+        let mut asked = 0;
+        assert!(locks.acquire("d", &mut || {
+            asked += 1;
+            true
+        }));
+        assert!(asked >= 1);
+        releaser.join().unwrap();
     }
 }

@@ -54,7 +54,9 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 
 pub use claim::{Claimed, QueuedStart};
-pub use datasets::{is_valid_name as is_valid_dataset_name, Dataset};
+pub use datasets::{
+    is_valid_name as is_valid_dataset_name, Dataset, MAX_NAME_LEN as MAX_DATASET_NAME,
+};
 pub use error::{Refusal, StoreError};
 pub use file_reader::FileReader;
 pub use file_writer::FileWriter;

@@ -24,6 +24,9 @@ pub struct ListFilter {
     pub limit: u32,
     /// Tasks skipped before the page.
     pub offset: u64,
+    /// Stop reading tasks once their text (params, message, names) has taken this many
+    /// bytes: a page of big tasks ends early. At least one task is read.
+    pub max_bytes: Option<usize>,
 }
 
 impl Store {
@@ -94,9 +97,18 @@ impl Store {
             n + 2
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let tasks = stmt
-            .query_map(params_from_iter(values.iter()), task_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        let mut tasks = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = rows.next()? {
+            let task = task_from_row(row)?;
+            bytes += text_bytes(&task);
+            tasks.push(task);
+            if filter.max_bytes.is_some_and(|max| bytes >= max) {
+                break;
+            }
+        }
+        drop(rows);
         drop(stmt);
         conn.finish()?;
         Ok((tasks, total as u64))
@@ -148,6 +160,12 @@ pub(super) fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
 pub(super) fn params_from_json(text: &str) -> Params {
     // The store only ever writes a JSON object of strings here.
     serde_json::from_str(text).unwrap_or_default()
+}
+
+/// The bytes of a task's text: no more than its JSON takes, in any family's view of it.
+fn text_bytes(task: &Task) -> usize {
+    let params: usize = task.params.iter().map(|(k, v)| k.len() + v.len()).sum();
+    params + task.message.len() + task.io_filename.len() + task.user_name.len() + task.kind.len()
 }
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -260,5 +278,32 @@ mod tests {
         assert_eq!(waiting(&default), (vec![ids[3], ids[2]], 3));
         assert_eq!(waiting(&Scope::All), (vec![ids[3], ids[2]], 3));
         assert_eq!(waiting(&Scope::Client("other".into())), (vec![], 0));
+    }
+
+    #[test]
+    fn a_page_stops_reading_once_its_tasks_take_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let mut params = Params::new();
+        params.insert("columns".into(), "c".repeat(1000));
+        store
+            .submit_many(&vec![NewTask::new("csv.export", params); 10])
+            .unwrap();
+        let page = |max_bytes| {
+            let filter = ListFilter {
+                limit: 1000,
+                max_bytes,
+                ..ListFilter::default()
+            };
+            let (tasks, total) = store.list(&Scope::All, &filter).unwrap();
+            assert_eq!(total, 10, "the total counts every task");
+            tasks.len()
+        };
+        assert_eq!(page(None), 10);
+        // Each task's text is 1017 bytes (its param, name and value, and its kind): the
+        // task that reaches the budget is the last one read.
+        assert_eq!(page(Some(3 * 1017)), 3);
+        assert_eq!(page(Some(3 * 1017 + 1)), 4);
+        assert_eq!(page(Some(1)), 1, "at least one task");
     }
 }

@@ -125,7 +125,7 @@ fn a_raw_post_answers_202_with_location_and_a_pending_task_in_the_contract_order
     let server = Server::start();
     let answer = send(
         "POST",
-        &server.url("/webservicetasks?kind=sleep&filename=Data%20File.csv&seconds=0&note=a+b%20c"),
+        &server.url("/webservicetasks?kind=sleep&filename=Data%20File.csv&seconds=+0%20"),
         &[("Content-Type", "text/csv")],
         Some(b"a,b\r\n1,2\r\n"),
     );
@@ -147,8 +147,9 @@ fn a_raw_post_answers_202_with_location_and_a_pending_task_in_the_contract_order
     assert_eq!(data["PercentComplete"], 0);
     assert_eq!(data["Message"], "");
     assert_eq!(data["Kind"], "sleep");
-    // kind and filename are not params; `+` and `%20` are both a space.
-    assert_eq!(data["Params"], json!({"note": "a b c", "seconds": "0"}));
+    // kind and filename are not params; `+` and `%20` are both a space (and sleep takes
+    // its seconds with spaces around).
+    assert_eq!(data["Params"], json!({"seconds": " 0 "}));
     assert_eq!(data["StartTime"], Value::Null);
     assert_eq!(data["EndTime"], Value::Null);
     for counter in [
@@ -264,7 +265,7 @@ fn a_json_post_keeps_string_number_and_boolean_params_as_text() {
     let server = Server::start();
     let answer = post_json(
         &server.url("/webservicetasks"),
-        &json!({"kind": "sleep", "params": {"seconds": 0, "label": "x y", "flag": true, "off": false, "ratio": 1.5}}),
+        &json!({"kind": "csv.export", "params": {"table": "x_y", "columns": "x y", "raw": true}}),
     );
     let data = answer.data(202);
     let id = id_of(&data);
@@ -274,17 +275,39 @@ fn a_json_post_keeps_string_number_and_boolean_params_as_text() {
     );
     assert_field_order(&answer);
     assert_eq!(data["Status"], "Pending");
-    assert_eq!(data["Kind"], "sleep");
+    assert_eq!(data["Kind"], "csv.export");
     assert_eq!(
         data["Params"],
-        json!({"flag": "true", "label": "x y", "off": "false", "ratio": "1.5", "seconds": "0"})
+        json!({"columns": "x y", "raw": "true", "table": "x_y"})
     );
     assert_eq!(data["IoFileName"], "");
+    // Every param is one its kind declares: numbers and false are kept as text too.
+    let url = server.url("/webservicetasks");
+    let off = json!({"kind": "csv.export", "params": {"table": "x_y", "raw": false}});
+    assert_eq!(
+        post_json(&url, &off).data(202)["Params"],
+        json!({"raw": "false", "table": "x_y"})
+    );
+    let sleeps: Vec<i64> = [(json!(0), "0"), (json!(0.5), "0.5")]
+        .into_iter()
+        .map(|(seconds, text)| {
+            let data = post_json(
+                &url,
+                &json!({"kind": "sleep", "params": {"seconds": seconds}}),
+            )
+            .data(202);
+            assert_eq!(data["Params"], json!({ "seconds": text }));
+            id_of(&data)
+        })
+        .collect();
 
     // params may be left out.
     let bare = post_json(&server.url("/webservicetasks"), &json!({"kind": "sleep"})).data(202);
     assert_eq!(bare["Params"], json!({}));
-    assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
+    for id in sleeps {
+        assert_eq!(wait_finished(&server, id)["Status"], "SUCCESS");
+    }
+    wait_finished(&server, id);
     assert_eq!(wait_finished(&server, id_of(&bare))["Status"], "SUCCESS");
 }
 

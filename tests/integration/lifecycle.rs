@@ -9,21 +9,22 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 /// The message of a task that was running when the service stopped.
-const INTERRUPTED: &str = "Interrupted: the service stopped while this task was running.";
+pub(crate) const INTERRUPTED: &str =
+    "Interrupted: the service stopped while this task was running.";
 
 fn task_url(server: &Server, id: i64) -> String {
     server.url(&format!("/webservicetasks/{id}"))
 }
 
 /// Waits until the server's log holds `needle`.
-fn wait_log(server: &Server, needle: &str) {
+pub(crate) fn wait_log(server: &Server, needle: &str) {
     wait_until(&format!("the server log to say {needle:?}"), || {
         server.log().contains(needle).then_some(())
     });
 }
 
 /// Deletes task `id`, expecting 200 with `data: null`; returns how long it took.
-fn delete_ok(server: &Server, id: i64) -> Duration {
+pub(crate) fn delete_ok(server: &Server, id: i64) -> Duration {
     let started = Instant::now();
     let data = delete(&task_url(server, id)).data(200);
     let took = started.elapsed();
@@ -31,13 +32,13 @@ fn delete_ok(server: &Server, id: i64) -> Duration {
     took
 }
 
-fn assert_gone(server: &Server, id: i64) {
+pub(crate) fn assert_gone(server: &Server, id: i64) {
     let message = get(&task_url(server, id)).error(404);
     assert!(message.contains(&id.to_string()), "{message}");
 }
 
 /// Checks a task was marked interrupted by a stop of the service.
-fn assert_interrupted(task: &Value) {
+pub(crate) fn assert_interrupted(task: &Value) {
     assert_eq!(task["Status"], "ERROR", "{task}");
     assert_eq!(task["PercentComplete"], 100, "{task}");
     assert_eq!(task["Message"], INTERRUPTED, "{task}");
@@ -240,7 +241,7 @@ fn after_a_crash_running_tasks_are_interrupted_and_the_rest_is_intact() {
 }
 
 /// A CSV of `rows` data rows with columns id, name, amount.
-fn big_csv(rows: usize) -> Vec<u8> {
+pub(crate) fn big_csv(rows: usize) -> Vec<u8> {
     let mut csv = Vec::with_capacity(rows * 32);
     csv.extend_from_slice(b"id,name,amount\n");
     for i in 0..rows {
@@ -250,7 +251,7 @@ fn big_csv(rows: usize) -> Vec<u8> {
 }
 
 /// Exports dataset `table`: None when there is no such dataset, else its data rows.
-fn export_rows(server: &Server, table: &str) -> Option<usize> {
+pub(crate) fn export_rows(server: &Server, table: &str) -> Option<usize> {
     let id = submit(server, "csv.export", json!({"table": table}));
     let done = wait_finished(server, id);
     if done["Status"] == "ERROR" {
@@ -281,7 +282,13 @@ fn export_rows(server: &Server, table: &str) -> Option<usize> {
 /// its progress shows those rows while more are still to come; returns the task's id.
 /// `csv` needs more than two batches' worth of rows (4000).
 fn start_import_under_way(server: &Server, csv: &[u8], table: &str) -> i64 {
-    let query = format!("kind=debug.import&table={table}&filename={table}.csv");
+    hold_import_under_way(server, csv, &format!("table={table}&filename={table}.csv"))
+}
+
+/// [`start_import_under_way`] with the params (and file name) of the query string `query`:
+/// with `release=<path>`, the import holds until that file exists.
+pub(crate) fn hold_import_under_way(server: &Server, csv: &[u8], query: &str) -> i64 {
+    let query = format!("kind=debug.import&{query}");
     let import = post_file(server, &query, csv).data(202)["WebServiceTaskId"]
         .as_i64()
         .expect("id");

@@ -9,6 +9,7 @@ mod api;
 mod csv;
 mod errors;
 mod files;
+mod inputs;
 mod lifecycle;
 mod origins;
 mod quotas;

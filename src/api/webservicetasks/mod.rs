@@ -5,6 +5,7 @@
 //! over the request's scoped store.
 
 mod envelope;
+mod page;
 mod submit;
 mod view;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::http::{ApiError, Family, Method, PathArgs, Reply, Request, RequestContext, Route};
 use crate::store::ListFilter;
 use crate::task::{FileRole, TaskId};
-use envelope::success;
+use envelope::{success, success_text};
 use view::{task_json, Status};
 
 /// The message of every 404 on a task's file, exactly as clients of the original API match it.
@@ -65,8 +66,12 @@ fn task_not_found(id: TaskId) -> ApiError {
 
 /// GET /webservicetasks
 fn list(ctx: &RequestContext, request: &mut Request<'_>, _: &PathArgs) -> Result<Reply, ApiError> {
+    let budget = ctx.limits.max_list_bytes;
     let mut filter = ListFilter {
         limit: DEFAULT_LIMIT,
+        // The store stops reading where the page would be cut (a task's text takes no more
+        // bytes than its JSON), so a page of big tasks is not read whole into memory.
+        max_bytes: Some(budget),
         ..ListFilter::default()
     };
     for (name, value) in request.query_pairs()? {
@@ -113,8 +118,15 @@ fn list(ctx: &RequestContext, request: &mut Request<'_>, _: &PathArgs) -> Result
         }
     }
     let (tasks, total) = ctx.store.list(&filter)?;
-    let data = Value::Array(tasks.iter().map(task_json).collect());
-    Ok(success(200, data).with_header("X-Total-Count", total.to_string()))
+    let mut len = 0;
+    let reply = success_text(200, |out| len = page::write_page(out, &tasks, budget))
+        .with_header("X-Total-Count", total.to_string());
+    // Cut short by the budget: more tasks follow, though the page holds fewer than `limit`.
+    let next = filter.offset.saturating_add(len as u64);
+    if len < filter.limit as usize && next < total {
+        return Ok(reply.with_header("X-Next-Offset", next.to_string()));
+    }
+    Ok(reply)
 }
 
 /// GET /webservicetasks/{id}

@@ -36,6 +36,16 @@ struct TaskView<'a> {
 
 /// A task as the API shows it.
 pub fn task_json(task: &Task) -> Value {
+    serde_json::to_value(view(task)).unwrap_or(Value::Null)
+}
+
+/// Appends a task as the API shows it, as JSON text: the bytes `task_json` serializes to.
+pub fn write_task_json(out: &mut Vec<u8>, task: &Task) {
+    // Writing to a Vec fails only if serializing does, and a TaskView always serializes.
+    let _ = serde_json::to_writer(out, &view(task));
+}
+
+fn view(task: &Task) -> TaskView<'_> {
     let file_name = |has: bool, role| {
         if has {
             task.file_name(role)
@@ -43,7 +53,7 @@ pub fn task_json(task: &Task) -> Value {
             String::new()
         }
     };
-    let view = TaskView {
+    TaskView {
         web_service_task_id: task.id,
         user_id: task.user_id,
         user_name: &task.user_name,
@@ -62,8 +72,7 @@ pub fn task_json(task: &Task) -> Value {
         succeeded_records: task.counts.succeeded,
         duplicate_records: task.counts.duplicate,
         failed_records: task.counts.failed,
-    };
-    serde_json::to_value(view).unwrap_or(Value::Null)
+    }
 }
 
 /// The five statuses of the Web Service Tasks contract, with their exact strings.
