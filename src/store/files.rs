@@ -257,13 +257,14 @@ mod tests {
             store.open_file(&Scope::All, file.id),
             Err(StoreError::NotFound)
         ));
-        let mut rest = Vec::new();
-        reader.read_to_end(&mut rest).unwrap();
-        first.extend_from_slice(&rest);
-        assert!(
-            first == data,
-            "the bytes read differ from the bytes written"
-        );
+        assert_reads_on(&mut reader, &first, &data);
+    }
+
+    /// Reads `reader` to its end after `first`, and checks the whole is `data`.
+    fn assert_reads_on(reader: &mut FileReader, first: &[u8], data: &[u8]) {
+        let mut all = first.to_vec();
+        reader.read_to_end(&mut all).unwrap();
+        assert!(all == data, "the bytes read differ from the bytes written");
     }
 
     /// Whether a passive checkpoint, run after a write made while `reader` reads, could copy
@@ -317,13 +318,7 @@ mod tests {
         let mut reader = bounded.open_file(&Scope::All, file.id).unwrap();
         reader.read_exact(&mut first).unwrap();
         assert!(checkpoint_completes(&bounded), "the log is still pinned");
-        let mut rest = Vec::new();
-        reader.read_to_end(&mut rest).unwrap();
-        first.extend_from_slice(&rest);
-        assert!(
-            first == data,
-            "the bytes read differ from the bytes written"
-        );
+        assert_reads_on(&mut reader, &first, &data);
 
         // Outside its snapshot, a download of a file deleted meanwhile is cut short.
         let mut reader = bounded.open_file(&Scope::All, file.id).unwrap();

@@ -15,6 +15,17 @@ fn request(server: &Server, method: &str, path: &str, headers: &str, body: &str)
     raw_exchange(server, text.as_bytes())
 }
 
+/// The task list, asked for by the name `host`.
+fn list_as(server: &Server, host: &str) -> Answer {
+    request(
+        server,
+        "GET",
+        "/webservicetasks",
+        &format!("Host: {host}\r\n"),
+        "",
+    )
+}
+
 fn host_of(server: &Server) -> String {
     server
         .url("")
@@ -28,13 +39,7 @@ fn a_foreign_host_is_refused_and_loopback_names_are_served() {
     let server = Server::start();
     let port = host_of(&server).rsplit_once(':').unwrap().1.to_string();
     for host in ["evil.example", "evil.example:80", "localhost.evil.example"] {
-        let answer = request(
-            &server,
-            "GET",
-            "/webservicetasks",
-            &format!("Host: {host}\r\n"),
-            "",
-        );
+        let answer = list_as(&server, &host);
         let message = answer.error(421);
         assert!(message.contains("--allowed-hosts"), "{message}");
         let answer = request(
@@ -52,13 +57,7 @@ fn a_foreign_host_is_refused_and_loopback_names_are_served() {
         format!("[::1]:{port}"),
         "app.localhost".to_string(),
     ] {
-        let answer = request(
-            &server,
-            "GET",
-            "/webservicetasks",
-            &format!("Host: {host}\r\n"),
-            "",
-        );
+        let answer = list_as(&server, &host);
         answer.data(200);
     }
     // Nothing was created by the refused POSTs.
