@@ -6,11 +6,12 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::common::{HTTPVersion, Header, Method};
+use crate::util::{HeadClock, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{HeadLimits, Request};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +35,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // taskbox patch: the bounds on a head, and the clock its reads follow.
+    limits: HeadLimits,
+    clock: HeadClock,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +49,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// taskbox patch: the request line is longer than `HeadLimits::max_request_line`.
+    RequestLineTooLong,
 }
 
 impl ClientConnection {
@@ -51,9 +58,12 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: HeadLimits,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let clock = HeadClock::default();
+        read_socket.set_head_clock(clock.clone(), limits.read_timeout);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -65,6 +75,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            clock,
         }
     }
 
@@ -77,21 +89,29 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// taskbox patch: reads at most `limit` bytes (CRLF included): None when the line is
+    /// longer, those bytes consumed. `*read` counts the bytes consumed.
+    fn read_next_line(&mut self, limit: usize, read: &mut usize) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
+            if *read >= limit {
+                return Ok(None);
+            }
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            *read += 1;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
+                    .map(Some)
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
             }
 
@@ -101,13 +121,61 @@ impl ClientConnection {
         }
     }
 
+    /// taskbox patch: reads and throws away the rest of a head over its limits, up to the
+    /// blank line that ends it and at most `HeadLimits::max_drain` bytes (within the
+    /// head's deadline), so that a client that sends its whole request before it reads sees
+    /// the answer rather than a reset connection. Whatever follows is never read: the
+    /// connection ends after the answer.
+    fn discard_rest_of_head(&mut self) {
+        let mut buf = [0u8; 4096];
+        let mut tail = [0u8; 3];
+        let mut discarded = 0;
+        while discarded < self.limits.max_drain {
+            let want = buf.len().min(self.limits.max_drain - discarded);
+            let n = match self.next_header_source.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            discarded += n;
+            let mut window = tail.to_vec();
+            window.extend_from_slice(&buf[..n]);
+            if window.windows(4).any(|w| w == b"\r\n\r\n") {
+                return;
+            }
+            tail.copy_from_slice(&window[window.len() - 3..]);
+        }
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
+    ///
+    /// taskbox patch: the head is bounded in bytes and in time (see `HeadLimits`).
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
+        // The head's clock starts once the connection is free for it: the previous
+        // request's body has been read.
+        self.next_header_source
+            .wait_turn()
+            .map_err(ReadError::ReadIoError)?;
+        let deadline = self.limits.head_timeout.map(|t| Instant::now() + t);
+        self.clock.set(deadline);
+        let request = self.read_head();
+        self.clock.set(None);
+        request
+    }
+
+    fn read_head(&mut self) -> Result<Request, ReadError> {
+        let (method, path, version, headers, head_too_large) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let mut read = 0;
+                let line = match self.read_next_line(self.limits.max_request_line, &mut read) {
+                    Ok(Some(line)) => line,
+                    Ok(None) => {
+                        self.discard_rest_of_head();
+                        return Err(ReadError::RequestLineTooLong);
+                    }
+                    Err(e) => return Err(ReadError::ReadIoError(e)),
+                };
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -115,13 +183,22 @@ impl ClientConnection {
             };
 
             // getting all headers
-            let headers = {
+            let (headers, head_too_large) = {
                 let mut headers = Vec::new();
+                let mut read = 0;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = match self.read_next_line(self.limits.max_header_bytes, &mut read)
+                    {
+                        Ok(Some(line)) => line,
+                        Ok(None) => {
+                            self.discard_rest_of_head();
+                            break (headers, true);
+                        }
+                        Err(e) => return Err(ReadError::ReadIoError(e)),
+                    };
 
                     if line.is_empty() {
-                        break;
+                        break (headers, false);
                     };
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
@@ -129,12 +206,14 @@ impl ClientConnection {
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
                 }
-
-                headers
             };
 
-            (method, path, version, headers)
+            (method, path, version, headers, head_too_large)
         };
+
+        if head_too_large {
+            return Ok(self.head_too_large(method, path, version, headers));
+        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -153,6 +232,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.limits.max_drain,
         )
         .map_err(|e| {
             use crate::request;
@@ -166,6 +246,33 @@ impl ClientConnection {
 
         // return the request
         Ok(request)
+    }
+}
+
+impl ClientConnection {
+    /// taskbox patch: a request whose headers are over `HeadLimits::max_header_bytes`, handed
+    /// over with the headers read so far and no body for its answer (431 by the server);
+    /// the connection ends after that answer, its stream given up: where the head ended is
+    /// not known.
+    fn head_too_large(
+        &mut self,
+        method: Method,
+        path: String,
+        version: HTTPVersion,
+        headers: Vec<Header>,
+    ) -> Request {
+        let writer = self.sink.next().unwrap();
+        self.next_header_source.abandon();
+        self.no_more_requests = true;
+        crate::request::new_head_too_large(
+            self.secure,
+            method,
+            path,
+            version,
+            headers,
+            *self.remote_addr.as_ref().unwrap(),
+            writer,
+        )
     }
 }
 
@@ -218,6 +325,18 @@ impl Iterator for ClientConnection {
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                // taskbox patch: a request line over its limit is refused as too long. (A
+                // head past its deadline fails with WouldBlock, as SO_RCVTIMEO makes it: the
+                // connection is closed without an answer, below.)
+                Err(ReadError::RequestLineTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,

@@ -161,6 +161,7 @@ impl From<Request> for Message {
 
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
+#[allow(dead_code)] // taskbox: a warning of today's compiler, as published
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
@@ -180,6 +181,45 @@ pub struct ServerConfig {
 }
 
 /// Configuration of the server for SSL.
+/// taskbox patch: what a connection may send before its request is handed over, and how
+/// long it may take. The default is tiny_http 0.12.0's behaviour: no bound.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// The longest request line, CRLF included: a longer one is answered 414 and the
+    /// connection closes.
+    pub max_request_line: usize,
+    /// The most bytes of header lines in all, CRLFs included. Past it the request is handed
+    /// over at once with the headers read so far and [`Request::head_too_large`] set, and
+    /// the connection closes after its answer.
+    pub max_header_bytes: usize,
+    /// The most bytes read only to be thrown away: the rest of a head over its limits (up to
+    /// the blank line that ends it), before its answer; the rest of a body its answer left
+    /// unread, after the answer. A client that sends its whole request before it reads
+    /// then sees the answer rather than a reset connection. A body that does not end within
+    /// it (or fails) is not read further: the connection closes; the rest of a body is
+    /// never read as the next request, nor into a buffer of its size.
+    pub max_drain: usize,
+    /// How long a request's head (and a body of at most 1024 bytes, read with it) may take,
+    /// from when the connection is free for it (it is new, or its previous request's body
+    /// has been read). Past it: 408 if part of a head came, else the connection is closed
+    /// without an answer. None: no limit.
+    pub head_timeout: Option<Duration>,
+    /// The longest wait of every other read of a connection (a body's): SO_RCVTIMEO.
+    pub read_timeout: Option<Duration>,
+}
+
+impl Default for HeadLimits {
+    fn default() -> HeadLimits {
+        HeadLimits {
+            max_request_line: usize::MAX,
+            max_header_bytes: usize::MAX,
+            max_drain: 0,
+            head_timeout: None,
+            read_timeout: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SslConfig {
     /// Contains the public certificate to send to clients.
@@ -242,6 +282,15 @@ impl Server {
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, HeadLimits::default())
+    }
+
+    /// taskbox patch: `from_listener`, with the bounds of [`HeadLimits`] on every connection.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: HeadLimits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
@@ -311,7 +360,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, limits))
                     }
                     Err(e) => Err(e),
                 };

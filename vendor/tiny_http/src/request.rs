@@ -7,9 +7,8 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{Abandon, ChunkedBody, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -74,6 +73,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // taskbox patch: see `head_too_large`.
+    head_too_large: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -135,9 +137,10 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    max_drain: usize,
 ) -> Result<Request, RequestCreationError>
 where
-    R: Read + Send + 'static,
+    R: Read + Abandon + Send + 'static,
     W: Write + Send + 'static,
 {
     // finding the transfer-encoding header
@@ -212,13 +215,16 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = EqualReader::new(source_data, content_length, max_drain);
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // taskbox patch: bounded, and drained or given up when dropped before its end (see
+        // ChunkedBody).
+        Box::new(FusedReader::new(ChunkedBody::new(source_data, max_drain)))
+            as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,7 +244,38 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        head_too_large: false,
     })
+}
+
+/// taskbox patch: a request whose head went past `HeadLimits::max_header_bytes`: the headers
+/// read until then, no body; its connection ends after its answer.
+pub fn new_head_too_large<W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
+    writer: W,
+) -> Request
+where
+    W: Write + Send + 'static,
+{
+    Request {
+        data_reader: Some(Box::new(io::empty())),
+        response_writer: Some(Box::new(writer)),
+        remote_addr,
+        secure,
+        method,
+        path,
+        http_version: version,
+        headers,
+        body_length: None,
+        must_send_continue: false,
+        notify_when_responded: None,
+        head_too_large: true,
+    }
 }
 
 impl Request {
@@ -275,6 +312,14 @@ impl Request {
     /// Returns the length of the body in bytes.
     ///
     /// Returns `None` if the length is unknown.
+    /// taskbox patch: whether the request's headers went past the server's limit
+    /// (`HeadLimits::max_header_bytes`): `headers` holds those read until then, the body is
+    /// empty, and the connection ends after the answer (a 431, say).
+    #[inline]
+    pub fn head_too_large(&self) -> bool {
+        self.head_too_large
+    }
+
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length

@@ -1,42 +1,39 @@
 use std::io::Read;
 use std::io::Result as IoResult;
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
+
+use super::{drain, Abandon};
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
-/// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// If the limit is reached, it returns EOF. taskbox patch: if the limit is not reached
+/// when the destructor is called, the remaining bytes are read and thrown away through a
+/// small buffer, at most `max_drain` of them (not into one buffer of their size); if that
+/// does not reach the end, the sub-reader is abandoned (the connection ends).
 pub struct EqualReader<R>
 where
-    R: Read,
+    R: Read + Abandon,
 {
     reader: R,
     size: usize,
-    last_read_signal: Sender<IoResult<()>>,
+    max_drain: usize,
 }
 
 impl<R> EqualReader<R>
 where
-    R: Read,
+    R: Read + Abandon,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
-        let (tx, rx) = channel();
-
-        let r = EqualReader {
+    pub fn new(reader: R, size: usize, max_drain: usize) -> EqualReader<R> {
+        EqualReader {
             reader,
             size,
-            last_read_signal: tx,
-        };
-
-        (r, rx)
+            max_drain,
+        }
     }
 }
 
 impl<R> Read for EqualReader<R>
 where
-    R: Read,
+    R: Read + Abandon,
 {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         if self.size == 0 {
@@ -61,71 +58,77 @@ where
 
 impl<R> Drop for EqualReader<R>
 where
-    R: Read,
+    R: Read + Abandon,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
-
-        while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
+        if self.size > 0 {
+            let max_drain = self.max_drain;
+            drain(self, max_drain);
+        }
+        if self.size > 0 {
+            self.reader.abandon();
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Abandon;
     use super::EqualReader;
-    use std::io::Read;
+    use std::io::{Cursor, Read};
+
+    /// A source that records whether it was given up.
+    struct Source(Cursor<&'static [u8]>, bool);
+
+    impl Read for Source {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Abandon for &mut Source {
+        fn abandon(&mut self) {
+            self.1 = true;
+        }
+    }
 
     #[test]
     fn test_limit() {
-        use std::io::Cursor;
-
-        let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
-
+        let mut source = Source(Cursor::new(b"hello world"), false);
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
-
+            let mut equal_reader = EqualReader::new(&mut source, 5, 0);
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
             assert_eq!(string, "hello");
         }
-
+        assert!(!source.1);
         let mut string = String::new();
-        org_reader.read_to_string(&mut string).unwrap();
+        source.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
     }
 
     #[test]
-    fn test_not_enough() {
-        use std::io::Cursor;
-
-        let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
-
+    fn a_body_dropped_before_its_end_is_drained_within_the_budget() {
+        let mut source = Source(Cursor::new(b"hello world"), false);
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
-
+            let mut equal_reader = EqualReader::new(&mut source, 5, 4);
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
             assert_eq!(vec[0], b'h');
         }
+        assert!(!source.1);
+        assert_eq!(source.0.position(), 5);
+    }
 
-        let mut string = String::new();
-        org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+    #[test]
+    fn a_body_dropped_further_than_the_budget_from_its_end_gives_its_source_up() {
+        let mut source = Source(Cursor::new(b"hello world"), false);
+        {
+            let mut equal_reader = EqualReader::new(&mut source, 5, 3);
+            let mut vec = [0];
+            equal_reader.read_exact(&mut vec).unwrap();
+        }
+        assert!(source.1);
+        assert_eq!(source.0.position(), 4);
     }
 }

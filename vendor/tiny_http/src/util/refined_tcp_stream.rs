@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -45,6 +47,15 @@ impl Stream {
         }
     }
 
+    // taskbox patch: see `HeadClock`.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -86,6 +97,28 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // taskbox patch: see `HeadClock`.
+    clock: Option<HeadClock>,
+    read_timeout: Option<Duration>,
+    clock_applied: bool,
+}
+
+/// taskbox patch: the deadline of the head being read on a connection, shared by the
+/// connection's thread, which sets it around each head, and the socket's reads, which then
+/// wait no longer than it (SO_RCVTIMEO set to the time left before each read), so that a
+/// head cannot take longer however slowly it trickles. Outside a head the reads wait at most
+/// the connection's read timeout.
+#[derive(Clone, Default)]
+pub struct HeadClock(Arc<Mutex<Option<Instant>>>);
+
+impl HeadClock {
+    pub fn set(&self, deadline: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    }
+
+    fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl RefinedTcpStream {
@@ -101,12 +134,18 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            clock: None,
+            read_timeout: None,
+            clock_applied: false,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            clock: None,
+            read_timeout: None,
+            clock_applied: false,
         };
 
         (read, write)
@@ -120,6 +159,37 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// taskbox patch: the reads of this stream follow `clock` in a head, and wait at most
+    /// `read_timeout` outside one.
+    pub(crate) fn set_head_clock(&mut self, clock: HeadClock, read_timeout: Option<Duration>) {
+        self.clock = Some(clock);
+        self.read_timeout = read_timeout;
+    }
+
+    /// Sets SO_RCVTIMEO for the next read: the time left in the head, or the read timeout.
+    fn follow_clock(&mut self) -> IoResult<()> {
+        let Some(clock) = &self.clock else {
+            return Ok(());
+        };
+        match clock.get() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // As SO_RCVTIMEO would fail it: tiny_http closes the connection silently.
+                    return Err(IoError::new(ErrorKind::WouldBlock, "the head took too long"));
+                }
+                self.stream.set_read_timeout(Some(left))?;
+                self.clock_applied = true;
+            }
+            None if self.clock_applied => {
+                self.stream.set_read_timeout(self.read_timeout)?;
+                self.clock_applied = false;
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -137,6 +207,7 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        self.follow_clock()?;
         self.stream.read(buf)
     }
 }

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -27,7 +27,8 @@ where
     R: Read + Send,
 {
     inner: SequentialReaderInner<R>,
-    next: Sender<R>,
+    // taskbox patch: None once abandoned (see `abandon`).
+    next: Option<Sender<R>>,
 }
 
 enum SequentialReaderInner<R>
@@ -84,12 +85,12 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
         match inner {
             SequentialReaderBuilderInner::First(reader) => Some(SequentialReader {
                 inner: SequentialReaderInner::MyTurn(reader),
-                next: tx,
+                next: Some(tx),
             }),
 
             SequentialReaderBuilderInner::NotFirst(previous) => Some(SequentialReader {
                 inner: SequentialReaderInner::Waiting(previous),
-                next: tx,
+                next: Some(tx),
             }),
         }
     }
@@ -110,17 +111,44 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+// taskbox patch: a reader whose predecessor was abandoned (see `abandon`) fails with
+// ConnectionAborted instead of panicking, so the connection ends cleanly.
+impl<R: Read + Send> SequentialReader<R> {
+    /// Waits until the readers before this one are done with the stream.
+    pub fn wait_turn(&mut self) -> IoResult<&mut R> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            let reader = recv.recv().map_err(|_| abandoned())?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => Ok(reader),
+            _ => Err(abandoned()),
+        }
+    }
+
+    /// Gives the stream up instead of passing it on: it is closed now, and the readers
+    /// after this one fail. For a request whose body was not read to its end: what is
+    /// left of it must never be read as the next request.
+    pub fn abandon(&mut self) {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            // The stream is still with a reader before this one: wait for it, to close it.
+            let _ = recv.recv();
+        }
+        self.inner = SequentialReaderInner::Empty;
+        self.next = None;
+    }
+}
+
+fn abandoned() -> IoError {
+    IoError::new(
+        ErrorKind::ConnectionAborted,
+        "the connection was given up by an earlier request",
+    )
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        let mut reader = match self.inner {
-            SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
-        };
-
-        let result = reader.read(buf);
-        self.inner = SequentialReaderInner::MyTurn(reader);
-        result
+        self.wait_turn()?.read(buf)
     }
 }
 
@@ -151,15 +179,13 @@ where
     fn drop(&mut self) {
         let inner = mem::replace(&mut self.inner, SequentialReaderInner::Empty);
 
-        match inner {
-            SequentialReaderInner::MyTurn(reader) => {
-                self.next.send(reader).ok();
-            }
-            SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
-            }
-            SequentialReaderInner::Empty => (),
+        let reader = match inner {
+            SequentialReaderInner::MyTurn(reader) => Some(reader),
+            SequentialReaderInner::Waiting(recv) => recv.recv().ok(),
+            SequentialReaderInner::Empty => None,
+        };
+        if let (Some(reader), Some(next)) = (reader, self.next.as_ref()) {
+            next.send(reader).ok();
         }
     }
 }

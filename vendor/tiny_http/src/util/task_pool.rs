@@ -66,10 +66,15 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
+    ///
+    /// taskbox patch: a task is queued only while fewer tasks are queued than threads wait
+    /// (each waiting thread takes one). The count of waiting threads drops only when a woken
+    /// thread runs again, so in a burst several tasks were queued for one idle thread, and
+    /// the extra ones waited until some other task (a kept-alive connection) ended.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        if queue.len() >= self.sharing.waiting_tasks.load(Ordering::Acquire) {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
