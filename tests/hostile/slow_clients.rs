@@ -45,12 +45,7 @@ struct Slow {
 
 #[test]
 fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
-    let server = Server::start_with(&["--read-timeout-secs", "1"]);
-    let file = vec![b'x'; FILE_BYTES];
-    let id = post_file(&server, "kind=sleep&filename=big.bin", &file).data(202)["WebServiceTaskId"]
-        .as_i64()
-        .unwrap();
-    wait_finished(&server, id);
+    let (server, id) = server_with_a_big_file();
     let poll = format!("GET /webservicetasks/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let mut poller = Poller::new(&server, poll.into_bytes());
     let unloaded: Vec<Duration> = (0..300).map(|_| poller.poll()).collect();
@@ -129,6 +124,18 @@ fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
         "a slow body made a task"
     );
     still_serving(&server);
+}
+
+/// A server with a read timeout of `READ_TIMEOUT`, and a task whose IO file is
+/// `FILE_BYTES` long (its id), to download.
+fn server_with_a_big_file() -> (Server, i64) {
+    let server = Server::start_with(&["--read-timeout-secs", &READ_TIMEOUT.as_secs().to_string()]);
+    let file = vec![b'x'; FILE_BYTES];
+    let id = post_file(&server, "kind=sleep&filename=big.bin", &file).data(202)["WebServiceTaskId"]
+        .as_i64()
+        .unwrap();
+    wait_finished(&server, id);
+    (server, id)
 }
 
 /// Opens the slow connections, each with the first bytes of its request sent.
@@ -235,12 +242,7 @@ fn p99(times: &[Duration]) -> Duration {
 /// waits for the one before it. They wait on transfer threads, never on HTTP threads.
 #[test]
 fn requests_pipelined_behind_an_unread_download_hold_no_http_thread() {
-    let server = Server::start_with(&["--read-timeout-secs", "1"]);
-    let file = vec![b'x'; FILE_BYTES];
-    let id = post_file(&server, "kind=sleep&filename=big.bin", &file).data(202)["WebServiceTaskId"]
-        .as_i64()
-        .unwrap();
-    wait_finished(&server, id);
+    let (server, id) = server_with_a_big_file();
     let mut pipelined =
         format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     // More small requests than there are HTTP threads (16).
