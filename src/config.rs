@@ -38,13 +38,15 @@ pub const MIN_MAX_HEADER_BYTES: usize = 1024;
 /// The largest `max_header_bytes`.
 pub const MAX_MAX_HEADER_BYTES: usize = 16 << 20;
 /// 30 s: how long a client may take to send a request's head (from its connection, or the
-/// end of its previous request, to the blank line after the headers), how long a kept-alive
-/// connection may stay idle, and the longest pause while it sends a body or reads an answer.
+/// end of its previous request's body, to the blank line after the headers), how long a
+/// kept-alive connection may stay idle, the longest pause while it sends a body or reads an
+/// answer, and the window over which `min_transfer_rate` is measured.
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
 /// One hour: the longest read timeout.
 pub const MAX_READ_TIMEOUT_SECS: u64 = 3600;
 /// Open client connections beyond which a new one is closed at once. Each costs the HTTP
-/// library a thread and two file descriptors.
+/// library a thread and two file descriptors: at start the process's descriptor limit is
+/// raised to what they need (see `descriptors_needed`), or the start is refused.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// The largest `max_connections`.
 pub const MAX_MAX_CONNECTIONS: usize = 100_000;
@@ -74,6 +76,36 @@ pub const DEFAULT_MAX_LIST_BYTES: usize = 4 << 20;
 pub const MIN_MAX_LIST_BYTES: usize = 64 << 10;
 /// The largest `max_list_bytes`.
 pub const MAX_MAX_LIST_BYTES: usize = 1 << 30;
+/// Open connections from one IP address beyond which a new one from it is closed at once: a
+/// tenth of `max_connections`, so that one address cannot take every connection (every
+/// local client shares 127.0.0.1: raise it on a machine with many local clients).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 100;
+/// Threads that read request bodies from the network and send long answers (files, long
+/// lists). Only these wait for a client's bytes, so slow clients hold at most these, never
+/// the HTTP threads; half as many as the HTTP threads.
+pub const DEFAULT_TRANSFER_THREADS: usize = 8;
+/// 1 KiB/s: the slowest a body or an answer may move, measured over each read timeout (so
+/// 30 KiB in every 30 s by default). Any real network is far faster; a client trickling
+/// bytes to hold a thread is far slower.
+pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 1024;
+/// The largest `min_transfer_rate`: 1 GiB/s.
+pub const MAX_MIN_TRANSFER_RATE: u64 = 1 << 30;
+/// One hour: the longest a body may take to arrive, or an answer to be sent. A 1 GiB upload
+/// (the default `max_upload`) needs 300 KB/s to fit.
+pub const DEFAULT_TRANSFER_TIMEOUT_SECS: u64 = 3600;
+/// One day: the longest `transfer_timeout`.
+pub const MAX_TRANSFER_TIMEOUT_SECS: u64 = 86_400;
+/// 1 MiB: the most of a request taskbox reads only to throw it away (a body its answer did
+/// not need, the rest of a head over its limit), so that a client that sends its whole
+/// request before reading sees the answer; past it the connection is closed after the
+/// answer instead. Reading it costs a transfer thread a moment, never memory.
+pub const DEFAULT_MAX_DRAIN_BYTES: u64 = 1 << 20;
+/// The largest `max_drain_bytes`: 1 GiB.
+pub const MAX_MAX_DRAIN_BYTES: u64 = 1 << 30;
+/// File descriptors that are neither a connection's nor a pooled SQLite connection's: the
+/// standard streams, the listening socket (twice), the lock file, the SQLite writer, the
+/// connection guard's, SQLite's temporary files.
+pub const OTHER_DESCRIPTORS: u64 = 64;
 
 #[derive(Debug, Clone)]
 /// The service's settings; see the constants of this module for their defaults and bounds.
@@ -98,6 +130,16 @@ pub struct Config {
     pub read_timeout: Duration,
     /// See `DEFAULT_MAX_CONNECTIONS`.
     pub max_connections: usize,
+    /// See `DEFAULT_MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: usize,
+    /// See `DEFAULT_TRANSFER_THREADS`.
+    pub transfer_threads: usize,
+    /// See `DEFAULT_MIN_TRANSFER_RATE` (bytes per second).
+    pub min_transfer_rate: u64,
+    /// See `DEFAULT_TRANSFER_TIMEOUT_SECS`.
+    pub transfer_timeout: Duration,
+    /// See `DEFAULT_MAX_DRAIN_BYTES`.
+    pub max_drain_bytes: u64,
     /// How long a shutdown lets running tasks finish before marking them interrupted.
     pub grace: Duration,
     /// The most bytes of stored files one client may have (uploads past it get 413).
@@ -135,6 +177,11 @@ impl Default for Config {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            transfer_threads: DEFAULT_TRANSFER_THREADS,
+            min_transfer_rate: DEFAULT_MIN_TRANSFER_RATE,
+            transfer_timeout: Duration::from_secs(DEFAULT_TRANSFER_TIMEOUT_SECS),
+            max_drain_bytes: DEFAULT_MAX_DRAIN_BYTES,
             grace: Duration::from_secs(DEFAULT_GRACE_SECS),
             allowed_hosts: Vec::new(),
             quota_bytes: DEFAULT_QUOTA_BYTES,
@@ -209,6 +256,38 @@ impl Config {
                 self.max_connections
             )));
         }
+        if self.max_connections_per_ip == 0 || self.max_connections_per_ip > MAX_MAX_CONNECTIONS {
+            return Err(Error::Config(format!(
+                "max-connections-per-ip must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
+                self.max_connections_per_ip
+            )));
+        }
+        if self.transfer_threads == 0 || self.transfer_threads > 1024 {
+            return Err(Error::Config(format!(
+                "transfer-threads must be between 1 and 1024, not {}",
+                self.transfer_threads
+            )));
+        }
+        if self.min_transfer_rate == 0 || self.min_transfer_rate > MAX_MIN_TRANSFER_RATE {
+            return Err(Error::Config(format!(
+                "min-transfer-rate must be at least 1 and at most {MAX_MIN_TRANSFER_RATE} bytes per second, not {}",
+                self.min_transfer_rate
+            )));
+        }
+        if self.transfer_timeout < Duration::from_secs(1)
+            || self.transfer_timeout > Duration::from_secs(MAX_TRANSFER_TIMEOUT_SECS)
+        {
+            return Err(Error::Config(format!(
+                "transfer-timeout-secs must be between 1 and {MAX_TRANSFER_TIMEOUT_SECS} seconds, not {:?}",
+                self.transfer_timeout
+            )));
+        }
+        if self.max_drain_bytes > MAX_MAX_DRAIN_BYTES {
+            return Err(Error::Config(format!(
+                "max-drain-bytes must be at most {MAX_MAX_DRAIN_BYTES} bytes (1 GiB), not {}",
+                self.max_drain_bytes
+            )));
+        }
         if self.grace > Duration::from_secs(MAX_GRACE_SECS) {
             return Err(Error::Config(format!(
                 "grace-secs must be at most {MAX_GRACE_SECS} seconds (one day), not {:?}",
@@ -271,6 +350,20 @@ impl Config {
         }
         Ok(())
     }
+
+    /// SQLite connections in the pool: one for every thread that may hold one at once (an
+    /// HTTP thread; a transfer thread sending a file, and an answer waiting for one; a
+    /// worker), and a few to spare.
+    pub fn pool_connections(&self) -> usize {
+        self.http_threads + 2 * self.transfer_threads + self.workers + 4
+    }
+
+    /// The file descriptors the process needs at most: two per connection (the HTTP library
+    /// holds a socket twice), three per pooled SQLite connection (the database, its WAL and
+    /// its shared memory), and `OTHER_DESCRIPTORS`.
+    pub fn descriptors_needed(&self) -> u64 {
+        2 * self.max_connections as u64 + 3 * self.pool_connections() as u64 + OTHER_DESCRIPTORS
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +387,11 @@ mod tests {
             max_header_bytes: MAX_MAX_HEADER_BYTES,
             read_timeout: Duration::from_secs(MAX_READ_TIMEOUT_SECS),
             max_connections: MAX_MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_MAX_CONNECTIONS,
+            transfer_threads: 1024,
+            min_transfer_rate: MAX_MIN_TRANSFER_RATE,
+            transfer_timeout: Duration::from_secs(MAX_TRANSFER_TIMEOUT_SECS),
+            max_drain_bytes: MAX_MAX_DRAIN_BYTES,
             grace: Duration::from_secs(MAX_GRACE_SECS),
             quota_bytes: MAX_QUOTA_BYTES,
             max_unfinished_tasks: MAX_MAX_UNFINISHED,
@@ -309,13 +407,31 @@ mod tests {
     #[test]
     fn settings_beyond_the_bounds_are_refused_naming_them() {
         type Change = fn(&mut Config);
-        let cases: [(Change, &str); 22] = [
+        let cases: [(Change, &str); 31] = [
             (|c| c.quota_bytes = 0, "quota-bytes"),
             (|c| c.quota_bytes = MAX_QUOTA_BYTES + 1, "quota-bytes"),
             (|c| c.max_unfinished_tasks = 0, "max-unfinished-tasks"),
             (|c| c.min_free_bytes = u64::MAX, "min-free-bytes"),
             (|c| c.max_snapshot = Duration::MAX, "max-snapshot-secs"),
             (|c| c.retention = Duration::MAX, "retention-secs"),
+            (|c| c.max_connections_per_ip = 0, "max-connections-per-ip"),
+            (
+                |c| c.max_connections_per_ip = MAX_MAX_CONNECTIONS + 1,
+                "max-connections-per-ip",
+            ),
+            (|c| c.transfer_threads = 0, "transfer-threads"),
+            (|c| c.transfer_threads = 1025, "transfer-threads"),
+            (|c| c.min_transfer_rate = 0, "min-transfer-rate"),
+            (|c| c.min_transfer_rate = u64::MAX, "min-transfer-rate"),
+            (
+                |c| c.transfer_timeout = Duration::ZERO,
+                "transfer-timeout-secs",
+            ),
+            (
+                |c| c.transfer_timeout = Duration::MAX,
+                "transfer-timeout-secs",
+            ),
+            (|c| c.max_drain_bytes = u64::MAX, "max-drain-bytes"),
             (|c| c.max_headers = 0, "max-headers"),
             (|c| c.max_headers = MAX_MAX_HEADERS + 1, "max-headers"),
             (|c| c.max_header_bytes = 1023, "max-header-bytes"),

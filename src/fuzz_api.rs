@@ -72,11 +72,6 @@ pub struct RequestHarness {
 
 /// Requests per database before the next one is started (submissions pile up as tasks).
 const REQUESTS_PER_DATABASE: u64 = 1000;
-/// A declared body longer than this is not made into a request: tiny_http would drain it
-/// into one buffer of that size when the request is dropped, which `serve` avoids by
-/// abandoning the connection (and the hostile-input tests cover).
-const MAX_DECLARED_BODY: usize = 1 << 20;
-
 impl RequestHarness {
     /// A harness whose databases live in `dir` (created if needed; use a fresh directory).
     pub fn new(dir: &Path) -> RequestHarness {
@@ -339,7 +334,7 @@ impl RawRequest {
     /// The body as the server would read it: its declared length (None when chunked) and
     /// its bytes. None for what tiny_http refuses before taskbox sees it (a method it cannot
     /// parse, an Expect other than 100-continue, a short body of at most 1 KiB shorter than
-    /// its Content-Length) and for a declared body over [`MAX_DECLARED_BODY`].
+    /// its Content-Length).
     fn body_as_sent(&self) -> Option<(Option<usize>, &[u8])> {
         let find = |name: &str| {
             self.headers
@@ -354,7 +349,6 @@ impl RawRequest {
             return Some((None, &self.body));
         }
         match find("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
-            Some(length) if length > MAX_DECLARED_BODY => None,
             Some(length) if length <= 1024 && length > self.body.len() => None,
             Some(length) => Some((Some(length), &self.body[..length.min(self.body.len())])),
             // A request without a length is given its body's, as tiny_http's test

@@ -56,9 +56,11 @@ struct ServeArgs {
     max_header_bytes: usize,
     /// Seconds a client may take to send a request's head, stay idle between requests, or
     /// pause while sending a body or reading an answer; its connection is closed beyond.
+    /// Also the window over which --min-transfer-rate is measured.
     #[arg(long, env = "TASKBOX_READ_TIMEOUT_SECS", default_value_t = config::DEFAULT_READ_TIMEOUT_SECS)]
     read_timeout_secs: u64,
-    /// Open client connections beyond which a new one is closed at once.
+    /// Open client connections beyond which a new one is closed at once. At start, the
+    /// descriptor limit is raised to what this needs, or the start is refused.
     #[arg(long, env = "TASKBOX_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Host names (or addresses) clients may reach taskbox by, besides the loopback ones and
@@ -84,6 +86,24 @@ struct ServeArgs {
     /// Seconds a finished task and its files are kept before they are removed (0: for ever).
     #[arg(long, env = "TASKBOX_RETENTION_SECS", default_value_t = config::DEFAULT_RETENTION_SECS)]
     retention_secs: u64,
+    /// Open connections from one IP address beyond which a new one from it is closed at once.
+    #[arg(long, env = "TASKBOX_MAX_CONNECTIONS_PER_IP", default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Threads that read request bodies and send files and long answers; the only ones a
+    /// slow client can hold. Others wait their turn.
+    #[arg(long, env = "TASKBOX_TRANSFER_THREADS", default_value_t = config::DEFAULT_TRANSFER_THREADS)]
+    transfer_threads: usize,
+    /// The slowest a body or an answer may move, in bytes per second over each read timeout;
+    /// a slower one is cut off.
+    #[arg(long, env = "TASKBOX_MIN_TRANSFER_RATE", default_value_t = config::DEFAULT_MIN_TRANSFER_RATE)]
+    min_transfer_rate: u64,
+    /// Seconds a body may take to arrive, or an answer to be sent; it is cut off beyond.
+    #[arg(long, env = "TASKBOX_TRANSFER_TIMEOUT_SECS", default_value_t = config::DEFAULT_TRANSFER_TIMEOUT_SECS)]
+    transfer_timeout_secs: u64,
+    /// The most bytes of a request read only to be thrown away (an unread body, the rest of a
+    /// head over its limit); past it the connection is closed after the answer.
+    #[arg(long, env = "TASKBOX_MAX_DRAIN_BYTES", default_value_t = config::DEFAULT_MAX_DRAIN_BYTES)]
+    max_drain_bytes: u64,
     /// Seconds a shutdown lets running tasks finish before marking them interrupted.
     #[arg(long, env = "TASKBOX_GRACE_SECS", default_value_t = config::DEFAULT_GRACE_SECS)]
     grace_secs: u64,
@@ -159,6 +179,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_header_bytes: args.max_header_bytes,
         read_timeout: Duration::from_secs(args.read_timeout_secs),
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        transfer_threads: args.transfer_threads,
+        min_transfer_rate: args.min_transfer_rate,
+        transfer_timeout: Duration::from_secs(args.transfer_timeout_secs),
+        max_drain_bytes: args.max_drain_bytes,
         grace: Duration::from_secs(args.grace_secs),
         allowed_hosts: args.allowed_hosts,
         quota_bytes: args.quota_bytes,

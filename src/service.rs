@@ -58,8 +58,9 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Service> {
         config.validate()?;
-        // A connection for every thread that may hold one at once, and a few to spare.
-        let connections = (config.http_threads + config.workers + 4).min(u32::MAX as usize) as u32;
+        crate::http::ensure_descriptors(config.descriptors_needed(), config.max_connections)
+            .map_err(Error::Config)?;
+        let connections = config.pool_connections().min(u32::MAX as usize) as u32;
         let limits = StoreLimits {
             quota_bytes: config.quota_bytes,
             max_unfinished: config.max_unfinished_tasks,

@@ -98,6 +98,11 @@ impl ApiError {
         )
     }
 
+    /// The server cannot take this now for a reason of its own load; the message says what.
+    pub fn busy(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, message)
+    }
+
     pub fn disk_full() -> ApiError {
         ApiError::new(
             507,

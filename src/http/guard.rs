@@ -1,34 +1,45 @@
-//! The connection guard: the limits tiny_http 0.12 does not keep on its connections, kept
-//! from outside it. tiny_http accepts every connection itself, gives each a thread of its
-//! own, and reads from and writes to it with no timeout; it offers no hook on accept. A
-//! read timeout set on the listening socket would not help: Linux applies it to `accept`
-//! too, and tiny_http ends its accept loop on the first error, for good.
-//!
-//! So one thread looks at the process's own sockets a few times a second (`/proc/self/fd`):
-//! every connected socket whose local address is the server's is a client connection.
-//! For each it
-//! - sets SO_RCVTIMEO and SO_SNDTIMEO to the read timeout, once, when it first sees it: no
-//!   read of a body and no write of an answer waits longer than that for the client;
-//! - closes it (`shutdown`, which tiny_http's thread sees as the client gone; the file
-//!   descriptor stays tiny_http's to close) when no taskbox thread is handling a request
-//!   of it and it has been open, or idle since its last answer, longer than the read
-//!   timeout: a client that sends nothing, or its request line and headers too slowly
-//!   (slowloris), loses its connection and its tiny_http thread. Time during which every
-//!   HTTP thread was busy is not counted: a request read whole may be waiting in tiny_http's
-//!   queue then, and the guard cannot tell it from a head still coming;
-//! - closes the newest connections beyond `max_connections`, at once;
+//! The connection guard: the limits on connections that tiny_http does not keep, kept from
+//! outside it. tiny_http accepts every connection itself and offers no hook on accept, so
+//! one thread looks at the process's own sockets a few times a second (`/proc/self/fd`):
+//! every connected socket whose local address is the server's is a client connection. It
+//! - closes (`shutdown`, which tiny_http's thread sees as the client gone; the descriptors
+//!   stay tiny_http's to close) the newest connections of an IP address beyond
+//!   `max_connections_per_ip`: that address is refused, the others are not;
+//! - closes connections beyond `max_connections`, those least likely to be a client being
+//!   served first: the ones that never had a request answered, oldest first (a slow head
+//!   that got in is older than a client that just arrived), then the ones idle longest;
+//!   never one with a request being handled (those are judged by their transfer);
+//! - judges the transfer of every request being handled (see meter.rs) and shuts down the
+//!   connection of one cut off as too slow or too long, which ends a read or a write
+//!   blocked on that client;
 //! - notices when tiny_http's accept thread has ended (its descriptor of the listening
 //!   socket is gone: it ends on an error of `accept`, or panics when it cannot clone an
 //!   accepted socket for lack of descriptors) and calls `on_lost` (see listener.rs).
 //!
+//! It also keeps the requests in hand of each connection in order (`enter`): tiny_http
+//! reads requests pipelined on one connection at once, but sends their answers in order,
+//! each waiting for the one before, so a thread that took one while its connection had
+//! another in hand would wait on it, held by a client that does not read. Such a request
+//! is set aside, and released (to the transfer threads) when the one before ends.
+//!
+//! A request's head, its size and its deadline, are kept by the HTTP library itself (see
+//! vendor/tiny_http/PATCHES.md), which knows when a head is complete; the guard does not
+//! time idle connections.
+//!
+//! It fails closed: `start` refuses (and so the server does not start) when it cannot list
+//! the process's sockets. A spare descriptor kept open lets it list them when the process
+//! has run out of descriptors, which is when it is needed most.
+//!
 //! A connection is known by its peer address (tiny_http holds two descriptors of each
-//! socket). Which requests are being handled is told by `serve` through `Guard::enter`.
-//! An action on a descriptor number is taken right after reading its addresses, in the same
-//! pass: a descriptor closed and reused by a new connection in between (microseconds) is
-//! the one race left, and its cost would be that new connection closed.
+//! socket). Which requests are being handled is told by the HTTP threads through
+//! `Guard::enter`. An action on a descriptor number is taken right after reading its
+//! addresses, in the same pass: a descriptor closed and reused by a new connection in
+//! between (microseconds) is the one race left, and its cost would be that new connection
+//! closed.
 
-use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,26 +49,33 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 
 use super::limits::Limits;
+use super::meter::{Cut, Meter};
 
-/// Per peer: taskbox threads handling one of its requests now, when the last ended, and
-/// whether its socket has its timeouts.
+/// The most requests of one connection set aside behind the one in hand: a client that
+/// pipelines more without reading the answers has its connection closed (the requests set
+/// aside then fail at once).
+const MAX_SET_ASIDE: usize = 64;
+
+/// Per peer (one connection): the meter of its request in hand, if any, the requests set
+/// aside behind it, and when the last one ended.
 #[derive(Default)]
 struct Peer {
-    busy: usize,
+    meters: Vec<Arc<Meter>>,
+    set_aside: VecDeque<tiny_http::Request>,
     last_done: Option<Instant>,
-    configured: bool,
 }
+
+/// Where a request set aside goes when its turn comes.
+pub type Release = Box<dyn Fn(tiny_http::Request, Busy) + Send + Sync>;
 
 struct Shared {
     local: SocketAddr,
     limits: Limits,
-    /// The HTTP threads taking requests: when all are busy, a request tiny_http has read may
-    /// wait in its queue, and the wait is not the client's.
-    threads: usize,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
     stopping: AtomicBool,
     /// Called when only taskbox's own descriptor of the listening socket is left.
     on_lost: Box<dyn Fn() + Send + Sync>,
+    release: Release,
 }
 
 pub struct Guard {
@@ -65,73 +83,119 @@ pub struct Guard {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Held by `serve` while it handles a request of `peer`.
-pub struct Busy<'a> {
-    shared: &'a Shared,
-    peer: SocketAddr,
+/// Held while a request of `peer` is being handled, by whichever thread handles it; its
+/// drop releases the next request set aside behind it.
+pub struct Busy {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+    meter: Arc<Meter>,
 }
 
-impl Drop for Busy<'_> {
+impl Busy {
+    fn new(shared: &Arc<Shared>, peer: Option<SocketAddr>, meter: Arc<Meter>) -> Busy {
+        Busy {
+            shared: shared.clone(),
+            peer,
+            meter,
+        }
+    }
+
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.meter
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+impl Drop for Busy {
     fn drop(&mut self) {
-        let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-        let peer = peers.entry(self.peer).or_default();
-        peer.busy = peer.busy.saturating_sub(1);
-        peer.last_done = Some(Instant::now());
+        let Some(addr) = self.peer else { return };
+        let next = {
+            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let peer = peers.entry(addr).or_default();
+            peer.meters.retain(|m| !Arc::ptr_eq(m, &self.meter));
+            peer.last_done = Some(Instant::now());
+            peer.set_aside.pop_front().map(|request| {
+                let meter = Arc::new(Meter::default());
+                peer.meters.push(meter.clone());
+                (request, meter)
+            })
+        };
+        if let Some((request, meter)) = next {
+            (self.shared.release)(request, Busy::new(&self.shared, Some(addr), meter));
+        }
     }
 }
 
 impl Guard {
-    /// Starts guarding the connections accepted on `local`.
+    /// Starts guarding the connections accepted on `local`; fails when the process's
+    /// sockets cannot be listed (no `/proc`): the limits could not be kept.
     pub fn start(
         local: SocketAddr,
         limits: Limits,
-        threads: usize,
         on_lost: Box<dyn Fn() + Send + Sync>,
+        release: Release,
     ) -> std::io::Result<Guard> {
+        let mut spare = Spare::open()?;
+        let listening = spare
+            .open_fds()
+            .map_err(|e| refusal(format!("it cannot list /proc/self/fd ({e})")))?
+            .into_iter()
+            .filter(|&fd| is_listening(fd, local))
+            .count();
+        if listening == 0 {
+            return Err(refusal(
+                "it does not find the listening socket among /proc/self/fd".into(),
+            ));
+        }
         let shared = Arc::new(Shared {
             on_lost,
+            release,
             local,
             limits,
-            threads,
             peers: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         });
         let inner = shared.clone();
         let thread = std::thread::Builder::new()
             .name("http-guard".into())
-            .spawn(move || watch(&inner))?;
+            .spawn(move || watch(&inner, spare))?;
         Ok(Guard {
             shared,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Marks a request of `peer` as being handled until the returned value is dropped. A
-    /// connection the guard has not configured yet (its first request came within a tick)
-    /// gets its timeouts now, before the route reads its body: a read already blocked when
-    /// SO_RCVTIMEO is set would not see it.
-    pub fn enter(&self, peer: Option<SocketAddr>) -> Option<Busy<'_>> {
-        let peer = peer?;
-        let configured = {
-            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = peers.entry(peer).or_default();
-            entry.busy += 1;
-            entry.configured
+    /// Takes `request` in hand until the returned `Busy` is dropped; or, when its connection
+    /// has one in hand already, sets it aside (None) until that one ends.
+    pub fn enter(&self, request: tiny_http::Request) -> Option<(tiny_http::Request, Busy)> {
+        let meter = Arc::new(Meter::default());
+        let Some(addr) = request.remote_addr().copied() else {
+            return Some((request, Busy::new(&self.shared, None, meter)));
         };
-        if !configured {
-            if let Some(fd) = find(peer, self.shared.local) {
-                configure(fd, &self.shared.limits);
-            }
-            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.entry(peer).or_default().configured = true;
+        let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let peer = peers.entry(addr).or_default();
+        if peer.meters.is_empty() {
+            peer.meters.push(meter.clone());
+            drop(peers);
+            return Some((request, Busy::new(&self.shared, Some(addr), meter)));
         }
-        Some(Busy {
-            shared: &self.shared,
-            peer,
-        })
+        peer.set_aside.push_back(request);
+        let too_many = peer.set_aside.len() > MAX_SET_ASIDE;
+        drop(peers);
+        if too_many {
+            log::info!(
+                "closed the connection of {addr}: more than {MAX_SET_ASIDE} requests pipelined behind an answer it does not read"
+            );
+            self.close(Some(addr));
+        }
+        None
     }
 
-    /// Closes the connection from `peer` now (see `serve`'s abandoned connections).
+    /// Closes the connection from `peer` now (an answer cut short must not be followed by
+    /// another on the same connection).
     pub fn close(&self, peer: Option<SocketAddr>) {
         let Some(peer) = peer else { return };
         if let Some(fd) = find(peer, self.shared.local) {
@@ -150,34 +214,58 @@ impl Guard {
     }
 }
 
+fn refusal(why: String) -> std::io::Error {
+    std::io::Error::other(format!(
+        "the connection guard cannot see the process's sockets: {why}; taskbox does not \
+         serve without its connection limits (is /proc mounted?)"
+    ))
+}
+
 /// A client connection as the guard knows it.
 struct Conn {
     fd: RawFd,
     opened: Instant,
-    /// Time spent, since `paused_from` (the start of its current deadline), while every
-    /// HTTP thread was busy: not counted against the client.
-    paused: Duration,
-    paused_from: Instant,
     /// Shut down by the guard: no longer counted (tiny_http closes it when it notices).
     shut: bool,
     seen: bool,
 }
 
-/// How often the guard looks: often enough that a deadline is kept within a tenth of the
-/// read timeout (a quarter of a second at most), seldom enough to cost nothing.
+/// How often the guard looks: often enough that a limit is kept within a tenth of the read
+/// timeout (a quarter of a second at most), seldom enough to cost nothing.
 fn tick(limits: &Limits) -> Duration {
     (limits.read_timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(250))
 }
 
-fn watch(shared: &Shared) {
+fn watch(shared: &Shared, mut spare: Spare) {
     let mut conns: HashMap<SocketAddr, Conn> = HashMap::new();
-    let mut last = Instant::now();
     while !shared.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(tick(&shared.limits));
-        let step = last.elapsed();
-        last = Instant::now();
-        if let Err(e) = pass(shared, &mut conns, step) {
-            log::warn!("the connection guard could not list the open sockets: {e}");
+        if let Err(e) = pass(shared, &mut conns, &mut spare) {
+            log::error!("the connection guard could not list the open sockets: {e}");
+        }
+    }
+}
+
+/// A descriptor held open to be given back when the process has run out of them, so that
+/// the guard can still open `/proc/self/fd`.
+struct Spare(Option<File>);
+
+impl Spare {
+    fn open() -> std::io::Result<Spare> {
+        Ok(Spare(Some(File::open("/dev/null")?)))
+    }
+
+    /// The process's open descriptors.
+    fn open_fds(&mut self) -> std::io::Result<Vec<RawFd>> {
+        match open_fds() {
+            Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                // ENFILE, EMFILE: the spare makes room for the listing.
+                self.0 = None;
+                let listed = open_fds();
+                self.0 = File::open("/dev/null").ok();
+                listed
+            }
+            listed => listed,
         }
     }
 }
@@ -244,42 +332,27 @@ fn find(peer: SocketAddr, local: SocketAddr) -> Option<RawFd> {
         .find(|&fd| client_of(fd, local) == Some(peer))
 }
 
-/// The per-read and per-write timeouts of a connection.
-fn configure(fd: RawFd, limits: &Limits) {
-    let borrowed = sock(fd);
-    let socket = SockRef::from(&borrowed);
-    let _ = socket.set_read_timeout(Some(limits.read_timeout));
-    let _ = socket.set_write_timeout(Some(limits.read_timeout));
-}
-
 fn pass(
     shared: &Shared,
     conns: &mut HashMap<SocketAddr, Conn>,
-    step: Duration,
+    spare: &mut Spare,
 ) -> std::io::Result<()> {
-    let (local, limits) = (shared.local, &shared.limits);
+    let local = shared.local;
     let now = Instant::now();
     for conn in conns.values_mut() {
         conn.seen = false;
     }
-    let mut fresh = Vec::new();
     let mut listening = 0;
-    for fd in open_fds()? {
+    for fd in spare.open_fds()? {
         let Some(peer) = client_of(fd, local) else {
             listening += usize::from(is_listening(fd, local));
             continue;
         };
-        let conn = conns.entry(peer).or_insert_with(|| {
-            configure(fd, limits);
-            fresh.push(peer);
-            Conn {
-                fd,
-                opened: now,
-                paused: Duration::ZERO,
-                paused_from: now,
-                shut: false,
-                seen: false,
-            }
+        let conn = conns.entry(peer).or_insert(Conn {
+            fd,
+            opened: now,
+            shut: false,
+            seen: false,
         });
         conn.fd = fd;
         conn.seen = true;
@@ -287,69 +360,120 @@ fn pass(
     if listening == 1 {
         (shared.on_lost)();
     }
-    let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-    for peer in fresh {
-        peers.entry(peer).or_default().configured = true;
-    }
     // Forget the connections gone, and the peers of connections gone (or never seen: closed
     // within a tick) unless a request of theirs is still being handled.
     conns.retain(|_, conn| conn.seen);
-    peers.retain(|addr, peer| peer.busy > 0 || conns.contains_key(addr));
-    let busy = |addr: &SocketAddr| peers.get(addr).is_some_and(|p| p.busy > 0);
-    let saturated = peers.values().map(|p| p.busy).sum::<usize>() >= shared.threads;
-    // Too slow, or idle too long.
-    let mut timed_out = 0;
-    for (addr, conn) in conns.iter_mut() {
-        if conn.shut || busy(addr) {
+    let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+    peers.retain(|addr, peer| !peer.meters.is_empty() || conns.contains_key(addr));
+    cut_off_transfers(&peers, conns, now, shared);
+    let busy = |addr: &SocketAddr| peers.get(addr).is_some_and(|p| !p.meters.is_empty());
+    refuse_over_ip_cap(conns, &busy, shared);
+    close_over_cap(conns, &peers, &busy, shared);
+    Ok(())
+}
+
+/// Judges every running transfer, and shuts down the connections of those cut off.
+fn cut_off_transfers(
+    peers: &HashMap<SocketAddr, Peer>,
+    conns: &mut HashMap<SocketAddr, Conn>,
+    now: Instant,
+    shared: &Shared,
+) {
+    let limits = &shared.limits;
+    for (addr, peer) in peers {
+        for meter in &peer.meters {
+            let Some(cut) = meter.judge(now, limits) else {
+                continue;
+            };
+            if let Some(conn) = conns.get_mut(addr) {
+                shut(conn, *addr, shared.local);
+            }
+            let why = match cut {
+                Cut::TooSlow => format!(
+                    "it moved less than {} bytes in {:?} (--min-transfer-rate {})",
+                    limits.min_bytes_per_window(),
+                    limits.read_timeout,
+                    limits.min_transfer_rate
+                ),
+                Cut::TooLong => format!(
+                    "it ran past --transfer-timeout-secs {}",
+                    limits.transfer_timeout.as_secs()
+                ),
+            };
+            log::info!(
+                "cut off a transfer with {addr} after {} bytes: {why}",
+                meter.bytes()
+            );
+        }
+    }
+}
+
+/// Closes the newest connections of every IP address beyond `max_connections_per_ip`.
+fn refuse_over_ip_cap(
+    conns: &mut HashMap<SocketAddr, Conn>,
+    busy: &impl Fn(&SocketAddr) -> bool,
+    shared: &Shared,
+) {
+    let cap = shared.limits.max_connections_per_ip;
+    let mut by_ip: HashMap<IpAddr, Vec<(Instant, SocketAddr)>> = HashMap::new();
+    for (addr, conn) in conns.iter().filter(|(_, c)| !c.shut) {
+        by_ip
+            .entry(addr.ip())
+            .or_default()
+            .push((conn.opened, *addr));
+    }
+    for (ip, mut open) in by_ip {
+        if open.len() <= cap {
             continue;
         }
-        let since = peers
-            .get(addr)
-            .and_then(|p| p.last_done)
-            .map_or(conn.opened, |done| done.max(conn.opened));
-        if conn.paused_from != since {
-            conn.paused_from = since;
-            conn.paused = Duration::ZERO;
-        }
-        if saturated {
-            conn.paused += step;
-        }
-        let counted = now.duration_since(since).saturating_sub(conn.paused);
-        if counted > limits.read_timeout && shut(conn, *addr, local) {
-            timed_out += 1;
-        }
-    }
-    if timed_out > 0 {
-        log::debug!(
-            "closed {timed_out} connection(s) that sent no complete request within the read timeout of {:?}",
-            limits.read_timeout
-        );
-    }
-    // Over the cap: the newest go.
-    let mut open: Vec<(Instant, SocketAddr)> = conns
-        .iter()
-        .filter(|(_, c)| !c.shut)
-        .map(|(a, c)| (c.opened, *a))
-        .collect();
-    if open.len() > limits.max_connections {
-        open.sort();
+        // Newest first: those beyond the cap are the ones refused.
+        open.sort_by(|a, b| b.cmp(a));
+        let over = open.len() - cap;
         let mut refused = 0;
-        for (_, addr) in open.iter().skip(limits.max_connections) {
-            if !busy(addr) {
-                if let Some(conn) = conns.get_mut(addr) {
-                    if shut(conn, *addr, local) {
-                        refused += 1;
-                    }
-                }
+        for (_, addr) in open.iter().filter(|(_, a)| !busy(a)).take(over) {
+            if let Some(conn) = conns.get_mut(addr) {
+                refused += usize::from(shut(conn, *addr, shared.local));
             }
         }
         log::warn!(
-            "{} connections open, over the limit of {}: closed {refused} new one(s)",
-            open.len(),
-            limits.max_connections
+            "{} connections open from {ip}, over --max-connections-per-ip {cap}: closed {refused} new one(s)",
+            open.len()
         );
     }
-    Ok(())
+}
+
+/// Closes connections beyond `max_connections`, those least likely to be a client being
+/// served first (see the module notes).
+fn close_over_cap(
+    conns: &mut HashMap<SocketAddr, Conn>,
+    peers: &HashMap<SocketAddr, Peer>,
+    busy: &impl Fn(&SocketAddr) -> bool,
+    shared: &Shared,
+) {
+    let cap = shared.limits.max_connections;
+    let open = conns.values().filter(|c| !c.shut).count();
+    if open <= cap {
+        return;
+    }
+    // (answered before, since when it waits) for each connection with no request in hand.
+    let mut idle: Vec<(bool, Instant, SocketAddr)> = conns
+        .iter()
+        .filter(|(addr, conn)| !conn.shut && !busy(addr))
+        .map(|(addr, conn)| {
+            let done = peers.get(addr).and_then(|p| p.last_done);
+            (done.is_some(), done.unwrap_or(conn.opened), *addr)
+        })
+        .collect();
+    idle.sort();
+    let mut closed = 0;
+    for (_, _, addr) in idle.into_iter().take(open - cap) {
+        if let Some(conn) = conns.get_mut(&addr) {
+            closed += usize::from(shut(conn, addr, shared.local));
+        }
+    }
+    log::warn!(
+        "{open} connections open, over --max-connections {cap}: closed {closed} that had no request being answered"
+    );
 }
 
 /// Shuts the connection down if its descriptor is still that connection.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tiny_http::Server;
+use tiny_http::{HeadLimits, Server};
 
 /// How long a restart waits before it accepts again: descriptors free up as connections
 /// close, and a loop that failed at once would fail again at once.
@@ -29,12 +29,14 @@ pub struct Servers {
     is_lost: AtomicBool,
     current: Mutex<Arc<Server>>,
     generation: AtomicU64,
+    /// What every server started on the socket keeps of each request's head.
+    head: HeadLimits,
 }
 
 impl Servers {
-    pub fn start(listener: TcpListener) -> std::io::Result<Servers> {
+    pub fn start(listener: TcpListener, head: HeadLimits) -> std::io::Result<Servers> {
         let local = listener.local_addr()?;
-        let server = Server::from_listener(listener.try_clone()?, None)
+        let server = Server::from_listener_with_limits(listener.try_clone()?, None, head)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Servers {
             listener,
@@ -42,6 +44,7 @@ impl Servers {
             is_lost: AtomicBool::new(false),
             current: Mutex::new(Arc::new(server)),
             generation: AtomicU64::new(0),
+            head,
         })
     }
 
@@ -98,7 +101,7 @@ impl Servers {
             }
             std::thread::sleep(RESTART_PAUSE);
             let started = self.listener.try_clone().and_then(|listener| {
-                Server::from_listener(listener, None)
+                Server::from_listener_with_limits(listener, None, self.head)
                     .map_err(|e| std::io::Error::other(e.to_string()))
             });
             match started {

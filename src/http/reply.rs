@@ -2,9 +2,13 @@
 //! JSON in its own envelope. Turning a reply into tiny_http's response happens here only.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tiny_http::{Header, Response, StatusCode};
+
+use super::limits::Limits;
+use super::meter::Meter;
 
 pub type Body = Box<dyn Read + Send>;
 
@@ -51,20 +55,14 @@ impl Reply {
         self
     }
 
-    /// The reply without its body, and up to `limit` bytes of that body.
-    pub(super) fn split(self, limit: u64) -> (Reply, Vec<u8>) {
-        let mut body = Vec::new();
-        let _ = self.body.take(limit).read_to_end(&mut body);
-        let head = Reply {
-            status: self.status,
-            headers: self.headers,
-            body: Box::new(std::io::empty()),
-            length: Some(0),
-        };
-        (head, body)
-    }
-
-    pub(super) fn into_response(self) -> Response<Body> {
+    /// The library's response, its body counted into `meter` as the library sends it, and
+    /// failing once the meter is cut off.
+    pub(super) fn into_response(self, meter: Arc<Meter>, limits: Limits) -> Response<Body> {
+        let body: Body = Box::new(Metered {
+            inner: self.body,
+            meter,
+            limits,
+        });
         let headers = self
             .headers
             .into_iter()
@@ -72,14 +70,24 @@ impl Reply {
             .collect();
         // A known length always goes out as Content-Length: tiny_http would otherwise switch
         // to chunked encoding from 32 KiB on.
-        Response::new(
-            StatusCode(self.status),
-            headers,
-            self.body,
-            self.length,
-            None,
-        )
-        .with_chunked_threshold(usize::MAX)
+        Response::new(StatusCode(self.status), headers, body, self.length, None)
+            .with_chunked_threshold(usize::MAX)
+    }
+}
+
+/// An answer's body as the HTTP library pulls it to send it.
+struct Metered {
+    inner: Body,
+    meter: Arc<Meter>,
+    limits: Limits,
+}
+
+impl Read for Metered {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.meter.check(&self.limits)?;
+        let read = self.inner.read(buf)?;
+        self.meter.count(read);
+        Ok(read)
     }
 }
 

@@ -4,9 +4,12 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::error::ApiError;
 use super::fields::query_pairs;
+use super::limits::Limits;
+use super::meter::Meter;
 
 /// An HTTP method. HEAD is answered as GET (without the body).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,9 @@ pub struct Request<'a> {
     remote: Option<SocketAddr>,
     body_length: Option<usize>,
     body: Body<'a>,
+    /// The HTTP library stopped reading the headers at `--max-header-bytes`: `headers`
+    /// holds those before.
+    head_too_large: bool,
 }
 
 impl<'a> Request<'a> {
@@ -78,11 +84,16 @@ impl<'a> Request<'a> {
             remote,
             body_length,
             body: Body::new(body, body_length),
+            head_too_large: false,
         }
     }
 
-    /// The library's request, its head copied and its body borrowed.
-    pub(super) fn from_tiny(request: &'a mut tiny_http::Request) -> Request<'a> {
+    /// The library's request, its head copied and its body borrowed, read through `meter`.
+    pub(super) fn from_tiny(
+        request: &'a mut tiny_http::Request,
+        meter: Arc<Meter>,
+        limits: Limits,
+    ) -> Request<'a> {
         let method = Method::parse(request.method().as_str());
         let url = request.url().to_string();
         let headers = request
@@ -97,14 +108,23 @@ impl<'a> Request<'a> {
             .collect();
         let remote = request.remote_addr().copied();
         let body_length = request.body_length();
-        Request::new(
+        let head_too_large = request.head_too_large();
+        let mut this = Request::new(
             method,
             url,
             headers,
             remote,
             body_length,
             request.as_reader(),
-        )
+        );
+        this.head_too_large = head_too_large;
+        this.body.meter = Some((meter, limits));
+        this
+    }
+
+    /// Whether the headers went past `--max-header-bytes` (see `headers`).
+    pub fn head_too_large(&self) -> bool {
+        self.head_too_large
     }
 
     pub fn method(&self) -> &Method {
@@ -157,12 +177,15 @@ impl<'a> Request<'a> {
 
 /// A request's body as every route reads it: a body that ends before its Content-Length
 /// is an error, not an end (tiny_http reports it as the end, so a truncated upload would be
-/// taken for a whole one), and so is a pause longer than the read timeout (the connection
-/// guard sets it on the socket; the read then fails with WouldBlock).
+/// taken for a whole one), and so is a pause longer than the read timeout (the HTTP library
+/// sets it on the socket; the read then fails with WouldBlock), and a body cut off by the
+/// connection guard as too slow or too long (see meter.rs).
 pub struct Body<'a> {
     inner: &'a mut dyn Read,
     /// Bytes still due by the Content-Length; None for a chunked body.
     left: Option<usize>,
+    /// The request's meter, when it came from the network.
+    meter: Option<(Arc<Meter>, Limits)>,
 }
 
 impl<'a> Body<'a> {
@@ -171,32 +194,61 @@ impl<'a> Body<'a> {
         Body {
             inner,
             left: length,
+            meter: None,
         }
+    }
+
+    /// Bytes still due by the Content-Length; None for a chunked body or none.
+    pub fn left(&self) -> Option<usize> {
+        self.left
     }
 }
 
 impl Read for Body<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::{Error, ErrorKind};
-        match self.inner.read(buf) {
-            Ok(0) if !buf.is_empty() && self.left.is_some_and(|n| n > 0) => Err(Error::new(
-                ErrorKind::UnexpectedEof,
-                format!(
-                    "it ended {} bytes short of its Content-Length",
-                    self.left.unwrap_or(0)
-                ),
-            )),
-            Ok(n) => {
-                self.left = self.left.map(|left| left.saturating_sub(n));
-                Ok(n)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(Error::new(
-                    ErrorKind::TimedOut,
-                    "the client paused longer than the read timeout",
-                ))
-            }
-            Err(e) => Err(e),
+        let Some((meter, limits)) = &self.meter else {
+            return read_counted(self.inner, &mut self.left, buf);
+        };
+        meter.check(limits)?;
+        meter.start();
+        let result = read_counted(self.inner, &mut self.left, buf);
+        // The guard shuts a connection down as it cuts it off: that read's end or error is
+        // the cut's.
+        meter.check(limits)?;
+        match result {
+            Ok(0) if !buf.is_empty() => meter.stop(),
+            Ok(n) => meter.count(n),
+            Err(_) => {}
         }
+        result
+    }
+}
+
+/// Reads from `inner`, counting the bytes still due (`left`) down.
+fn read_counted(
+    inner: &mut dyn Read,
+    left: &mut Option<usize>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    use std::io::{Error, ErrorKind};
+    match inner.read(buf) {
+        Ok(0) if !buf.is_empty() && left.is_some_and(|n| n > 0) => Err(Error::new(
+            ErrorKind::UnexpectedEof,
+            format!(
+                "it ended {} bytes short of its Content-Length",
+                left.unwrap_or(0)
+            ),
+        )),
+        Ok(n) => {
+            *left = left.map(|left| left.saturating_sub(n));
+            Ok(n)
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Err(Error::new(
+                ErrorKind::TimedOut,
+                "the client paused longer than the read timeout",
+            ))
+        }
+        Err(e) => Err(e),
     }
 }

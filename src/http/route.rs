@@ -36,7 +36,8 @@ pub struct Route {
     pub path: &'static str,
     pub handle: Handle,
     /// Whether a successful answer has read the request's body to its end (an accepted
-    /// submission); any other answer may leave a declared body unread.
+    /// submission), which `answer` checks; any other answer may leave a declared body
+    /// unread (tiny_http then drains it within `--max-drain-bytes`, or closes the connection).
     pub reads_body: bool,
 }
 

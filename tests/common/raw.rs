@@ -24,6 +24,26 @@ pub fn connect(server: &Server) -> TcpStream {
     stream
 }
 
+/// A new connection from the loopback address `source` (127.0.0.2, say: every 127.x.y.z is
+/// this machine), with a receive buffer of `receive_buffer` bytes when given (a client that
+/// reads slowly and wants the server to notice soon). Reads and writes fail after
+/// [`DEADLINE`].
+pub fn connect_from(server: &Server, source: &str, receive_buffer: Option<usize>) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let target: std::net::SocketAddr = addr(server).parse().expect("server address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    if let Some(size) = receive_buffer {
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let local: std::net::SocketAddr = format!("{source}:0").parse().expect("source address");
+    socket.bind(&local.into()).expect("bind the source address");
+    socket.connect(&target.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
 /// A new connection that has sent `bytes` and says nothing more (the caller reads from it,
 /// or stalls).
 pub fn send_raw(server: &Server, bytes: &[u8]) -> TcpStream {

@@ -175,14 +175,64 @@ impl Server {
 
     /// The peak resident memory of the server so far (VmHWM), in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    /// The server's resident memory now (VmRSS), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         let line = status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .expect("VmHWM");
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib * 1024
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// How many threads the server runs now (`/proc/PID/task`).
+    pub fn threads(&self) -> usize {
+        count_entries(&format!("/proc/{}/task", self.pid()))
+    }
+
+    /// How many file descriptors the server holds open now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        count_entries(&format!("/proc/{}/fd", self.pid()))
+    }
+
+    /// The local ports of the IPv4 TCP connections whose sockets the server holds open (its
+    /// peers' ports, read from `/proc/PID/fd` and `/proc/net/tcp`): a connection it has
+    /// closed is gone from here at once, whatever data the kernel still holds for it.
+    pub fn peer_ports(&self) -> std::collections::HashSet<u16> {
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .map(|dir| {
+                    dir.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .filter_map(|l| {
+                            let l = l.to_string_lossy().to_string();
+                            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let (remote, inode) = (cols.get(2)?, cols.get(9)?);
+                if !inodes.contains(*inode) {
+                    return None;
+                }
+                u16::from_str_radix(remote.split_once(':')?.1, 16).ok()
+            })
+            .filter(|&port| port != 0)
+            .collect()
     }
 }
 
@@ -368,6 +418,11 @@ impl Builder {
             .envs(self.env.iter().map(|(n, v)| (n, v)));
         (command, db, temp)
     }
+}
+
+/// The number of entries in a directory of `/proc` (0 when it cannot be read).
+fn count_entries(dir: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }
 
 /// Waits up to `within` for `child` to exit.

@@ -159,6 +159,8 @@ fn thousands_of_idle_connections_while_a_normal_client_is_still_served() {
         "5",
         "--max-connections",
         &(count + 100).to_string(),
+        "--max-connections-per-ip",
+        &(count + 100).to_string(),
     ]);
     let started = Instant::now();
     let mut idle: Vec<TcpStream> = (0..count).map(|_| connect(&server)).collect();
@@ -289,4 +291,93 @@ fn a_client_that_does_not_read_its_answer_frees_its_thread_after_the_read_timeou
     );
     drop(stalled);
     still_serving(&server);
+}
+
+#[test]
+fn max_connections_beyond_a_descriptor_limit_that_cannot_be_raised_stops_serve_naming_both() {
+    let (status, stderr) = Server::builder()
+        .wrapped_by(&["prlimit", "--nofile=256:256"])
+        .args(&["--max-connections", "1000"])
+        .run_to_exit(DEADLINE);
+    assert!(!status.success(), "started: {stderr}");
+    let needed: u64 = stderr
+        .split_once("needs ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number of descriptors needed in {stderr:?}"));
+    assert!(needed > 2000, "{stderr}");
+    assert!(
+        stderr.contains("--max-connections 1000") && stderr.contains("at most 256"),
+        "{stderr}"
+    );
+    // A soft limit under what is needed, with a hard limit above it: raised. (The hard limit
+    // is this process's own: raising it takes a privilege.)
+    let hard = hard_descriptor_limit();
+    assert!(
+        hard >= needed,
+        "this machine's hard limit {hard} is below {needed}"
+    );
+    let server = Server::builder()
+        .wrapped_by(&["prlimit", &format!("--nofile=256:{hard}")])
+        .args(&["--max-connections", "1000"])
+        .start();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .expect("Max open files");
+    assert_eq!(soft, needed, "{limits}");
+    assert!(
+        server.log().contains(&format!(
+            "raised the file descriptor limit from 256 to {needed}"
+        )),
+        "{}",
+        server.log()
+    );
+    still_serving(&server);
+}
+
+/// This process's hard limit on file descriptors.
+fn hard_descriptor_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// The connection guard fails closed: a process that cannot list its own sockets (no
+/// `/proc`) does not serve at all, rather than serve without its connection limits.
+#[test]
+fn without_proc_the_server_refuses_to_start() {
+    // A mount namespace of its own, with an empty /proc (as root; skipped where that fails).
+    let hide_proc = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /proc && exec \"$0\" \"$@\"",
+    ];
+    let possible = std::process::Command::new("unshare")
+        .args(["--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !possible {
+        eprintln!("SKIPPED: cannot make a mount namespace (unshare --mount) here");
+        return;
+    }
+    let (status, stderr) = Server::builder()
+        .wrapped_by(&hide_proc)
+        .run_to_exit(DEADLINE);
+    assert!(!status.success(), "started without /proc: {stderr}");
+    assert!(
+        stderr.contains("connection guard") && stderr.contains("/proc/self/fd"),
+        "{stderr}"
+    );
 }

@@ -4,13 +4,16 @@
 //! would refuse to send them. The limits here are the ones `serve` takes as settings
 //! (`--max-headers`, `--read-timeout-secs`, ...), set small so that the tests are quick.
 //!
-//! Tests that reproduce what tiny_http 0.12 does and taskbox cannot fix from outside it are
-//! `#[ignore]`d with the reason; run them with `cargo test --test hostile -- --ignored`.
+//! What tiny_http 0.12 did and taskbox fixed in its patched copy of it is shown in
+//! tiny_http_limits.rs (see vendor/tiny_http/PATCHES.md).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod connections;
 mod inputs;
+mod log_lines;
+mod per_address;
 mod raw;
+mod slow_clients;
 mod tiny_http_limits;

@@ -1,7 +1,7 @@
-//! The HTTP library's own limits (tiny_http 0.12, see /work/shared/DESIGN.md): what taskbox
-//! mitigates from outside it is tested as it stands; what it cannot fix without changing
-//! the library is reproduced by an ignored test whose attribute says why and what would fix
-//! it. Run those with `cargo test --test hostile tiny_http -- --ignored`: they fail today.
+//! The HTTP library's own flaws (tiny_http 0.12), each shown fixed here against the real
+//! binary: taskbox carries a patched copy (vendor/tiny_http/PATCHES.md names each change
+//! and the test here that shows it) and mitigates the rest from outside (the restart of the
+//! accept loop, below).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::raw::*;
-
-fn threads_of(server: &Server) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("Threads")
-}
 
 #[test]
 fn a_declared_content_length_of_10_pow_14_with_no_body_is_answered_and_dropped() {
@@ -46,43 +37,74 @@ fn a_declared_content_length_of_10_pow_14_with_no_body_is_answered_and_dropped()
     }
 }
 
+/// How many requests `requests_declaring_absurd_bodies_leak_nothing` sends.
+const ABSURD_BODIES: usize = 2000;
+
+/// tiny_http drained an unread body on drop into one buffer of its declared size (an
+/// allocation that aborts the process for 10^14 bytes), so taskbox used to abandon such a
+/// connection, leaking its thread and its descriptors for good. The patched library drains
+/// through a small buffer within --max-drain-bytes, or closes the connection.
 #[test]
-#[ignore = "tiny_http 0.12 cannot drop a request whose declared body is too large to drain \
-            (it drains into one buffer of the declared size, and the allocation aborts): \
-            taskbox abandons such a connection with mem::forget, which leaks its tiny_http \
-            thread and two file descriptors for the life of the process. Fixed by draining \
-            through a fixed buffer (tiny-http pull request 290) in a patched fork or a release, \
-            or by replacing the crate behind src/http/"]
 fn requests_declaring_absurd_bodies_leak_nothing() {
     let server = Server::start_with(&["--read-timeout-secs", "1"]);
-    let before = threads_of(&server);
-    for _ in 0..50 {
-        let outcome = exchange(
-            &server,
-            b"POST /webservicetasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-              Content-Length: 100000000000000\r\n\r\n",
-        );
-        outcome.envelope(413, &[]);
-    }
-    // Every connection is closed after the read timeout; their threads should end with them
-    // (waited for, up to the deadline).
-    let _ = poll_until(DEADLINE, || {
-        (threads_of(&server) <= before + 5).then_some(())
+    let head: &[u8] = b"POST /webservicetasks HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+        Content-Type: application/json\r\nContent-Length: 100000000000000\r\n\r\n";
+    // One first, so that what a request costs once (a pooled connection) is in the levels.
+    exchange(&server, head).envelope(413, &[]);
+    served_now(&server);
+    let levels = || (server.threads(), server.open_fds());
+    let before = poll_until(DEADLINE, || {
+        // tiny_http ends a spare connection thread after 5 idle seconds.
+        let now = levels();
+        std::thread::sleep(Duration::from_millis(500));
+        (levels() == now).then_some(now)
+    })
+    .expect("steady levels");
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for client in 0..4 {
+            let server = &server;
+            scope.spawn(move || {
+                for n in 0..ABSURD_BODIES / 4 {
+                    let mut stream = connect(server);
+                    stream.write_all(head).unwrap();
+                    // Half read their answer, half close at once.
+                    if (client + n) % 2 == 0 {
+                        read_outcome(&mut stream).envelope(413, &[]);
+                    }
+                }
+            });
+        }
     });
-    let after = threads_of(&server);
+    eprintln!(
+        "{ABSURD_BODIES} requests in {:?}; threads and descriptors before {before:?}, just after {:?}",
+        started.elapsed(),
+        levels()
+    );
+    let back = poll_until(DEADLINE, || {
+        let now = levels();
+        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
+    });
     assert!(
-        after <= before + 5,
-        "{before} threads before 50 such requests, {after} after"
+        back.is_some(),
+        "threads and descriptors {before:?} before {ABSURD_BODIES} requests declaring 10^14 \
+         bytes, {:?} {DEADLINE:?} after",
+        levels()
+    );
+    let asked = Instant::now();
+    served_now(&server);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "answered after {:?}",
+        asked.elapsed()
     );
 }
 
+/// tiny_http's thread pool queued a new connection when it saw an idle thread, a count
+/// that is stale during a burst: connections queued behind threads held by other (kept-
+/// alive) connections, unread until one of those closed. Patched: a connection is queued
+/// only for a thread that will take it.
 #[test]
-#[ignore = "tiny_http 0.12's thread pool queues a new connection when it sees an idle thread, \
-            but that count is stale during a burst: connections queue behind threads held by \
-            other (kept-alive, idle or slow) connections and are not read until one of those \
-            closes, which the read timeout bounds (30 s by default) but cannot shorten. Fixed \
-            by a thread per connection spawned at accept (a patched fork) or by replacing the \
-            crate behind src/http/"]
 fn every_connection_of_a_burst_is_served_while_the_others_stay_open() {
     let server = Server::start();
     let mut burst: Vec<TcpStream> = (0..30).map(|_| connect(&server)).collect();
@@ -106,40 +128,134 @@ fn every_connection_of_a_burst_is_served_while_the_others_stay_open() {
     }
 }
 
+/// tiny_http read a request line or a header line into memory whole, with no limit: an
+/// endless one grew the server's memory until the process was killed. Patched: a request
+/// line stops at 17 KiB (414) and the headers at --max-header-bytes (431), within the read
+/// timeout.
 #[test]
-#[ignore = "tiny_http 0.12 reads a request line or a header line into memory whole, with no \
-            limit, before taskbox sees the request: --max-header-bytes bounds what taskbox \
-            processes (431) and --read-timeout-secs how long the head may take, but a fast \
-            client can fill the server's memory within that time. Fixed by a limit on the \
-            head in the library (a patched fork or an upstream change) or by replacing the \
-            crate behind src/http/"]
-fn a_huge_header_line_does_not_cost_the_server_its_size_in_memory() {
+fn an_endless_header_line_is_refused_and_costs_no_memory() {
     let server = Server::start();
-    let before = server.peak_rss();
-    let mut stream = connect(&server);
-    stream
-        .write_all(b"GET /webservicetasks HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
-        .unwrap();
-    let chunk = vec![b'a'; 1 << 20];
-    for _ in 0..256 {
+    for (start, statuses) in [
+        (
+            &b"GET /webservicetasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: "[..],
+            &[431][..],
+        ),
+        (b"GET /webservicetasks?endless=", &[414]),
+    ] {
+        let grown = endless(&server, start, b'a');
+        match grown.outcome {
+            Outcome::Envelope { status, .. } | Outcome::Bare { status }
+                if statuses.contains(&status) => {}
+            Outcome::Closed => {}
+            other => panic!("{other:?}"),
+        }
+        grown.within(4 << 20);
+    }
+    still_serving(&server);
+}
+
+/// tiny_http's chunked decoder (chunked_transfer 1.5) collected a chunk-size line in memory
+/// with no limit. Patched: a size line stops at 4 KiB, and the body is refused.
+#[test]
+fn an_endless_chunk_size_line_is_refused_and_costs_no_memory() {
+    let server = Server::start();
+    let grown = endless(
+        &server,
+        b"POST /webservicetasks?kind=sleep&filename=a.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b'f',
+    );
+    match &grown.outcome {
+        Outcome::Envelope {
+            status: 400,
+            message,
+        } => {
+            assert!(message.contains("chunk-size line"), "{message}")
+        }
+        Outcome::Closed => {}
+        other => panic!("{other:?}"),
+    }
+    grown.within(4 << 20);
+    assert_eq!(total(&server), "0");
+    still_serving(&server);
+}
+
+/// What an endless line did to the server.
+struct Endless {
+    outcome: Outcome,
+    rss: u64,
+    peak: u64,
+}
+
+impl Endless {
+    /// Checks the server's memory (VmRSS, and VmHWM, its peak) grew by less than `bytes`.
+    fn within(&self, bytes: u64) {
+        assert!(
+            self.rss < bytes && self.peak < bytes,
+            "an endless line grew the server's memory by {} bytes (peak {})",
+            self.rss,
+            self.peak
+        );
+    }
+}
+
+/// Sends `start` and then `byte` after byte until the server stops taking them (256 MiB or
+/// 20 s at most, which fails the test), and reads what it answers.
+fn endless(server: &Server, start: &[u8], byte: u8) -> Endless {
+    served_now(server);
+    let (rss, peak) = (server.rss(), server.peak_rss());
+    let mut stream = connect(server);
+    stream.write_all(start).unwrap();
+    let chunk = vec![byte; 1 << 20];
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < 256 && started.elapsed() < Duration::from_secs(20) {
         if stream.write_all(&chunk).is_err() {
             break;
         }
+        sent += 1;
     }
-    let _ = stream.write_all(b"\r\nConnection: close\r\n\r\n");
+    assert!(sent < 256, "the server took 256 MiB of one line");
     let outcome = read_outcome(&mut stream);
-    let grown = server.peak_rss().saturating_sub(before);
-    outcome.refused();
-    assert!(
-        grown < 64 << 20,
-        "a 256 MiB header line grew the server's memory by {grown} bytes"
+    let grown = Endless {
+        outcome,
+        rss: server.rss().saturating_sub(rss),
+        peak: server.peak_rss().saturating_sub(peak),
+    };
+    eprintln!(
+        "{:?}: sent {sent} MiB; {:?}; VmRSS grew {} bytes, VmHWM {}",
+        String::from_utf8_lossy(&start[..start.len().min(40)]),
+        grown.outcome,
+        grown.rss,
+        grown.peak
     );
+    grown
 }
 
-/// A taskbox whose file descriptors are limited to `nofile`, for the accept loop's test.
+/// The number of tasks the server lists.
+fn total(server: &Server) -> String {
+    get(&server.url("/webservicetasks"))
+        .header("X-Total-Count")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A taskbox whose file descriptors are limited to `nofile`, for the accept loop's test: with
+/// few threads, so that its database needs few descriptors, and `--max-connections` as high
+/// as the rest allows (the start refuses more), so that a flood finds the limit.
 fn start_limited(nofile: u32) -> Server {
     Server::builder()
         .wrapped_by(&["prlimit", &format!("--nofile={nofile}:{nofile}")])
+        .args(&[
+            "--http-threads",
+            "2",
+            "--transfer-threads",
+            "1",
+            "--workers",
+            "1",
+            "--max-connections",
+            "16",
+        ])
         .start()
 }
 

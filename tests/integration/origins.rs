@@ -39,7 +39,7 @@ fn a_foreign_host_is_refused_and_loopback_names_are_served() {
     let server = Server::start();
     let port = host_of(&server).rsplit_once(':').unwrap().1.to_string();
     for host in ["evil.example", "evil.example:80", "localhost.evil.example"] {
-        let answer = list_as(&server, &host);
+        let answer = list_as(&server, host);
         let message = answer.error(421);
         assert!(message.contains("--allowed-hosts"), "{message}");
         let answer = request(
