@@ -15,5 +15,4 @@ mod inputs;
 mod log_lines;
 mod per_address;
 mod raw;
-mod slow_clients;
 mod tiny_http_limits;

@@ -43,8 +43,12 @@ struct Slow {
     cut: Option<Instant>,
 }
 
+/// Held by each test of this file for its whole run: they take turns.
+pub static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let (server, id) = server_with_a_big_file();
     let poll = format!("GET /webservicetasks/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let mut poller = Poller::new(&server, poll.into_bytes());
@@ -242,6 +246,7 @@ fn p99(times: &[Duration]) -> Duration {
 /// waits for the one before it. They wait on transfer threads, never on HTTP threads.
 #[test]
 fn requests_pipelined_behind_an_unread_download_hold_no_http_thread() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let (server, id) = server_with_a_big_file();
     let mut pipelined =
         format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
