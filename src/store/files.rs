@@ -317,7 +317,17 @@ mod tests {
         .unwrap();
         let mut reader = bounded.open_file(&Scope::All, file.id).unwrap();
         reader.read_exact(&mut first).unwrap();
-        assert!(checkpoint_completes(&bounded), "the log is still pinned");
+        // Another connection may read for a moment (the pool opens its spare connections in
+        // the background): the checkpoint is tried until it completes, which it never would
+        // while the reader, still held here mid-file, pinned the log.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !checkpoint_completes(&bounded) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log is still pinned"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_reads_on(&mut reader, &first, &data);
 
         // Outside its snapshot, a download of a file deleted meanwhile is cut short.
