@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::raw::{served_now, still_serving};
+use crate::raw::{one_at_a_time, served_now, still_serving};
 
 const HEADS: usize = 64;
 const BODIES: usize = 16;
@@ -45,6 +45,7 @@ struct Slow {
 
 #[test]
 fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
+    let _alone = one_at_a_time();
     let (server, id) = server_with_a_big_file();
     let poll = format!("GET /webservicetasks/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let mut poller = Poller::new(&server, poll.into_bytes());
@@ -77,7 +78,7 @@ fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
                     s.cut = Some(Instant::now());
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(200));
         }
         done.store(true, Ordering::SeqCst);
         polling.join().unwrap()
