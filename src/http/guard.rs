@@ -18,9 +18,11 @@
 //!
 //! It also keeps the requests in hand of each connection in order (`enter`): tiny_http
 //! reads requests pipelined on one connection at once, but sends their answers in order,
-//! each waiting for the one before, so a thread that took one while its connection had
-//! another in hand would wait on it, held by a client that does not read. Such a request
-//! is set aside, and released (to the transfer threads) when the one before ends.
+//! each waiting for the one before, so a thread that took one while its connection had a
+//! transfer in hand (a body to read, a long answer to send: see serve.rs) would wait on
+//! that transfer, held by a client that does not read. Such a request is set aside, and
+//! released (to the transfer threads) when the transfer ends. (Behind a short answer, it
+//! goes on: that answer is written at once.)
 //!
 //! A request's head, its size and its deadline, are kept by the HTTP library itself (see
 //! vendor/tiny_http/PATCHES.md), which knows when a head is complete; the guard does not
@@ -56,11 +58,12 @@ use super::meter::{Cut, Meter};
 /// aside then fail at once).
 const MAX_SET_ASIDE: usize = 64;
 
-/// Per peer (one connection): the meter of its request in hand, if any, the requests set
-/// aside behind it, and when the last one ended.
+/// Per peer (one connection): the meters of its requests in hand, how many of them are
+/// transfers, the requests set aside behind those, and when the last one ended.
 #[derive(Default)]
 struct Peer {
     meters: Vec<Arc<Meter>>,
+    transfers: usize,
     set_aside: VecDeque<tiny_http::Request>,
     last_done: Option<Instant>,
 }
@@ -89,6 +92,8 @@ pub struct Busy {
     shared: Arc<Shared>,
     peer: Option<SocketAddr>,
     meter: Arc<Meter>,
+    /// Whether it is a transfer (see `transfer`).
+    transfer: bool,
 }
 
 impl Busy {
@@ -97,7 +102,19 @@ impl Busy {
             shared: shared.clone(),
             peer,
             meter,
+            transfer: false,
         }
+    }
+
+    /// Marks the request a transfer (it goes to the transfer threads): the requests of its
+    /// connection that come meanwhile are set aside until it ends.
+    pub fn transfer(mut self) -> Busy {
+        if let (Some(addr), false) = (self.peer, self.transfer) {
+            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.entry(addr).or_default().transfers += 1;
+            self.transfer = true;
+        }
+        self
     }
 
     pub fn meter(&self) -> &Arc<Meter> {
@@ -117,14 +134,28 @@ impl Drop for Busy {
             let peer = peers.entry(addr).or_default();
             peer.meters.retain(|m| !Arc::ptr_eq(m, &self.meter));
             peer.last_done = Some(Instant::now());
-            peer.set_aside.pop_front().map(|request| {
-                let meter = Arc::new(Meter::default());
-                peer.meters.push(meter.clone());
-                (request, meter)
-            })
+            if self.transfer {
+                peer.transfers -= 1;
+            }
+            // The next one set aside goes as a transfer, the rest stay behind it.
+            match peer.set_aside.pop_front() {
+                Some(request) if peer.transfers == 0 => {
+                    let meter = Arc::new(Meter::default());
+                    peer.meters.push(meter.clone());
+                    peer.transfers += 1;
+                    Some((request, meter))
+                }
+                Some(request) => {
+                    peer.set_aside.push_front(request);
+                    None
+                }
+                None => None,
+            }
         };
         if let Some((request, meter)) = next {
-            (self.shared.release)(request, Busy::new(&self.shared, Some(addr), meter));
+            let mut busy = Busy::new(&self.shared, Some(addr), meter);
+            busy.transfer = true;
+            (self.shared.release)(request, busy);
         }
     }
 }
@@ -169,7 +200,7 @@ impl Guard {
     }
 
     /// Takes `request` in hand until the returned `Busy` is dropped; or, when its connection
-    /// has one in hand already, sets it aside (None) until that one ends.
+    /// has a transfer in hand, sets it aside (None) until that one ends.
     pub fn enter(&self, request: tiny_http::Request) -> Option<(tiny_http::Request, Busy)> {
         let meter = Arc::new(Meter::default());
         let Some(addr) = request.remote_addr().copied() else {
@@ -177,7 +208,7 @@ impl Guard {
         };
         let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
         let peer = peers.entry(addr).or_default();
-        if peer.meters.is_empty() {
+        if peer.transfers == 0 {
             peer.meters.push(meter.clone());
             drop(peers);
             return Some((request, Busy::new(&self.shared, Some(addr), meter)));

@@ -4,8 +4,8 @@
 //! vendor/tiny_http/PATCHES.md). An HTTP thread serves a request itself only when neither
 //! phase waits for the client: its body came whole with its head (tiny_http reads a body of
 //! at most 1024 bytes so) and its answer fits the socket's buffer at once. Anything else is
-//! handed to the transfer threads (transfers.rs). A request pipelined behind another of its
-//! connection waits, set aside by the guard, until that one's answer is out (guard.rs).
+//! handed to the transfer threads (transfers.rs). A request pipelined behind a transfer of
+//! its connection waits, set aside by the guard, until that transfer ends (guard.rs).
 //! Both phases are metered and judged by the connection guard (meter.rs).
 
 use std::time::Instant;
@@ -25,9 +25,10 @@ use super::transfers::{Job, Transfers};
 /// `100 Continue`; a longer or a chunked one is read from the network as the route reads it.
 const BODY_READ_WITH_HEAD: usize = 1024;
 
-/// The longest answer an HTTP thread sends itself. Linux gives a connection's socket a send
-/// buffer of 16 KiB at least (net.ipv4.tcp_wmem), which takes such an answer at once
-/// whether or not the client reads: the HTTP thread never waits for it.
+/// The longest answer an HTTP thread sends itself. Linux gives a new connection's socket a
+/// send buffer of 16 KiB by default (net.ipv4.tcp_wmem), which takes such an answer at once
+/// whether or not the client reads: the HTTP thread does not wait for it (and should it,
+/// the guard judges that answer as any other).
 const QUICK_ANSWER_BYTES: usize = 16 * 1024;
 
 /// An answer ready to be sent, with what its log line needs.
@@ -46,7 +47,7 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
         return;
     };
     if body_on_network(&tiny) {
-        transfers.serve(tiny, busy);
+        transfers.serve(tiny, busy.transfer());
         return;
     }
     let answered = answer_request(app, &mut tiny, &busy);
@@ -58,7 +59,7 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
     if !long {
         return send(guard, &app.limits, tiny, answered, &busy);
     }
-    if let Err(refused) = transfers.send(tiny, answered, busy) {
+    if let Err(refused) = transfers.send(tiny, answered, busy.transfer()) {
         let (tiny, answered, busy) = *refused;
         let refusal = ApiError::busy(format!(
             "Too many answers are waiting to be sent ({} transfer threads are busy): try again in a few seconds.",

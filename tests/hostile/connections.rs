@@ -153,6 +153,7 @@ fn a_body_shorter_than_its_content_length_is_400_and_creates_nothing() {
 
 #[test]
 fn thousands_of_idle_connections_while_a_normal_client_is_still_served() {
+    let _alone = one_at_a_time();
     let count = idle_count();
     let server = Server::start_with(&[
         "--read-timeout-secs",

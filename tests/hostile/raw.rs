@@ -9,6 +9,13 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
+/// Held by the tests that load the machine or measure a latency, so that no two of them run
+/// at once (the test harness runs tests in parallel, on a machine of two cores).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a hostile request got.
 #[derive(Debug)]
 pub enum Outcome {

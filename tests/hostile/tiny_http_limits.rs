@@ -46,6 +46,7 @@ const ABSURD_BODIES: usize = 2000;
 /// through a small buffer within --max-drain-bytes, or closes the connection.
 #[test]
 fn requests_declaring_absurd_bodies_leak_nothing() {
+    let _alone = one_at_a_time();
     let server = Server::start_with(&["--read-timeout-secs", "1"]);
     let head: &[u8] = b"POST /webservicetasks HTTP/1.1\r\nHost: 127.0.0.1\r\n\
         Content-Type: application/json\r\nContent-Length: 100000000000000\r\n\r\n";

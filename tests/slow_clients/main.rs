@@ -1,7 +1,7 @@
 //! Slow clients against a valid one: a binary of its own, because its main test measures the
 //! valid client's latency, and other tests running beside it (cargo runs a binary's tests
 //! in parallel, and the binaries one after another) would measure the machine instead. Its
-//! tests take turns too (see `slow_clients::ALONE`).
+//! tests take turns too (`raw::one_at_a_time`).
 
 #[path = "../common/mod.rs"]
 mod common;

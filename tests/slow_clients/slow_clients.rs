@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::raw::{served_now, still_serving};
+use crate::raw::{one_at_a_time, served_now, still_serving};
 
 const HEADS: usize = 64;
 const BODIES: usize = 16;
@@ -43,12 +43,9 @@ struct Slow {
     cut: Option<Instant>,
 }
 
-/// Held by each test of this file for its whole run: they take turns.
-pub static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = one_at_a_time();
     let (server, id) = server_with_a_big_file();
     let poll = format!("GET /webservicetasks/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let mut poller = Poller::new(&server, poll.into_bytes());
@@ -81,7 +78,7 @@ fn slow_heads_bodies_and_downloads_cannot_keep_a_valid_client_waiting() {
                     s.cut = Some(Instant::now());
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(200));
         }
         done.store(true, Ordering::SeqCst);
         polling.join().unwrap()
@@ -246,7 +243,7 @@ fn p99(times: &[Duration]) -> Duration {
 /// waits for the one before it. They wait on transfer threads, never on HTTP threads.
 #[test]
 fn requests_pipelined_behind_an_unread_download_hold_no_http_thread() {
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = one_at_a_time();
     let (server, id) = server_with_a_big_file();
     let mut pipelined =
         format!("GET /webservicetasks/{id}/IoFile HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");

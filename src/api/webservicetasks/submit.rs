@@ -351,7 +351,8 @@ fn multipart_submission(
         drop(form);
         // The epilogue after the closing boundary means nothing, but it is read (and
         // discarded) here so that an accepted submission has read its body to the end:
-        // dropped unread, tiny_http would drain it through one buffer of its declared size.
+        // dropped unread, the rest is drained within --max-drain-bytes or the connection
+        // closed, which a client sending a long epilogue would see as a cut answer.
         let epilogue = std::io::copy(&mut body.take(MAX_EPILOGUE + 1), &mut std::io::sink())
             .map_err(|e| body_error(&e))?;
         if epilogue > MAX_EPILOGUE {
