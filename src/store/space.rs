@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{Refusal, Result, Store, StoreError};
 
@@ -56,13 +56,7 @@ impl Store {
     /// quota, or the disk under its floor.
     pub(super) fn check_upload_room(&self, client: &str, more: u64) -> Result<()> {
         self.check_free_space(more)?;
-        let used: i64 = self
-            .conn()?
-            .prepare_cached(USAGE)?
-            .query_row([client], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        check_bytes(self.limits().quota_bytes, used, more)
+        check_bytes(&*self.conn()?, client, self.limits().quota_bytes, more)
     }
 }
 
@@ -73,15 +67,16 @@ pub(super) fn check_bytes_in(
     limit: u64,
     adding: u64,
 ) -> Result<()> {
-    let used: i64 = tx
+    check_bytes(tx, client, limit, adding)
+}
+
+/// Refuses `adding` more bytes of `client`'s past `limit`, by the kept usage as `conn` sees it.
+fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Result<()> {
+    let used: i64 = conn
         .prepare_cached(USAGE)?
         .query_row([client], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    check_bytes(limit, used, adding)
-}
-
-fn check_bytes(limit: u64, used: i64, adding: u64) -> Result<()> {
     if (used.max(0) as u64).saturating_add(adding) > limit {
         return Err(StoreError::Refused(Refusal::BytesQuota { limit }));
     }
