@@ -188,3 +188,14 @@ fn a_configured_name_is_answered_and_may_change_tasks() {
     )
     .error(421);
 }
+
+#[test]
+fn a_request_without_a_host_is_no_browser_s_and_is_served() {
+    let server = Server::start();
+    // HTTP/1.0 without Host: what a hand-written client may send; a browser always names one.
+    let answer = raw_exchange(
+        &server,
+        b"GET /webservicetasks HTTP/1.0\r\nConnection: close\r\n\r\n",
+    );
+    answer.data(200);
+}
