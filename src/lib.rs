@@ -74,4 +74,6 @@ pub use error::{Error, Result};
 pub use kind::{Handler, Param, Registry, TaskContext, TaskError};
 pub use service::Service;
 pub use store::{Durability, FileReader, FileWriter, ListFilter, Submitted, INTERRUPTED};
-pub use task::{Counts, FileRole, Identity, NewTask, Params, Scope, State, Task, TaskId};
+pub use task::{
+    Counts, FileRole, Identity, NewTask, Params, Role, Scope, State, Task, TaskId,
+};

@@ -112,8 +112,19 @@ pub struct Counts {
     pub failed: u64,
 }
 
-/// Who a request or a task belongs to. Until tokens exist every request is the open user:
-/// user 0, no name, client `default`.
+/// What a caller may see and do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The service runs without tokens: one client, `default`, and everyone is its user.
+    Open,
+    /// A token's user: its own client's objects only.
+    User,
+    /// A token's administrator: every client's objects.
+    Admin,
+}
+
+/// Who a request or a task belongs to: a token's user, or (while the service runs without
+/// tokens) the open user: user 0, no name, client `default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The submitting user's id (0 for the open user).
@@ -122,6 +133,8 @@ pub struct Identity {
     pub user_name: String,
     /// The client it belongs to.
     pub client: String,
+    /// What it may see and do.
+    pub role: Role,
 }
 
 impl Identity {
@@ -134,6 +147,7 @@ impl Identity {
             user_id: 0,
             user_name: String::new(),
             client: Identity::DEFAULT_CLIENT.to_string(),
+            role: Role::Open,
         }
     }
 }

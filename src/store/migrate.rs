@@ -17,6 +17,7 @@ const STEPS: &[&str] = &[
     include_str!("../../migrations/002_import_start_row.sql"),
     include_str!("../../migrations/003_states_and_owners.sql"),
     include_str!("../../migrations/004_client_usage.sql"),
+    include_str!("../../migrations/005_tokens_and_tenants.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {
