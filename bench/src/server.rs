@@ -76,6 +76,10 @@ pub fn taskbox_exe() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// `--max-unfinished-tasks` for every server the harness starts: room for the million
+/// tasks the stored scenarios keep waiting (the default quota is 100,000 per client).
+const UNFINISHED_FOR_SCENARIOS: &str = "1000000000";
+
 /// How a taskbox child is started.
 pub struct TaskboxOptions<'a> {
     pub exe: &'a Path,
@@ -112,7 +116,9 @@ impl Server {
             .arg(options.db)
             .args(["--listen", "127.0.0.1:0"])
             .args(["--durability", options.durability])
-            .args(["--grace-secs", "0"]);
+            .args(["--grace-secs", "0"])
+            // The stored scenarios keep a million tasks waiting, past the default quota.
+            .args(["--max-unfinished-tasks", UNFINISHED_FOR_SCENARIOS]);
         if let Some(workers) = options.workers {
             cmd.args(["--workers", &workers.to_string()]);
         }

@@ -8,9 +8,11 @@ mod transfer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskbox::store::Store;
+use taskbox::store::{Store, StoreLimits, DEFAULT_POOL_SIZE};
+use taskbox::SystemClock;
 use taskbox::Durability;
 use taskbox::{NewTask, Params, Scope, TaskId};
 
@@ -178,8 +180,19 @@ impl Ctx {
 /// ids of the first and the last, and how long it took.
 pub fn preload(db: &Path, n: u64, seconds: &str) -> Result<(TaskId, TaskId, Duration), String> {
     let started = Instant::now();
-    let store = Store::open(db, Durability::Normal)
-        .map_err(|e| format!("preload: opening {}: {e}", db.display()))?;
+    // Past the default quota of unfinished tasks per client: the scenarios store a million.
+    let limits = StoreLimits {
+        max_unfinished: u64::MAX,
+        ..StoreLimits::default()
+    };
+    let store = Store::open_with(
+        db,
+        Durability::Normal,
+        DEFAULT_POOL_SIZE,
+        Arc::new(SystemClock),
+        limits,
+    )
+    .map_err(|e| format!("preload: opening {}: {e}", db.display()))?;
     let mut params = Params::new();
     params.insert("seconds".into(), seconds.into());
     let batch = vec![NewTask::new("sleep", params); PRELOAD_BATCH];
