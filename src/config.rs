@@ -102,6 +102,18 @@ pub const MAX_TRANSFER_TIMEOUT_SECS: u64 = 86_400;
 pub const DEFAULT_MAX_DRAIN_BYTES: u64 = 1 << 20;
 /// The largest `max_drain_bytes`: 1 GiB.
 pub const MAX_MAX_DRAIN_BYTES: u64 = 1 << 30;
+/// 2 s: the longest a failed authentication's answer is held back (the delay grows from
+/// 50 ms, doubling per failure of an address): long enough that guessing tokens from one
+/// address gets nowhere, short enough that a person who mistyped waits a moment.
+pub const DEFAULT_AUTH_MAX_DELAY_MS: u64 = 2000;
+/// The largest `auth_max_delay`: one minute.
+pub const MAX_AUTH_MAX_DELAY_MS: u64 = 60_000;
+/// 10 minutes: how long an address's failed authentications count against it.
+pub const DEFAULT_AUTH_FORGET_SECS: u64 = 600;
+/// The largest `auth_forget`: one day.
+pub const MAX_AUTH_FORGET_SECS: u64 = 86_400;
+pub use crate::auth::AuthMode;
+
 /// File descriptors that are neither a connection's nor a pooled SQLite connection's: the
 /// standard streams, the listening socket (twice), the lock file, the SQLite writer, the
 /// connection guard's, SQLite's temporary files.
@@ -162,6 +174,14 @@ pub struct Config {
     pub max_sleep_secs: u64,
     /// See `DEFAULT_MAX_LIST_BYTES`.
     pub max_list_bytes: usize,
+    /// When requests must carry a token.
+    pub auth: AuthMode,
+    /// Whether the open mode (no token) may serve on an address other than loopback.
+    pub allow_open_network: bool,
+    /// See `DEFAULT_AUTH_MAX_DELAY_MS`.
+    pub auth_max_delay: Duration,
+    /// See `DEFAULT_AUTH_FORGET_SECS`.
+    pub auth_forget: Duration,
 }
 
 impl Default for Config {
@@ -192,6 +212,10 @@ impl Default for Config {
             durability: Durability::Full,
             max_sleep_secs: DEFAULT_MAX_SLEEP_SECS,
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+            auth: AuthMode::Auto,
+            allow_open_network: false,
+            auth_max_delay: Duration::from_millis(DEFAULT_AUTH_MAX_DELAY_MS),
+            auth_forget: Duration::from_secs(DEFAULT_AUTH_FORGET_SECS),
         }
     }
 }
@@ -343,6 +367,18 @@ impl Config {
             return Err(Error::Config(format!(
                 "max-list-bytes must be at least {MIN_MAX_LIST_BYTES} bytes and at most {MAX_MAX_LIST_BYTES} bytes (1 GiB), not {}",
                 self.max_list_bytes
+            )));
+        }
+        let delay_ms = self.auth_max_delay.as_millis();
+        if delay_ms > u128::from(MAX_AUTH_MAX_DELAY_MS) {
+            return Err(Error::Config(format!(
+                "auth-max-delay-ms must be at most {MAX_AUTH_MAX_DELAY_MS} ms (one minute), not {delay_ms}"
+            )));
+        }
+        let forget = self.auth_forget.as_secs();
+        if forget == 0 || forget > MAX_AUTH_FORGET_SECS {
+            return Err(Error::Config(format!(
+                "auth-forget-secs must be between 1 and {MAX_AUTH_FORGET_SECS} seconds (one day), not {forget}"
             )));
         }
         if self.db_path.as_os_str().is_empty() {

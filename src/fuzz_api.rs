@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::auth::{AuthMode, AuthSettings, Authenticator, ThrottleSettings};
 use crate::clock::SystemClock;
 use crate::config::{Config, Durability};
 use crate::engine::Engine;
@@ -136,12 +137,26 @@ impl RequestHarness {
             max_json: 1024,
             ..Config::default()
         };
+        // Open, as on loopback with no token; the fuzzer's bad tokens wait for nothing.
+        let auth = Authenticator::new(
+            store.clone(),
+            AuthSettings {
+                mode: AuthMode::Auto,
+                open_allowed: true,
+                throttle: ThrottleSettings {
+                    max_delay: Duration::ZERO,
+                    forget_after: Duration::from_secs(1),
+                },
+            },
+            Arc::new(SystemClock),
+        );
         self.app = Some(App::new(
             store,
             Arc::new(Registry::builtin()),
             Limits::of(&config),
             crate::api::router(),
             AllowedHosts::new(&[], "127.0.0.1:0".parse().expect("an address")),
+            auth,
         ));
     }
 

@@ -47,6 +47,9 @@
 #![warn(missing_docs)]
 
 mod api;
+// Not API: the binary's `token` commands live here; nothing of it is for embedders.
+#[doc(hidden)]
+pub mod auth;
 mod change_counter;
 pub mod clock;
 pub mod config;
@@ -58,6 +61,7 @@ pub mod fuzz_api;
 mod handlers;
 mod http;
 mod kind;
+mod records;
 mod retention;
 mod service;
 #[cfg(feature = "internals")]
@@ -68,12 +72,16 @@ mod store;
 mod task;
 mod task_service;
 
+/// Every HTTP route as `METHOD path (family)`, in the order they are matched: what
+/// `taskbox routes` prints.
+pub fn route_lines() -> Vec<String> {
+    api::route_lines()
+}
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kind::{Handler, Param, Registry, TaskContext, TaskError};
 pub use service::Service;
 pub use store::{Durability, FileReader, FileWriter, ListFilter, Submitted, INTERRUPTED};
-pub use task::{
-    Counts, FileRole, Identity, NewTask, Params, Role, Scope, State, Task, TaskId,
-};
+pub use task::{Counts, FileRole, Identity, NewTask, Params, Role, Scope, State, Task, TaskId};

@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use taskbox::config::{self, Config};
+use taskbox::auth;
+use taskbox::config::{self, AuthMode, Config};
 use taskbox::{Durability, Registry, Service};
 
 #[derive(Parser)]
@@ -29,6 +30,59 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve(ServeArgs),
+    /// Create, list and revoke access tokens (also while the service runs on the file).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print every HTTP route (method, path, API family), each behind authentication.
+    Routes,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; its text is printed once, alone on stdout.
+    Create(TokenCreateArgs),
+    /// List the tokens (never their secrets).
+    List(DbArg),
+    /// Revoke a token: the service refuses it from its next request.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(clap::Args)]
+struct DbArg {
+    /// The SQLite database file (created if missing).
+    #[arg(long, env = "TASKBOX_DB", default_value = config::DEFAULT_DB)]
+    db: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TokenCreateArgs {
+    /// The user's id: it fills UserId of the tasks the token submits.
+    #[arg(long)]
+    user_id: i64,
+    /// The user's name: it fills UserName of the tasks the token submits.
+    #[arg(long, default_value = "")]
+    user_name: String,
+    /// The client (tenant) whose objects the token sees and owns.
+    #[arg(long)]
+    client: String,
+    /// An administrator's token: it sees every client's objects, and may act for one
+    /// with the header X-Taskbox-Client.
+    #[arg(long)]
+    admin: bool,
+    /// How long it lives: a number and a unit, s, m, h, d or w (90d, 12h); by default until
+    /// revoked.
+    #[arg(long, value_parser = auth::commands::parse_lifetime)]
+    expires: Option<Duration>,
+    #[command(flatten)]
+    db: DbArg,
+}
+
+#[derive(clap::Args)]
+struct TokenRevokeArgs {
+    /// The token's id (the number after tbx_, as `token list` shows it).
+    id: i64,
+    #[command(flatten)]
+    db: DbArg,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +174,21 @@ struct ServeArgs {
     /// The most bytes of tasks in one page of the task list; a page is cut short there.
     #[arg(long, env = "TASKBOX_MAX_LIST_BYTES", default_value_t = config::DEFAULT_MAX_LIST_BYTES)]
     max_list_bytes: usize,
+    /// When requests must carry an access token (Authorization: Bearer): auto, as soon as a
+    /// token exists (before, the service runs open, on loopback only); required, always.
+    #[arg(long, env = "TASKBOX_AUTH", default_value = "auto", value_parser = parse_auth)]
+    auth: AuthMode,
+    /// Let the open mode (no token) serve on an address other than loopback: anyone who
+    /// can reach the port may then read, change and delete every task.
+    #[arg(long, env = "TASKBOX_ALLOW_OPEN_NETWORK")]
+    allow_open_network: bool,
+    /// The longest a failed authentication's answer is held back, in milliseconds (the
+    /// delay grows from 50 ms, doubling per failure of one address).
+    #[arg(long, env = "TASKBOX_AUTH_MAX_DELAY_MS", default_value_t = config::DEFAULT_AUTH_MAX_DELAY_MS)]
+    auth_max_delay_ms: u64,
+    /// Seconds after its last failed authentication that an address starts afresh.
+    #[arg(long, env = "TASKBOX_AUTH_FORGET_SECS", default_value_t = config::DEFAULT_AUTH_FORGET_SECS)]
+    auth_forget_secs: u64,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
     /// debug.import (for tests). Only a build with the feature test-kinds has them; any
     /// other refuses to start when asked for them.
@@ -141,6 +210,11 @@ fn add_test_kinds(_: &mut Registry) -> Result<(), Box<dyn std::error::Error>> {
          have: they exist only in a build with the cargo feature test-kinds, for tests"
             .into(),
     )
+}
+
+fn parse_auth(text: &str) -> Result<AuthMode, String> {
+    AuthMode::parse(text)
+        .ok_or_else(|| format!("{text:?} is not an auth mode: use auto or required"))
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -167,7 +241,39 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let Command::Serve(args) = cli.command;
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(command) => token(command),
+        Command::Routes => {
+            let mut out = std::io::stdout().lock();
+            for line in taskbox::route_lines() {
+                writeln!(out, "{line}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn token(command: TokenCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match command {
+        TokenCommand::Create(args) => {
+            let request = auth::commands::CreateRequest {
+                user_id: args.user_id,
+                user_name: args.user_name,
+                client: args.client,
+                admin: args.admin,
+                expires_in: args.expires,
+            };
+            auth::commands::create(&args.db.db, &request, &mut out, &mut err)?
+        }
+        TokenCommand::List(db) => auth::commands::list(&db.db, &mut out)?,
+        TokenCommand::Revoke(args) => auth::commands::revoke(&args.db.db, args.id, &mut err)?,
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config {
         db_path: args.db,
         listen: args.listen,
@@ -194,6 +300,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         durability: args.durability,
         max_sleep_secs: args.max_sleep_secs,
         max_list_bytes: args.max_list_bytes,
+        auth: args.auth,
+        allow_open_network: args.allow_open_network,
+        auth_max_delay: Duration::from_millis(args.auth_max_delay_ms),
+        auth_forget: Duration::from_secs(args.auth_forget_secs),
     };
     let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {

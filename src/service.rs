@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::auth::{AuthMode, AuthSettings, Authenticator, ThrottleSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MAX_GRACE_SECS};
 use crate::engine::Engine;
@@ -71,7 +72,7 @@ impl Service {
             &config.db_path,
             config.durability,
             connections,
-            clock,
+            clock.clone(),
             limits,
         )?;
         let interrupted = store.interrupt_running(None)?;
@@ -82,6 +83,7 @@ impl Service {
                 interrupted
             );
         }
+        let authenticator = authenticator(&config, &store, clock)?;
         let registry = Arc::new(registry);
         let app_registry = registry.clone();
         let app = Arc::new(App::new(
@@ -90,6 +92,7 @@ impl Service {
             Limits::of(&config),
             crate::api::router(),
             AllowedHosts::new(&config.allowed_hosts, listen_address(&config.listen)),
+            authenticator,
         ));
         let http =
             HttpServer::start(&config.listen, config.http_threads, app).map_err(|reason| {
@@ -237,6 +240,43 @@ impl Drop for Service {
 
 /// The address `listen` names (the unspecified one when it names none: then only the
 /// loopback names and the configured ones are allowed hosts, and binding reports the error).
+/// How requests will be authenticated. The open mode serves only on loopback, unless told
+/// `--allow-open-network`: a start that would serve open on another address is refused,
+/// with what to do instead.
+fn authenticator(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> Result<Authenticator> {
+    let loopback = std::net::ToSocketAddrs::to_socket_addrs(&config.listen)
+        .map(|addrs| addrs.collect::<Vec<_>>())
+        .is_ok_and(|addrs| !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    let open_allowed = loopback || config.allow_open_network;
+    let settings = AuthSettings {
+        mode: config.auth,
+        open_allowed,
+        throttle: ThrottleSettings {
+            max_delay: config.auth_max_delay,
+            forget_after: config.auth_forget,
+        },
+    };
+    let auth = Authenticator::new(store.clone(), settings, clock);
+    if config.auth == AuthMode::Auto && !open_allowed && !auth.has_tokens()? {
+        return Err(Error::Listen {
+            addr: config.listen.clone(),
+            reason: "no access token exists, so taskbox would serve open (anyone who can reach \
+                     the port could read, change and delete every task) on an address that is \
+                     not loopback. Create a token first (taskbox token create --user-id 1 \
+                     --user-name admin --client default --admin), or listen on 127.0.0.1, or \
+                     start with --allow-open-network if an open service there is what you want"
+                .into(),
+        });
+    }
+    if config.auth == AuthMode::Required && !auth.has_tokens()? {
+        log::warn!(
+            "--auth required and no access token exists yet: every request is refused until \
+             one is made (taskbox token create)"
+        );
+    }
+    Ok(auth)
+}
+
 fn listen_address(listen: &str) -> std::net::SocketAddr {
     std::net::ToSocketAddrs::to_socket_addrs(listen)
         .ok()

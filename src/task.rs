@@ -197,6 +197,10 @@ impl NewTask {
 pub struct Task {
     /// Its id.
     pub id: TaskId,
+    /// Its UUID (`8-4-4-4-12` hex), the same for as long as the task exists, unique to it
+    /// and to this installation. Filled by the scoped store (what clients and embedders
+    /// read through); empty in the engine's own reads.
+    pub uuid: String,
     /// The submitting user's id (0 for the open user).
     pub user_id: i64,
     /// The submitting user's name.
@@ -231,6 +235,8 @@ pub struct Task {
     pub counts: Counts,
     /// How many times it was started.
     pub attempts: u32,
+    /// When it last changed, UTC, `YYYY-MM-DDTHH:MM:SS`.
+    pub updated_at: String,
 }
 
 /// Which of a task's three files.
@@ -287,6 +293,7 @@ mod tests {
     fn file_names_follow_the_io_file_name_or_the_id() {
         let mut task = Task {
             id: 7,
+            uuid: String::new(),
             user_id: 0,
             user_name: String::new(),
             client: "default".into(),
@@ -304,6 +311,7 @@ mod tests {
             end_time: None,
             counts: Counts::default(),
             attempts: 0,
+            updated_at: "2026-01-01T00:00:00".into(),
         };
         assert_eq!(task.file_name(FileRole::Log), "Sample Rate Plan-log.txt");
         assert_eq!(task.file_name(FileRole::Err), "Sample Rate Plan-err.txt");

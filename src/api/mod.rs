@@ -2,14 +2,27 @@
 //! over the HTTP core. [`router`] gathers every family's routes into the one table the
 //! server matches (and tests iterate). A new family is a module here and one line below.
 
+pub(crate) mod apijobs;
 pub(crate) mod webservicetasks;
 
 use crate::http::Router;
 
 /// Every family's routes; a path no route knows is answered in Web Service Tasks' envelope.
 pub(crate) fn router() -> Router {
-    let routes = webservicetasks::routes();
+    let mut routes = webservicetasks::routes();
+    routes.extend(apijobs::routes());
     Router::new(routes, &webservicetasks::FAMILY)
+}
+
+/// Every route as `METHOD path (family)`, one per line, in the table's order: what
+/// `taskbox routes` prints, so that an operator (and the test that checks every route's
+/// authentication) sees the whole surface, routes added later included.
+pub fn route_lines() -> Vec<String> {
+    router()
+        .routes()
+        .iter()
+        .map(|r| format!("{} {} ({})", r.method.as_str(), r.path, r.family.name))
+        .collect()
 }
 
 #[cfg(test)]
@@ -25,7 +38,10 @@ mod tests {
     }
 
     fn id(n: i64) -> PathArgs {
-        PathArgs { id: Some(n) }
+        PathArgs {
+            id: Some(n),
+            ..PathArgs::default()
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ use super::route::Family;
 pub(crate) struct Answer {
     pub reply: Reply,
     pub family: &'static Family,
+    /// How long to hold the answer back (a failed authentication's, see auth/throttle.rs).
+    pub delay: Option<std::time::Duration>,
 }
 
 /// Refuses a URL over its limit (414). Like the headers, tiny_http has read it whole by now
@@ -96,6 +98,18 @@ pub(crate) fn answer(app: &App, request: &mut Request<'_>) -> Answer {
             escaped(request.url(), 300)
         );
     }
-    let reply = result.unwrap_or_else(|e| (family.render_error)(&e));
-    Answer { reply, family }
+    let delay = result.as_ref().err().and_then(|e| e.delay);
+    let reply = result.unwrap_or_else(|e| {
+        let reply = (family.render_error)(&e);
+        if e.status == 401 {
+            reply.with_header("WWW-Authenticate", "Bearer".into())
+        } else {
+            reply
+        }
+    });
+    Answer {
+        reply,
+        family,
+        delay,
+    }
 }

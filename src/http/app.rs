@@ -10,9 +10,12 @@ use super::limits::Limits;
 use super::origin::AllowedHosts;
 use super::request::Request;
 use super::route::Router;
+use crate::auth::Authenticator;
 use crate::kind::Registry;
 use crate::store::Store;
-use crate::task::{Identity, Scope};
+
+/// The header with which an administrator's token acts for one client.
+pub const ACT_FOR_HEADER: &str = "X-Taskbox-Client";
 
 /// Shared by every HTTP thread. Routes never see it: they get a [`RequestContext`].
 pub struct App {
@@ -23,6 +26,8 @@ pub struct App {
     pub(super) router: Router,
     /// The hosts requests may name, and their pages' origins.
     pub(super) hosts: AllowedHosts,
+    /// Who sends a request.
+    auth: Authenticator,
 }
 
 impl App {
@@ -32,6 +37,7 @@ impl App {
         limits: Limits,
         router: Router,
         hosts: AllowedHosts,
+        auth: Authenticator,
     ) -> App {
         App {
             store,
@@ -39,18 +45,26 @@ impl App {
             limits,
             router,
             hosts,
+            auth,
         }
     }
 
-    /// Resolves who sent a request, before routing. It sees the application (a token is
-    /// looked up in the store) and may refuse (401): the seam for tokens and tenants. Today
-    /// every request is the open user of client `default`.
-    pub fn resolve(&self, _request: &Request<'_>) -> Result<RequestContext, ApiError> {
-        let identity = Identity::open();
-        let scope = Scope::Client(identity.client.clone());
+    /// Resolves who sent a request, after routing (so that a refusal wears the route's
+    /// family): its token's user and client, or the open user while the service runs open;
+    /// 401 without a valid token, 403 for a client it may not act for. The route gets the
+    /// store within that caller's scope and nothing wider.
+    pub fn resolve(&self, request: &Request<'_>) -> Result<RequestContext, ApiError> {
+        let caller = self.auth.authenticate(
+            request.header("Authorization"),
+            request.header(ACT_FOR_HEADER),
+            request.remote_addr().map(|a| a.ip()),
+        )?;
         Ok(RequestContext {
-            store: self.store.scoped(scope),
-            identity,
+            store: self
+                .store
+                .scoped(caller.scope)
+                .acting_as(&caller.identity.client),
+            identity: caller.identity,
             registry: self.registry.clone(),
             limits: self.limits,
         })

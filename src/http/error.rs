@@ -2,6 +2,7 @@
 //! become HTTP status codes (each family renders it in its own envelope). Internal details
 //! go to the server log, never to the client.
 
+use crate::auth::AuthError;
 use crate::store::{Refusal, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,8 @@ pub struct ApiError {
     pub message: String,
     /// For 405: the methods the path allows.
     pub allow: Option<String>,
+    /// For a failed authentication: how long its answer is held back (see auth/throttle.rs).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -18,6 +21,16 @@ impl ApiError {
             status,
             message: message.into(),
             allow: None,
+            delay: None,
+        }
+    }
+
+    /// No valid access token (401); its answer is held back `delay`, and says
+    /// `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(message: impl Into<String>, delay: std::time::Duration) -> ApiError {
+        ApiError {
+            delay: (!delay.is_zero()).then_some(delay),
+            ..ApiError::new(401, message)
         }
     }
 
@@ -108,6 +121,23 @@ impl ApiError {
             507,
             "The disk holding the database is full: nothing was stored. Free some space and try again.",
         )
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::Refused { why, delay } => ApiError::unauthorized(
+                format!(
+                    "Authentication failed: {why}. Send a valid access token as \
+                     `Authorization: Bearer <token>`; an administrator makes one with \
+                     `taskbox token create`."
+                ),
+                delay,
+            ),
+            AuthError::Forbidden(message) => ApiError::forbidden(message),
+            AuthError::Store(e) => e.into(),
+        }
     }
 }
 

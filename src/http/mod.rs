@@ -109,9 +109,16 @@ impl HttpServer {
         let transfers = Arc::new(
             Transfers::start(
                 limits.transfer_threads,
+                limits.max_connections,
                 {
                     let (app, guard) = (app.clone(), guard.clone());
-                    move |job| serve::run(&app, &guard, job)
+                    let slot = transfers_slot.clone();
+                    move |job| {
+                        // Set before any request is taken; gone only while stopping.
+                        if let Some(transfers) = slot.get().and_then(Weak::upgrade) {
+                            serve::run(&app, &guard, &transfers, job);
+                        }
+                    }
                 },
                 {
                     let (alive, exited) = (alive.clone(), exited.clone());

@@ -6,7 +6,9 @@
 //! one of the family's optional prefixes (`/ivrapi` for Web Service Tasks). A segment
 //! written `{id}` matches a task id, a positive 64-bit integer; a path that matches a
 //! route's shape but not its id is a 400, one that matches no shape a 404, and a method no
-//! route of that shape has a 405 naming the ones it has.
+//! route of that shape has a 405 naming the ones it has. Any other placeholder (`{type}`,
+//! `{vdnid}`) matches any one segment, given to the route as it was sent (decoded, in its
+//! own case) for the route to check.
 
 use super::context::RequestContext;
 use super::error::ApiError;
@@ -46,9 +48,21 @@ pub struct Route {
 pub struct PathArgs {
     /// `{id}`, when the path has one.
     pub id: Option<TaskId>,
+    /// Every other placeholder's name (as the route's path writes it, without braces) and
+    /// the segment it matched, decoded, in the case it was sent.
+    pub texts: Vec<(&'static str, String)>,
 }
 
 impl PathArgs {
+    /// The segment that placeholder `{name}` matched.
+    pub fn text(&self, name: &str) -> Result<&str, ApiError> {
+        self.texts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::internal(format!("a route without {{{name}}} asked for it")))
+    }
+
     /// The `{id}` placeholder's value (a route with `{id}` in its path always has one).
     pub fn id(&self) -> Result<TaskId, ApiError> {
         self.id
@@ -68,8 +82,7 @@ impl Router {
         Router { routes, fallback }
     }
 
-    /// Every route, in the table's order (for the tests that check each one).
-    #[cfg(test)]
+    /// Every route, in the table's order (`taskbox routes` prints it; tests check each).
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
@@ -94,23 +107,26 @@ impl Router {
                     self.fallback,
                 )
             })?;
+        let sent: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
         let lower = decoded.to_ascii_lowercase();
         let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-        let shaped: Vec<(&Route, Vec<&str>)> = self
+        let shaped: Vec<(&Route, Vec<(&'static str, usize)>)> = self
             .routes
             .iter()
-            .filter_map(|route| route.shape_matches(&segments).map(|ids| (route, ids)))
+            .filter_map(|route| route.shape_matches(&segments).map(|found| (route, found)))
             .collect();
-        let Some((first, ids)) = shaped.first() else {
+        let Some((first, placeholders)) = shaped.first() else {
             return Err((not_found(path), self.fallback));
         };
         let family = first.family;
-        let args = PathArgs {
-            id: match ids.first() {
-                Some(text) => Some(task_id(text).map_err(|e| (e, family))?),
-                None => None,
-            },
-        };
+        let mut args = PathArgs::default();
+        for &(name, at) in placeholders {
+            if name == "id" {
+                args.id = Some(task_id(sent[at]).map_err(|e| (e, family))?);
+            } else {
+                args.texts.push((name, sent[at].to_string()));
+            }
+        }
         match shaped
             .iter()
             .find(|(route, _)| method.is_served_by(&route.method))
@@ -133,26 +149,27 @@ impl Router {
 }
 
 impl Route {
-    /// The texts of the `{id}` placeholders if `segments` has this route's shape (with or
-    /// without one of its family's prefixes).
-    fn shape_matches<'s>(&self, segments: &[&'s str]) -> Option<Vec<&'s str>> {
-        let unprefixed = match segments.first() {
-            Some(first) if self.family.prefixes.contains(first) => &segments[1..],
-            _ => segments,
+    /// If `segments` (lower case) has this route's shape (with or without one of its
+    /// family's prefixes): each placeholder's name and the index of the segment it matched.
+    fn shape_matches(&self, segments: &[&str]) -> Option<Vec<(&'static str, usize)>> {
+        let skip = match segments.first() {
+            Some(first) if self.family.prefixes.contains(first) => 1,
+            _ => 0,
         };
-        let pattern: Vec<&str> = self.path.split('/').filter(|s| !s.is_empty()).collect();
+        let unprefixed = &segments[skip..];
+        let pattern: Vec<&'static str> = self.path.split('/').filter(|s| !s.is_empty()).collect();
         if pattern.len() != unprefixed.len() {
             return None;
         }
-        let mut ids = Vec::new();
-        for (want, got) in pattern.iter().zip(unprefixed) {
-            if *want == "{id}" {
-                ids.push(*got);
+        let mut found = Vec::new();
+        for (i, (want, got)) in pattern.iter().zip(unprefixed).enumerate() {
+            if let Some(name) = want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                found.push((name, skip + i));
             } else if want != got {
                 return None;
             }
         }
-        Some(ids)
+        Some(found)
     }
 }
 

@@ -8,7 +8,7 @@
 //! its connection waits, set aside by the guard, until that transfer ends (guard.rs).
 //! Both phases are metered and judged by the connection guard (meter.rs).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::answer::answer;
 use super::app::App;
@@ -35,6 +35,8 @@ const QUICK_ANSWER_BYTES: usize = 16 * 1024;
 pub struct Answered {
     reply: Reply,
     family: &'static Family,
+    /// How long to hold the answer back (a failed authentication's).
+    delay: Option<Duration>,
     /// The method and URL, escaped for the log.
     method: String,
     url: String,
@@ -51,6 +53,9 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
         return;
     }
     let answered = answer_request(app, &mut tiny, &busy);
+    if answered.delay.is_some() {
+        return hold(guard, &app.limits, transfers, tiny, answered, busy);
+    }
     let long = tiny.method() != &tiny_http::Method::Head
         && answered
             .reply
@@ -77,13 +82,33 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
 }
 
 /// Runs a transfer thread's job.
-pub fn run(app: &App, guard: &Guard, job: Job) {
+pub fn run(app: &App, guard: &Guard, transfers: &Transfers, job: Job) {
     match job {
         Job::Serve(mut tiny, busy) => {
             let answered = answer_request(app, &mut tiny, &busy);
+            if answered.delay.is_some() {
+                return hold(guard, &app.limits, transfers, tiny, answered, busy);
+            }
             send(guard, &app.limits, tiny, answered, &busy);
         }
         Job::Send(tiny, answered, busy) => send(guard, &app.limits, tiny, answered, &busy),
+    }
+}
+
+/// Holds an answer back for its delay without holding this thread (see transfers.rs); when
+/// too many are held already, sends it now.
+fn hold(
+    guard: &Guard,
+    limits: &Limits,
+    transfers: &Transfers,
+    tiny: tiny_http::Request,
+    answered: Answered,
+    busy: Busy,
+) {
+    let due = Instant::now() + answered.delay.unwrap_or_default();
+    if let Err(refused) = transfers.hold(tiny, answered, busy.transfer(), due) {
+        let (tiny, answered, busy) = *refused;
+        send(guard, limits, tiny, answered, &busy);
     }
 }
 
@@ -105,6 +130,7 @@ fn answer_request(app: &App, tiny: &mut tiny_http::Request, busy: &Busy) -> Answ
     Answered {
         reply,
         family: answer.family,
+        delay: answer.delay,
         method,
         url,
         started,

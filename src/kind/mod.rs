@@ -42,6 +42,12 @@ pub trait Handler: Send + Sync {
     /// called once every param is one of [`Handler::params`], within its length.
     fn validate(&self, params: &Params, has_input: bool) -> Result<(), String>;
 
+    /// Whether the kind's IO file is a JSON array of records (objects), so that it may be
+    /// submitted through the bulk API (`POST /engine/api/bulk/{kind}`). No, by default.
+    fn takes_records(&self) -> bool {
+        false
+    }
+
     /// Runs the task. `Ok` ends it successfully with the given message; see
     /// [`TaskError`] for the other ends.
     fn run(&self, ctx: &mut TaskContext<'_>) -> Result<String, TaskError>;

@@ -9,7 +9,8 @@
 //! SQLite's own stays behind them: [`Durability`] and the pragmas (`sqlite.rs`), the one
 //! writer thread and its group commit (`writer.rs`), the schema's versions (`migrate.rs`).
 //! One file per verb: `submit`, `query`, `claim`, `finish`, `remove`, `recovery`, `files`
-//! (with `file_reader`, `file_writer`), `datasets` and `import`.
+//! (with `file_reader`, `file_writer`), `datasets`, `import` and `tokens` (whose
+//! `TokenBook` the `token` commands use beside a running server).
 //!
 //! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
 //! bound limit and then re-prepares the statement whenever the value changes; an
@@ -37,6 +38,8 @@ mod scope;
 mod space;
 mod sqlite;
 mod submit;
+mod task_uuid;
+mod tokens;
 mod writer;
 
 use std::fs::File;
@@ -71,6 +74,7 @@ pub use scope::Scoped;
 use sqlite::{lock_database, pragmas_of};
 pub use sqlite::{Durability, Pragmas};
 pub use submit::Submitted;
+pub use tokens::{NewToken, TokenBook, TokenRecord};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -104,6 +108,12 @@ struct Inner {
     limits: StoreLimits,
     /// The directory of the database file, whose filesystem the floor is about.
     dir: std::path::PathBuf,
+    /// Task ids to UUIDs and back.
+    uuids: task_uuid::TaskUuids,
+    /// The quota of unfinished tasks, with the writer's bounds (see `space`).
+    unfinished: space::UnfinishedQuota,
+    /// The last reading of the free space above the floor (see `space`).
+    free_space: space::FreeSpaceReading,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -142,7 +152,7 @@ impl Store {
         let lock_file = lock_database(path)?;
         // WAL is a property of the file: switch it once, before the pool opens connections
         // that would otherwise race to do it.
-        {
+        let uuids = {
             let conn = Connection::open(path)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             // The first statement opens (maybe creates) the WAL and its -shm file: on a full
@@ -156,7 +166,8 @@ impl Store {
                 )));
             }
             migrate::apply(&conn)?;
-        }
+            task_uuid::TaskUuids::load(&conn)?
+        };
         let sync = durability.synchronous_level();
         let init = move |c: &mut Connection| -> rusqlite::Result<()> {
             c.busy_timeout(BUSY_TIMEOUT)?;
@@ -186,6 +197,9 @@ impl Store {
                 clock,
                 limits,
                 dir: space::database_dir(path),
+                uuids,
+                unfinished: space::UnfinishedQuota::new(limits.max_unfinished),
+                free_space: space::FreeSpaceReading::default(),
                 _lock_file: lock_file,
             }),
         };

@@ -9,7 +9,7 @@ use crate::task::{Counts, Params, Scope, State, Task, TaskId};
 const TASK_COLUMNS: &str = "id, user_id, user_name, client, created_at, kind, params, \
     io_filename, io_file_id IS NOT NULL, log_file_id IS NOT NULL, err_file_id IS NOT NULL, \
     percent_complete, state, message, start_time, end_time, \
-    total_records, succeeded_records, duplicate_records, failed_records, attempts";
+    total_records, succeeded_records, duplicate_records, failed_records, attempts, updated_at";
 
 /// Filters and paging of the task list.
 #[derive(Debug, Clone, Default)]
@@ -179,6 +179,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     })?;
     Ok(Task {
         id: r.get(0)?,
+        uuid: String::new(),
         user_id: r.get(1)?,
         user_name: r.get(2)?,
         client: r.get(3)?,
@@ -201,6 +202,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
             failed: r.get(19)?,
         },
         attempts: r.get(20)?,
+        updated_at: r.get(21)?,
     })
 }
 

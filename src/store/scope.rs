@@ -18,6 +18,8 @@ use crate::task::{FileId, FileRole, Identity, NewTask, Scope, Task, TaskId};
 pub struct Scoped {
     store: Store,
     scope: Scope,
+    /// The client new objects belong to, when the scope is every client's.
+    acting: Option<String>,
 }
 
 impl Store {
@@ -26,17 +28,25 @@ impl Store {
         Scoped {
             store: self.clone(),
             scope,
+            acting: None,
         }
     }
 }
 
 impl Scoped {
+    /// This view, its new objects belonging to `client` when its scope is every client's
+    /// (an administrator's own client); a client's view keeps its own client.
+    pub fn acting_as(mut self, client: &str) -> Scoped {
+        self.acting = Some(client.to_string());
+        self
+    }
+
     /// The client that new objects of this view belong to: the scope's, or for an
-    /// administrator's view, the default client.
+    /// administrator's view, the one it acts as (by default, the default client).
     fn acting_client(&self) -> &str {
         match &self.scope {
             Scope::Client(client) => client,
-            Scope::All => Identity::DEFAULT_CLIENT,
+            Scope::All => self.acting.as_deref().unwrap_or(Identity::DEFAULT_CLIENT),
         }
     }
 
@@ -48,6 +58,7 @@ impl Scoped {
         self.covers(client).then(|| Scoped {
             store: self.store.clone(),
             scope: Scope::Client(client.to_string()),
+            acting: None,
         })
     }
 
@@ -76,7 +87,9 @@ impl Scoped {
     pub fn submit(&self, new: &NewTask) -> Result<Submitted> {
         self.check_owner(new)?;
         self.store.check_free_space(0)?;
-        self.store.submit(new)
+        let mut submitted = self.store.submit(new)?;
+        submitted.task = self.with_uuid(submitted.task);
+        Ok(submitted)
     }
 
     /// Stores many tasks in one transaction (all or none); see [`Store::submit_many`].
@@ -90,12 +103,34 @@ impl Scoped {
 
     /// One task, if it exists within the scope.
     pub fn task(&self, id: TaskId) -> Result<Task> {
-        self.store.task(&self.scope, id)
+        self.store.task(&self.scope, id).map(|t| self.with_uuid(t))
+    }
+
+    /// The task whose UUID `uuid` is, if it exists within the scope (`NotFound` for text
+    /// that is no UUID of this installation's, as for one of a task deleted).
+    pub fn task_by_uuid(&self, uuid: &str) -> Result<Task> {
+        let id = self
+            .store
+            .inner
+            .uuids
+            .id_of(uuid)
+            .ok_or(StoreError::NotFound)?;
+        self.task(id)
     }
 
     /// Tasks within the scope, newest first, and the total count of those matching.
     pub fn list(&self, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
-        self.store.list(&self.scope, filter)
+        let (tasks, total) = self.store.list(&self.scope, filter)?;
+        Ok((
+            tasks.into_iter().map(|t| self.with_uuid(t)).collect(),
+            total,
+        ))
+    }
+
+    /// The task with its UUID filled in.
+    fn with_uuid(&self, mut task: Task) -> Task {
+        task.uuid = self.store.inner.uuids.of(task.id);
+        task
     }
 
     /// Asks a running task within the scope to stop.

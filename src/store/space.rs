@@ -8,6 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{Refusal, Result, Store, StoreError};
@@ -29,14 +33,30 @@ pub(super) fn database_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// How long a reading of the free space above the floor stands for a submission (which
+/// adds a few hundred bytes): asking the filesystem for every one would cost each a system
+/// call, and the space a submission takes is what the floor's margin is for.
+const FREE_SPACE_READING_LASTS: Duration = Duration::from_millis(250);
+
+/// The last reading of the free space that was above the floor.
+#[derive(Default)]
+pub(super) struct FreeSpaceReading(Mutex<Option<Instant>>);
+
 impl Store {
     /// Refuses new work when the database's filesystem has less than the floor free, with
-    /// `more` bytes still to come. A filesystem that cannot be asked is let through: SQLite
-    /// reports a truly full disk itself.
+    /// `more` bytes still to come (0: a submission, which may rely on a reading of the last
+    /// quarter second). A filesystem that cannot be asked is let through: SQLite reports a
+    /// truly full disk itself.
     pub(super) fn check_free_space(&self, more: u64) -> Result<()> {
         let floor = self.limits().min_free_bytes;
         if floor == 0 {
             // No floor: a full disk is SQLite's to report.
+            return Ok(());
+        }
+        let reading = &self.inner.free_space.0;
+        let recent =
+            |at: &Option<Instant>| at.is_some_and(|t| t.elapsed() < FREE_SPACE_READING_LASTS);
+        if more == 0 && recent(&reading.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(());
         }
         let free = match rustix::fs::statvfs(&self.inner.dir) {
@@ -46,8 +66,13 @@ impl Store {
                 return Ok(());
             }
         };
+        let mut last = reading.lock().unwrap_or_else(|e| e.into_inner());
         if free < floor.saturating_add(more) {
+            *last = None;
             return Err(StoreError::Refused(Refusal::FreeSpace { free, floor }));
+        }
+        if free >= floor {
+            *last = Some(Instant::now());
         }
         Ok(())
     }
@@ -83,20 +108,54 @@ fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Resu
     Ok(())
 }
 
-/// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
-pub(super) fn check_unfinished_in(
-    tx: &Transaction<'_>,
-    client: &str,
+/// The most clients whose bound the writer keeps; past it the bounds start afresh.
+const MAX_BOUNDS: usize = 10_000;
+
+/// The quota of unfinished tasks, as the writer checks it for every new task. Counting a
+/// client's unfinished tasks reads several rows of `task_counts`, on the writer that every
+/// submission waits for. Instead the writer keeps, per client, a number never below the
+/// true count: the last count it read, plus every task inserted since. Only an insert makes
+/// a task unfinished; a task that ends or is deleted, or an insert rolled back, only lowers
+/// the true count. The rows are read again only when that bound would pass the quota, so a
+/// client well within its quota costs a submission a lookup in memory.
+pub(super) struct UnfinishedQuota {
     limit: u64,
-    adding: u64,
-) -> Result<()> {
-    let unfinished: i64 = tx
-        .prepare_cached(UNFINISHED)?
-        .query_row(params![client], |r| r.get(0))?;
-    if (unfinished.max(0) as u64).saturating_add(adding) > limit {
-        return Err(StoreError::Refused(Refusal::UnfinishedQuota { limit }));
+    bounds: Mutex<HashMap<String, u64>>,
+}
+
+impl UnfinishedQuota {
+    pub(super) fn new(limit: u64) -> UnfinishedQuota {
+        UnfinishedQuota {
+            limit,
+            bounds: Mutex::default(),
+        }
     }
-    Ok(())
+
+    /// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
+    pub(super) fn check_in(&self, tx: &Transaction<'_>, client: &str, adding: u64) -> Result<()> {
+        let mut bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bound) = bounds.get_mut(client) {
+            if bound.saturating_add(adding) <= self.limit {
+                *bound += adding;
+                return Ok(());
+            }
+        }
+        let unfinished: i64 = tx
+            .prepare_cached(UNFINISHED)?
+            .query_row(params![client], |r| r.get(0))?;
+        let after = (unfinished.max(0) as u64).saturating_add(adding);
+        if after > self.limit {
+            bounds.remove(client);
+            return Err(StoreError::Refused(Refusal::UnfinishedQuota {
+                limit: self.limit,
+            }));
+        }
+        if bounds.len() >= MAX_BOUNDS {
+            bounds.clear();
+        }
+        bounds.insert(client.to_string(), after);
+        Ok(())
+    }
 }
 
 /// The statements every submission runs, for the test that they build no temporary b-tree.

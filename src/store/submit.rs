@@ -4,6 +4,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::query::read_task;
+use super::space::UnfinishedQuota;
 use super::{Result, Store, StoreError};
 use crate::task::{Counts, NewTask, State, Task, TaskId};
 
@@ -36,10 +37,11 @@ impl Store {
     pub(super) fn submit(&self, new: &NewTask) -> Result<Submitted> {
         let new = new.clone();
         let now_ms = self.clock().now_ms();
-        let max_unfinished = self.limits().max_unfinished;
+        let store = self.clone();
         let now = crate::clock::format_ms(now_ms);
         let result = self.write(move |tx| {
-            let (id, created) = insert_task(tx, &new, &now, now_ms, max_unfinished)?;
+            let quota = &store.inner.unfinished;
+            let (id, created) = insert_task(tx, &new, &now, now_ms, quota)?;
             // A new task is what was inserted, with the schema's defaults: no need to read it.
             let task = if created {
                 pending_task(id, new, now)
@@ -58,12 +60,13 @@ impl Store {
     pub(super) fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
         let tasks = tasks.to_vec();
         let now_ms = self.clock().now_ms();
-        let max_unfinished = self.limits().max_unfinished;
+        let store = self.clone();
         let now = crate::clock::format_ms(now_ms);
         let ids = self.write(move |tx| {
+            let quota = &store.inner.unfinished;
             tasks
                 .iter()
-                .map(|t| insert_task(tx, t, &now, now_ms, max_unfinished).map(|(id, _)| id))
+                .map(|t| insert_task(tx, t, &now, now_ms, quota).map(|(id, _)| id))
                 .collect::<Result<Vec<_>>>()
         })?;
         self.activity().bump();
@@ -75,9 +78,11 @@ impl Store {
 fn pending_task(id: TaskId, new: NewTask, created_at: String) -> Task {
     Task {
         id,
+        uuid: String::new(),
         user_id: new.owner.user_id,
         user_name: new.owner.user_name,
         client: new.owner.client,
+        updated_at: created_at.clone(),
         created_at,
         kind: new.kind,
         params: new.params,
@@ -102,7 +107,7 @@ fn insert_task(
     new: &NewTask,
     now: &str,
     now_ms: i64,
-    max_unfinished: u64,
+    quota: &UnfinishedQuota,
 ) -> Result<(TaskId, bool)> {
     let params_json =
         serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -143,7 +148,7 @@ fn insert_task(
     }
     // Checked before anything is written (see the writer: a write that fails halfway
     // fails its whole batch). A retry matched above is not a new task: no quota applies.
-    super::space::check_unfinished_in(tx, &new.owner.client, max_unfinished, 1)?;
+    quota.check_in(tx, &new.owner.client, 1)?;
     if let Some(upload) = new.io_file {
         // An upload is used only by the client that sent it.
         let staged = tx

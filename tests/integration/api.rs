@@ -6,7 +6,9 @@ use crate::common::*;
 use serde_json::{json, Value};
 
 /// The task object's fields, in the contract's order: the ten original ones, then ours.
-const FIELDS: [&str; 18] = [
+/// The contract's fields in its order, then `Uuid` (every task's, by which the bulk API's
+/// jobs know it; after the contract's fields so that none of them moves).
+const FIELDS: [&str; 19] = [
     "WebServiceTaskId",
     "UserId",
     "UserName",
@@ -25,6 +27,7 @@ const FIELDS: [&str; 18] = [
     "SucceededRecords",
     "DuplicateRecords",
     "FailedRecords",
+    "Uuid",
 ];
 
 const BOUNDARY: &str = "----taskboxTestBoundary7MA4YWxkTrZu0gW";

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskbox::store::{Store, StoreLimits, DEFAULT_POOL_SIZE};
-use taskbox::SystemClock;
 use taskbox::Durability;
+use taskbox::SystemClock;
 use taskbox::{NewTask, Params, Scope, TaskId};
 
 use crate::load::{self, Conn};

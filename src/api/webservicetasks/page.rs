@@ -41,6 +41,7 @@ mod tests {
         params.insert("seconds".into(), "1".into());
         Task {
             id,
+            uuid: String::new(),
             user_id: 0,
             user_name: String::new(),
             client: "default".into(),
@@ -58,6 +59,7 @@ mod tests {
             end_time: None,
             counts: Counts::default(),
             attempts: 1,
+            updated_at: "2026-01-01T00:00:00".into(),
         }
     }
 

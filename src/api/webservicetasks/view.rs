@@ -32,6 +32,9 @@ struct TaskView<'a> {
     succeeded_records: u64,
     duplicate_records: u64,
     failed_records: u64,
+    /// Not in the contract, after its fields: the task's UUID, by which the other families
+    /// (api jobs) know it.
+    uuid: &'a str,
 }
 
 /// A task as the API shows it.
@@ -72,6 +75,7 @@ fn view(task: &Task) -> TaskView<'_> {
         succeeded_records: task.counts.succeeded,
         duplicate_records: task.counts.duplicate,
         failed_records: task.counts.failed,
+        uuid: &task.uuid,
     }
 }
 
