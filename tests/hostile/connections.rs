@@ -110,6 +110,50 @@ fn a_body_that_stalls_is_dropped_after_the_read_timeout_and_creates_nothing() {
 }
 
 #[test]
+fn a_body_that_keeps_moving_is_cut_off_at_the_transfer_timeout_and_creates_nothing() {
+    // Every read gets bytes (10 KB/s, far above the minimum rate of 1 byte/s), so neither
+    // the read timeout nor the rate ends it: only the total deadline of a transfer can.
+    let server = Server::start_with(&[
+        "--transfer-timeout-secs",
+        "2",
+        "--read-timeout-secs",
+        "10",
+        "--min-transfer-rate",
+        "1",
+    ]);
+    let mut stream = connect(&server);
+    stream
+        .write_all(
+            b"POST /webservicetasks?kind=sleep&filename=a.csv HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: text/csv\r\nContent-Length: 100000000\r\n\r\n",
+        )
+        .unwrap();
+    let started = Instant::now();
+    let chunk = [b'x'; 1024];
+    let cut_after = loop {
+        if stream.write_all(&chunk).is_err() || is_closed(&stream) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a body still moving after 15 s, with a transfer timeout of 2 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        cut_after >= Duration::from_millis(1800),
+        "cut after {cut_after:?}, before the transfer timeout"
+    );
+    let list = get(&server.url("/webservicetasks"));
+    assert_eq!(
+        list.header("X-Total-Count"),
+        Some("0"),
+        "a cut body made a task"
+    );
+    still_serving(&server);
+}
+
+#[test]
 fn a_body_shorter_than_its_content_length_is_400_and_creates_nothing() {
     let server = Server::start();
     for (content_type, body) in [
