@@ -9,6 +9,7 @@
 mod http;
 mod raw;
 mod server;
+mod tokens;
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub use http::*;
 pub use raw::*;
 #[allow(unused_imports)]
 pub use server::*;
+#[allow(unused_imports)]
+pub use tokens::*;
 
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);

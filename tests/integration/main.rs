@@ -14,3 +14,4 @@ mod lifecycle;
 mod origins;
 mod quotas;
 mod smoke;
+mod tokens;
