@@ -197,14 +197,14 @@ fn trickle(slow: &mut [Slow]) {
 
 /// The valid client: one kept-alive connection from 127.0.0.1 (a new one when the server
 /// closed it), asking for one task.
-struct Poller<'a> {
+pub(crate) struct Poller<'a> {
     server: &'a Server,
     request: Vec<u8>,
     stream: Option<TcpStream>,
 }
 
 impl<'a> Poller<'a> {
-    fn new(server: &'a Server, request: Vec<u8>) -> Poller<'a> {
+    pub(crate) fn new(server: &'a Server, request: Vec<u8>) -> Poller<'a> {
         Poller {
             server,
             request,
@@ -213,7 +213,7 @@ impl<'a> Poller<'a> {
     }
 
     /// One poll, answered 200 (the test fails otherwise): how long it took.
-    fn poll(&mut self) -> Duration {
+    pub(crate) fn poll(&mut self) -> Duration {
         for _ in 0..2 {
             let stream = self
                 .stream
@@ -233,7 +233,7 @@ impl<'a> Poller<'a> {
     }
 }
 
-fn p99(times: &[Duration]) -> Duration {
+pub(crate) fn p99(times: &[Duration]) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort();
     sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
