@@ -251,8 +251,25 @@ fn read_chunked(
     }
 }
 
-/// A request head: `METHOD PATH HTTP/1.1`, Host, the given headers, and a Content-Length
-/// when there is a body.
+/// The `Authorization` every request of the harness carries while a scenario runs with a
+/// token (`--token`); none otherwise.
+static AUTHORIZATION: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Sets (or, with None, clears) the `Authorization` value of the requests built from now on.
+pub fn set_authorization(value: Option<String>) {
+    *AUTHORIZATION.write().unwrap_or_else(|e| e.into_inner()) = value;
+}
+
+/// `Authorization: VALUE\r\n` while a token is set, else "".
+pub fn authorization_line() -> String {
+    match &*AUTHORIZATION.read().unwrap_or_else(|e| e.into_inner()) {
+        Some(value) => format!("Authorization: {value}\r\n"),
+        None => String::new(),
+    }
+}
+
+/// A request head: `METHOD PATH HTTP/1.1`, Host, the token while one is set, the given
+/// headers, and a Content-Length when there is a body.
 pub fn head(
     method: &str,
     addr: SocketAddr,
@@ -260,7 +277,10 @@ pub fn head(
     headers: &[(&str, &str)],
     body_len: Option<u64>,
 ) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    let mut out = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{}",
+        authorization_line()
+    );
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }

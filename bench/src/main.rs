@@ -28,10 +28,21 @@ use report::RunInfo;
 use scenarios::{Ctx, SCENARIOS};
 
 const USAGE: &str =
-    "usage: taskbox-bench [--quick] [--json FILE] [--durability full|normal] [SCENARIO...]";
+    "usage: taskbox-bench [--quick] [--json FILE] [--durability full|normal] [--token] [SCENARIO...]";
+
+/// The scenarios `--token` runs a second time with an access token on every request, and
+/// the names of those rows.
+const TOKEN_SCENARIOS: &[&str] = &["submit", "end-to-end", "poll", "list"];
+const TOKEN_NAMES: &[&str] = &[
+    "submit +token",
+    "end-to-end +token",
+    "poll +token",
+    "list +token",
+];
 
 struct Args {
     quick: bool,
+    token: bool,
     json: Option<PathBuf>,
     durability: String,
     scenarios: Vec<&'static str>,
@@ -42,7 +53,8 @@ fn help() -> String {
         "{USAGE}\n\nMeasures taskbox (the release binary next to this one) against the ceilings of \
          this machine.\n\n  --quick           a few seconds per scenario (CI)\n  --json FILE       \
          also write the rows as a JSON array to FILE\n  --durability D    taskbox's --durability \
-         (full, the default, or normal)\n\nScenarios (all when none is named):\n"
+         (full, the default, or normal)\n  --token           run submit, end-to-end, poll and list \
+         again with an access token\n                    on every request (rows `+token`)\n\nScenarios (all when none is named):\n"
     );
     for (name, about, _) in SCENARIOS {
         text.push_str(&format!("  {name:<12} {about}\n"));
@@ -53,6 +65,7 @@ fn help() -> String {
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
         quick: false,
+        token: false,
         json: None,
         durability: "full".into(),
         scenarios: Vec::new(),
@@ -62,6 +75,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => args.quick = true,
+            "--token" => args.token = true,
             "--json" => {
                 args.json = Some(PathBuf::from(it.next().ok_or("--json needs a file name")?))
             }
@@ -198,23 +212,38 @@ fn main() -> ExitCode {
         taskbox,
         ceiling: None,
         stored_template: None,
+        token: false,
     };
     let mut rows = Vec::new();
     let mut failed = 0;
-    for name in &args.scenarios {
+    let runs = args.scenarios.iter().flat_map(|name| {
+        let again = args.token && TOKEN_SCENARIOS.contains(name);
+        std::iter::once((*name, false)).chain(again.then_some((*name, true)))
+    });
+    for (name, token) in runs {
         let (_, _, scenario) = SCENARIOS
             .iter()
-            .find(|(n, _, _)| n == name)
+            .find(|(n, _, _)| *n == name)
             .expect("parse_args checked the name");
+        ctx.token = token;
+        let shown = if token {
+            format!("{name} +token")
+        } else {
+            name.to_string()
+        };
         match scenario(&mut ctx) {
-            Ok(row) => {
+            Ok(mut row) => {
+                if token {
+                    row.scenario =
+                        TOKEN_NAMES[TOKEN_SCENARIOS.iter().position(|s| *s == name).unwrap_or(0)];
+                }
                 println!("{}", report::line(&row, &run));
                 rows.push(report::row_json(&row, &run));
             }
             Err(error) => {
                 failed += 1;
-                println!("{}", report::failed_line(name, &error, &run));
-                rows.push(report::failed_json(name, &error, &run));
+                println!("{}", report::failed_line(&shown, &error, &run));
+                rows.push(report::failed_json(&shown, &error, &run));
             }
         }
         let _ = std::io::stdout().flush();

@@ -80,6 +80,35 @@ pub fn taskbox_exe() -> Option<PathBuf> {
 /// tasks the stored scenarios keep waiting (the default quota is 100,000 per client).
 const UNFINISHED_FOR_SCENARIOS: &str = "1000000000";
 
+/// Makes an access token in the database at `db` with `taskbox token create` (the CLI a
+/// user runs), creating the database if need be; its text. From then on that server
+/// requires a token on every request.
+pub fn create_token(exe: &Path, db: &Path) -> Result<String, String> {
+    let out = Command::new(exe)
+        .args([
+            "token",
+            "create",
+            "--user-id",
+            "1",
+            "--user-name",
+            "bench",
+            "--client",
+            "default",
+        ])
+        .arg("--db")
+        .arg(db)
+        .env_remove("TASKBOX_DB")
+        .output()
+        .map_err(|e| format!("taskbox token create: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "taskbox token create failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// How a taskbox child is started.
 pub struct TaskboxOptions<'a> {
     pub exe: &'a Path,

@@ -97,6 +97,9 @@ pub struct Ctx {
     /// The database of `stored()` tasks, preloaded once per run and copied for each
     /// scenario that needs it.
     pub stored_template: Option<Template>,
+    /// Whether the servers started from now on get an access token, which every request
+    /// then carries (the `+token` rows of `--token`).
+    pub token: bool,
 }
 
 /// A preloaded database: its directory, the ids of its first and last task, and how long
@@ -163,6 +166,13 @@ impl Ctx {
             .taskbox
             .as_deref()
             .ok_or("no taskbox binary: build it with cargo build --release")?;
+        let db = dir.join("taskbox.db");
+        let authorization = if self.token {
+            Some(format!("Bearer {}", crate::server::create_token(exe, &db)?))
+        } else {
+            None
+        };
+        load::set_authorization(authorization);
         Server::taskbox(
             &TaskboxOptions {
                 exe,

@@ -62,11 +62,12 @@ pub fn poll(ctx: &mut Ctx) -> Result<Row, String> {
             count: None,
             expect: 200,
         };
+        let authorization = load::authorization_line();
         let polls = load::run(addr, &plan, |c, n, buf| {
             let id = pick(first, last, c, n);
             let _ = write!(
                 buf,
-                "GET /webservicetasks/{id} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+                "GET /webservicetasks/{id} HTTP/1.1\r\nHost: {addr}\r\n{authorization}\r\n"
             );
         });
         (polls, submits.join().expect("the submit load panicked"))
