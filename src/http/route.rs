@@ -29,6 +29,25 @@ pub struct Family {
     pub render_error: fn(&ApiError) -> Reply,
 }
 
+impl Family {
+    /// A route of this family.
+    pub fn route(
+        &'static self,
+        method: Method,
+        path: &'static str,
+        handle: Handle,
+        reads_body: bool,
+    ) -> Route {
+        Route {
+            family: self,
+            method,
+            path,
+            handle,
+            reads_body,
+        }
+    }
+}
+
 /// One route: a method and a path pattern, the family that owns it and what answers it.
 pub struct Route {
     pub family: &'static Family,

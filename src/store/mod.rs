@@ -120,6 +120,25 @@ struct Inner {
 
 type Conn = PooledConnection<SqliteConnectionManager>;
 
+/// A connection to the file at `path` (created if missing) in WAL mode, at the current
+/// schema: how the store and the `token` commands first open a file.
+fn open_migrated(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The first statement opens (maybe creates) the WAL and its -shm file: on a full disk
+    // this is where the start fails, and it must say so.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| StoreError::classify(&conn, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "journal_mode is {mode}, WAL could not be set"
+        )));
+    }
+    migrate::apply(&conn)?;
+    Ok(conn)
+}
+
 impl Store {
     /// Opens (creating if needed) the database file, applies the schema and checks that every
     /// pragma took effect on the pooled connections.
@@ -153,19 +172,7 @@ impl Store {
         // WAL is a property of the file: switch it once, before the pool opens connections
         // that would otherwise race to do it.
         let uuids = {
-            let conn = Connection::open(path)?;
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            // The first statement opens (maybe creates) the WAL and its -shm file: on a full
-            // disk this is where the start fails, and it must say so.
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-                .map_err(|e| StoreError::classify(&conn, e))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Internal(format!(
-                    "journal_mode is {mode}, WAL could not be set"
-                )));
-            }
-            migrate::apply(&conn)?;
+            let conn = open_migrated(path)?;
             task_uuid::TaskUuids::load(&conn)?
         };
         let sync = durability.synchronous_level();

@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::sqlite::Durability;
-use super::{migrate, Result, Store, StoreError, BUSY_TIMEOUT};
+use super::{Result, Store};
 
 /// A token as stored (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,17 +112,7 @@ impl TokenBook {
     /// Opens (creating it if missing, at the current schema) the database at `path`. A
     /// server may be running on it.
     pub fn open(path: &Path) -> Result<TokenBook> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| StoreError::classify(&conn, e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
-                "journal_mode is {mode}, WAL could not be set"
-            )));
-        }
-        migrate::apply(&conn)?;
+        let conn = super::open_migrated(path)?;
         conn.execute_batch(&format!(
             "PRAGMA foreign_keys=ON; PRAGMA synchronous={};",
             Durability::Full.synchronous_level()

@@ -21,13 +21,7 @@ pub static FAMILY: Family = Family {
 
 /// Its routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method, path, handle, reads_body| Route {
-        family: &FAMILY,
-        method,
-        path,
-        handle,
-        reads_body,
-    };
+    let route = |method, path, handle, reads_body| FAMILY.route(method, path, handle, reads_body);
     vec![
         route(Method::Post, "/engine/api/bulk/{type}", bulk::create, true),
         route(Method::Get, "/engine/api/api-jobs/{uuid}", get, false),

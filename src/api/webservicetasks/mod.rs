@@ -32,13 +32,7 @@ pub static FAMILY: Family = Family {
 
 /// Its routes. For each path, the methods in the order a 405's Allow lists them.
 pub fn routes() -> Vec<Route> {
-    let route = |method, path, handle, reads_body| Route {
-        family: &FAMILY,
-        method,
-        path,
-        handle,
-        reads_body,
-    };
+    let route = |method, path, handle, reads_body| FAMILY.route(method, path, handle, reads_body);
     vec![
         route(Method::Get, "/webservicetasks", list, false),
         route(Method::Post, "/webservicetasks", submit::create, true),
