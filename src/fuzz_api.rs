@@ -149,7 +149,8 @@ impl RequestHarness {
                 },
             },
             Arc::new(SystemClock),
-        );
+        )
+        .expect("the authenticator");
         self.app = Some(App::new(
             store,
             Arc::new(Registry::builtin()),

@@ -256,7 +256,7 @@ fn authenticator(config: &Config, store: &Store, clock: Arc<dyn Clock>) -> Resul
             forget_after: config.auth_forget,
         },
     };
-    let auth = Authenticator::new(store.clone(), settings, clock);
+    let auth = Authenticator::new(store.clone(), settings, clock)?;
     if config.auth == AuthMode::Auto && !open_allowed && !auth.has_tokens()? {
         return Err(Error::Listen {
             addr: config.listen.clone(),

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::store::{Result, Store, TokenRecord};
+use crate::store::{GenerationReader, Result, Store, TokenRecord};
 
 /// The tokens as of one generation.
 #[derive(Debug, Default)]
@@ -29,20 +29,22 @@ impl Tokens {
 
 pub struct Keyring {
     store: Store,
+    generation: GenerationReader,
     current: Mutex<Option<Arc<Tokens>>>,
 }
 
 impl Keyring {
-    pub fn new(store: Store) -> Keyring {
-        Keyring {
+    pub fn new(store: Store) -> Result<Keyring> {
+        Ok(Keyring {
+            generation: store.generation_reader()?,
             store,
             current: Mutex::new(None),
-        }
+        })
     }
 
     /// The tokens as they are now.
     pub fn tokens(&self) -> Result<Arc<Tokens>> {
-        let generation = self.store.token_generation()?;
+        let generation = self.generation.read()?;
         if let Some(tokens) = self.cached().filter(|t| t.generation == generation) {
             return Ok(tokens);
         }

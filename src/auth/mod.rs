@@ -103,13 +103,17 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, settings: AuthSettings, clock: Arc<dyn Clock>) -> Authenticator {
-        Authenticator {
-            keyring: Keyring::new(store),
+    pub fn new(
+        store: Store,
+        settings: AuthSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Authenticator, StoreError> {
+        Ok(Authenticator {
+            keyring: Keyring::new(store)?,
             throttle: Throttle::new(settings.throttle),
             settings,
             clock,
-        }
+        })
     }
 
     /// Whether any token was ever made.

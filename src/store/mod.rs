@@ -74,7 +74,7 @@ pub use scope::Scoped;
 use sqlite::{lock_database, pragmas_of};
 pub use sqlite::{Durability, Pragmas};
 pub use submit::Submitted;
-pub use tokens::{NewToken, TokenBook, TokenRecord};
+pub use tokens::{GenerationReader, NewToken, TokenBook, TokenRecord};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

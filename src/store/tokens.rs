@@ -5,11 +5,12 @@
 //! lock: SQLite's own locking serializes its few writes with the server's).
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::sqlite::Durability;
-use super::{Result, Store};
+use super::{Conn, Result, Store};
 
 /// A token as stored (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +87,28 @@ fn generation(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// Reads the token generation, on every request, on a connection of its own (taken from the
+/// pool once and kept): the read never waits for a pooled connection, and a burst of
+/// requests does not grow the pool.
+pub struct GenerationReader {
+    conn: Mutex<Conn>,
+}
+
+impl GenerationReader {
+    /// A number that moves whenever a token is created or revoked, by any process.
+    pub fn read(&self) -> Result<i64> {
+        generation(&self.conn.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 impl Store {
+    /// A reader of the token generation; see [`GenerationReader`].
+    pub fn generation_reader(&self) -> Result<GenerationReader> {
+        Ok(GenerationReader {
+            conn: Mutex::new(self.conn()?),
+        })
+    }
+
     /// A number that moves whenever a token is created or revoked, by any process.
     pub fn token_generation(&self) -> Result<i64> {
         generation(&*self.conn()?)
