@@ -112,8 +112,6 @@ struct Inner {
     uuids: task_uuid::TaskUuids,
     /// The quota of unfinished tasks, with the writer's bounds (see `space`).
     unfinished: space::UnfinishedQuota,
-    /// The last reading of the free space above the floor (see `space`).
-    free_space: space::FreeSpaceReading,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -206,7 +204,6 @@ impl Store {
                 dir: space::database_dir(path),
                 uuids,
                 unfinished: space::UnfinishedQuota::new(limits.max_unfinished),
-                free_space: space::FreeSpaceReading::default(),
                 _lock_file: lock_file,
             }),
         };

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -33,30 +32,14 @@ pub(super) fn database_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// How long a reading of the free space above the floor stands for a submission (which
-/// adds a few hundred bytes): asking the filesystem for every one would cost each a system
-/// call, and the space a submission takes is what the floor's margin is for.
-const FREE_SPACE_READING_LASTS: Duration = Duration::from_millis(250);
-
-/// The last reading of the free space that was above the floor.
-#[derive(Default)]
-pub(super) struct FreeSpaceReading(Mutex<Option<Instant>>);
-
 impl Store {
     /// Refuses new work when the database's filesystem has less than the floor free, with
-    /// `more` bytes still to come (0: a submission, which may rely on a reading of the last
-    /// quarter second). A filesystem that cannot be asked is let through: SQLite reports a
-    /// truly full disk itself.
+    /// `more` bytes still to come. A filesystem that cannot be asked is let through: SQLite
+    /// reports a truly full disk itself.
     pub(super) fn check_free_space(&self, more: u64) -> Result<()> {
         let floor = self.limits().min_free_bytes;
         if floor == 0 {
             // No floor: a full disk is SQLite's to report.
-            return Ok(());
-        }
-        let reading = &self.inner.free_space.0;
-        let recent =
-            |at: &Option<Instant>| at.is_some_and(|t| t.elapsed() < FREE_SPACE_READING_LASTS);
-        if more == 0 && recent(&reading.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(());
         }
         let free = match rustix::fs::statvfs(&self.inner.dir) {
@@ -66,13 +49,8 @@ impl Store {
                 return Ok(());
             }
         };
-        let mut last = reading.lock().unwrap_or_else(|e| e.into_inner());
         if free < floor.saturating_add(more) {
-            *last = None;
             return Err(StoreError::Refused(Refusal::FreeSpace { free, floor }));
-        }
-        if free >= floor {
-            *last = Some(Instant::now());
         }
         Ok(())
     }
