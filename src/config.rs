@@ -114,6 +114,11 @@ pub const DEFAULT_AUTH_FORGET_SECS: u64 = 600;
 pub const MAX_AUTH_FORGET_SECS: u64 = 86_400;
 pub use crate::auth::AuthMode;
 
+/// The most task ids one import-result query may name (`importTaskIds`): a page's worth
+/// (a page holds at most 100 results). Each is one index lookup.
+pub const DEFAULT_MAX_IMPORT_TASK_IDS: usize = 100;
+/// The largest `max_import_task_ids`.
+pub const MAX_MAX_IMPORT_TASK_IDS: usize = 10_000;
 /// File descriptors that are neither a connection's nor a pooled SQLite connection's: the
 /// standard streams, the listening socket (twice), the lock file, the SQLite writer, the
 /// connection guard's, SQLite's temporary files.
@@ -182,6 +187,8 @@ pub struct Config {
     pub auth_max_delay: Duration,
     /// See `DEFAULT_AUTH_FORGET_SECS`.
     pub auth_forget: Duration,
+    /// See `DEFAULT_MAX_IMPORT_TASK_IDS`.
+    pub max_import_task_ids: usize,
 }
 
 impl Default for Config {
@@ -216,6 +223,7 @@ impl Default for Config {
             allow_open_network: false,
             auth_max_delay: Duration::from_millis(DEFAULT_AUTH_MAX_DELAY_MS),
             auth_forget: Duration::from_secs(DEFAULT_AUTH_FORGET_SECS),
+            max_import_task_ids: DEFAULT_MAX_IMPORT_TASK_IDS,
         }
     }
 }
@@ -381,6 +389,12 @@ impl Config {
                 "auth-forget-secs must be between 1 and {MAX_AUTH_FORGET_SECS} seconds (one day), not {forget}"
             )));
         }
+        if self.max_import_task_ids == 0 || self.max_import_task_ids > MAX_MAX_IMPORT_TASK_IDS {
+            return Err(Error::Config(format!(
+                "max-import-task-ids must be between 1 and {MAX_MAX_IMPORT_TASK_IDS}, not {}",
+                self.max_import_task_ids
+            )));
+        }
         if self.db_path.as_os_str().is_empty() {
             return Err(Error::Config("db must name a file".into()));
         }
@@ -524,6 +538,24 @@ mod tests {
         {
             let message = refused(config);
             assert!(message.contains(name), "{message:?} does not name {name}");
+        }
+    }
+
+    #[test]
+    fn the_import_task_ids_bounds_are_valid_and_beyond_them_refused_naming_it() {
+        for max_import_task_ids in [1, MAX_MAX_IMPORT_TASK_IDS] {
+            let config = Config {
+                max_import_task_ids,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
+        for max_import_task_ids in [0, MAX_MAX_IMPORT_TASK_IDS + 1] {
+            let message = refused(Config {
+                max_import_task_ids,
+                ..Config::default()
+            });
+            assert!(message.contains("max-import-task-ids"), "{message:?}");
         }
     }
 }

@@ -189,6 +189,9 @@ struct ServeArgs {
     /// Seconds after its last failed authentication that an address starts afresh.
     #[arg(long, env = "TASKBOX_AUTH_FORGET_SECS", default_value_t = config::DEFAULT_AUTH_FORGET_SECS)]
     auth_forget_secs: u64,
+    /// The most task ids one import-result query may name (importTaskIds); more is refused.
+    #[arg(long, env = "TASKBOX_MAX_IMPORT_TASK_IDS", default_value_t = config::DEFAULT_MAX_IMPORT_TASK_IDS)]
+    max_import_task_ids: usize,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
     /// debug.import (for tests). Only a build with the feature test-kinds has them; any
     /// other refuses to start when asked for them.
@@ -304,6 +307,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         allow_open_network: args.allow_open_network,
         auth_max_delay: Duration::from_millis(args.auth_max_delay_ms),
         auth_forget: Duration::from_secs(args.auth_forget_secs),
+        max_import_task_ids: args.max_import_task_ids,
     };
     let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {

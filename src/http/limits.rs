@@ -30,6 +30,7 @@ pub struct Limits {
     pub min_transfer_rate: u64,
     pub transfer_timeout: Duration,
     pub max_drain_bytes: u64,
+    pub max_import_task_ids: usize,
 }
 
 impl Limits {
@@ -47,6 +48,7 @@ impl Limits {
             min_transfer_rate: config.min_transfer_rate,
             transfer_timeout: config.transfer_timeout,
             max_drain_bytes: config.max_drain_bytes,
+            max_import_task_ids: config.max_import_task_ids,
         }
     }
 
