@@ -26,13 +26,18 @@ const ERR_BUFFER: usize = 64 * 1024;
 
 pub struct CsvImport;
 
-/// The params of csv.import (and of the test kind debug.import, with one more).
-pub(super) const PARAMS: [Param; 2] = [
+/// The params of csv.import (the first two are also the test kind debug.import's).
+pub(super) const PARAMS: [Param; 3] = [
     super::TABLE,
     Param::new(
         "key",
         super::MAX_COLUMN_LIST,
         "comma-separated key columns: rows with the key of a stored row are duplicates",
+    ),
+    Param::new(
+        "campaign",
+        crate::store::MAX_CAMPAIGN_LEN,
+        "the campaign the import belongs to: the import-result query lists its imports",
     ),
 ];
 
@@ -54,6 +59,14 @@ impl Handler for CsvImport {
             );
         }
         validate_table(params)?;
+        // A blank campaign could never be asked for: the query refuses a blank campaignId.
+        if params.get("campaign").is_some_and(|c| c.trim().is_empty()) {
+            return Err(
+                "The param campaign is empty: name the campaign the import belongs \
+                        to, or leave it out."
+                    .into(),
+            );
+        }
         if let Some(key) = list_param(params, "key") {
             if key.is_empty() {
                 return Err(

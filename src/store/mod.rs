@@ -9,8 +9,8 @@
 //! SQLite's own stays behind them: [`Durability`] and the pragmas (`sqlite.rs`), the one
 //! writer thread and its group commit (`writer.rs`), the schema's versions (`migrate.rs`).
 //! One file per verb: `submit`, `query`, `claim`, `finish`, `remove`, `recovery`, `files`
-//! (with `file_reader`, `file_writer`), `datasets`, `import` and `tokens` (whose
-//! `TokenBook` the `token` commands use beside a running server).
+//! (with `file_reader`, `file_writer`), `datasets`, `import`, `campaign_imports` and
+//! `tokens` (whose `TokenBook` the `token` commands use beside a running server).
 //!
 //! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
 //! bound limit and then re-prepares the statement whenever the value changes; an
@@ -20,6 +20,7 @@
 //! share one IMMEDIATE transaction and one commit (group commit), and each is answered only
 //! after that commit. Reads use the pool's connections and never block the writer (WAL).
 
+mod campaign_imports;
 mod claim;
 mod datasets;
 mod error;
@@ -56,6 +57,7 @@ use crate::clock::Clock;
 #[cfg(any(test, feature = "internals"))]
 use crate::clock::SystemClock;
 
+pub use campaign_imports::{CampaignImport, CampaignQuery, MAX_CAMPAIGN_LEN};
 pub use claim::{Claimed, QueuedStart};
 pub use datasets::{
     is_valid_name as is_valid_dataset_name, Dataset, MAX_NAME_LEN as MAX_DATASET_NAME,

@@ -168,15 +168,31 @@ fn text_bytes(task: &Task) -> usize {
     params + task.message.len() + task.io_filename.len() + task.user_name.len() + task.kind.len()
 }
 
-fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
-    let state_text = r.get_ref(12)?.as_str()?;
-    let state = State::parse(state_text).ok_or_else(|| {
+/// The state in column `index` of a row.
+pub(super) fn state_at(r: &Row<'_>, index: usize) -> rusqlite::Result<State> {
+    let text = r.get_ref(index)?.as_str()?;
+    State::parse(text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
-            12,
+            index,
             rusqlite::types::Type::Text,
-            format!("unknown state {state_text:?}").into(),
+            format!("unknown state {text:?}").into(),
         )
-    })?;
+    })
+}
+
+/// The four record counters in the columns from `first` on: total, succeeded, duplicate,
+/// failed.
+pub(super) fn counts_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Counts> {
+    Ok(Counts {
+        total: r.get(first)?,
+        succeeded: r.get(first + 1)?,
+        duplicate: r.get(first + 2)?,
+        failed: r.get(first + 3)?,
+    })
+}
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
+    let state = state_at(r, 12)?;
     Ok(Task {
         id: r.get(0)?,
         uuid: String::new(),
@@ -195,12 +211,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         message: r.get(13)?,
         start_time: r.get(14)?,
         end_time: r.get(15)?,
-        counts: Counts {
-            total: r.get(16)?,
-            succeeded: r.get(17)?,
-            duplicate: r.get(18)?,
-            failed: r.get(19)?,
-        },
+        counts: counts_at(r, 16)?,
         attempts: r.get(20)?,
         updated_at: r.get(21)?,
     })

@@ -7,8 +7,8 @@
 use rusqlite::types::Value;
 
 use super::{
-    DeleteOutcome, FileReader, FileWriter, ListFilter, Result, Store, StoreError, StoredFile,
-    Submitted,
+    CampaignImport, CampaignQuery, DeleteOutcome, FileReader, FileWriter, ListFilter, Result,
+    Store, StoreError, StoredFile, Submitted,
 };
 use crate::change_counter::ChangeCounter;
 use crate::task::{FileId, FileRole, Identity, NewTask, Scope, Task, TaskId};
@@ -53,7 +53,6 @@ impl Scoped {
     /// This view narrowed to `client`: an administrator's view becomes that client's; a
     /// client's view is itself for its own client and `None` for any other, which callers
     /// answer exactly as they answer an object that does not exist.
-    #[allow(dead_code)] // until the import-result family, being built, uses it
     pub fn for_client(&self, client: &str) -> Option<Scoped> {
         self.covers(client).then(|| Scoped {
             store: self.store.clone(),
@@ -131,6 +130,12 @@ impl Scoped {
     fn with_uuid(&self, mut task: Task) -> Task {
         task.uuid = self.store.inner.uuids.of(task.id);
         task
+    }
+
+    /// The csv.import tasks of a campaign within the scope, newest first, a page, and the
+    /// count of all that match; see [`Store::campaign_imports`].
+    pub fn campaign_imports(&self, query: &CampaignQuery) -> Result<(Vec<CampaignImport>, u64)> {
+        self.store.campaign_imports(&self.scope, query)
     }
 
     /// Asks a running task within the scope to stop.

@@ -63,7 +63,7 @@ fn an_unknown_param_is_400_naming_it_and_the_known_ones_in_every_form() {
         // With a body, refused before the body is stored.
         (
             post_file(&server, "kind=csv.import&tabel=t", b"a,b\n1,2\n"),
-            "The param tabel is unknown for kind csv.import; known params: table, key.",
+            "The param tabel is unknown for kind csv.import; known params: table, key, campaign.",
         ),
         // JSON.
         (
