@@ -3,6 +3,7 @@
 //! server matches (and tests iterate). A new family is a module here and one line below.
 
 pub(crate) mod apijobs;
+pub(crate) mod import_results;
 pub(crate) mod webservicetasks;
 
 use crate::http::Router;
@@ -11,6 +12,7 @@ use crate::http::Router;
 pub(crate) fn router() -> Router {
     let mut routes = webservicetasks::routes();
     routes.extend(apijobs::routes());
+    routes.extend(import_results::routes());
     Router::new(routes, &webservicetasks::FAMILY)
 }
 

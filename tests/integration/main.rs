@@ -9,6 +9,7 @@ mod api;
 mod csv;
 mod errors;
 mod files;
+mod import_results;
 mod inputs;
 mod lifecycle;
 mod origins;
