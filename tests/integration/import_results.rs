@@ -17,17 +17,32 @@ fn url(server: &Server, vdn: &str, campaign: &str) -> String {
 
 /// POSTs `body` (bytes, as sent) to the query's URL.
 fn post(server: &Server, vdn: &str, campaign: &str, body: &[u8]) -> Answer {
-    send(
-        "POST",
-        &url(server, vdn, campaign),
-        &[("Content-Type", "application/json; charset=UTF-8")],
-        Some(body),
-    )
+    post_as(server, None, vdn, campaign, body)
+}
+
+/// [`post`] with `token`'s `Authorization` header, if given.
+fn post_as(
+    server: &Server,
+    token: Option<&Token>,
+    vdn: &str,
+    campaign: &str,
+    body: &[u8],
+) -> Answer {
+    let bearer = token.map(Token::bearer);
+    let mut headers = vec![("Content-Type", "application/json; charset=UTF-8")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    send("POST", &url(server, vdn, campaign), &headers, Some(body))
 }
 
 /// The answer to a query the family accepts: 200, code 0200000 both ways.
 fn results(server: &Server, vdn: &str, campaign: &str, body: Value) -> Value {
-    let answer = post(server, vdn, campaign, body.to_string().as_bytes());
+    accepted(&post(server, vdn, campaign, body.to_string().as_bytes()))
+}
+
+/// The answer's JSON, after checking that it is a success: 200, code 0200000 both ways.
+fn accepted(answer: &Answer) -> Value {
     let json = answer.json();
     assert_eq!(answer.status, 200, "{json}");
     for (field, value) in [
@@ -403,4 +418,74 @@ fn an_import_in_each_state_has_its_status_word() {
         .expect("mark the import cancelled");
     assert_eq!(changed, 1);
     expect(clean, "3", [0, 0, 0], "Canceled by request.");
+}
+
+/// Submits a csv.import with `token` into campaign `spring`; its id.
+fn import_as(server: &Server, token: &Token) -> i64 {
+    let bearer = token.bearer();
+    let answer = send(
+        "POST",
+        &server.url("/webservicetasks?kind=csv.import&table=t&campaign=spring&filename=t.csv"),
+        &[("Authorization", &bearer), ("Content-Type", "text/csv")],
+        Some(b"id\n1\n"),
+    );
+    answer.data(202)["WebServiceTaskId"]
+        .as_i64()
+        .expect("an id")
+}
+
+#[test]
+fn another_client_s_campaign_answers_as_a_campaign_without_imports() {
+    let server = Server::start();
+    // Contact-centre tenants are named by their vdnId.
+    let (a, b) = (
+        create_token(&server, 1, "Ann", "12"),
+        create_token(&server, 2, "Ben", "34"),
+    );
+    let admin = create_admin_token(&server, 9, "ops");
+    let (a_import, b_import) = (import_as(&server, &a), import_as(&server, &b));
+    let page = br#"{"offset": 0, "limit": 10}"#;
+    let ask = |token: &Token, vdn: &str, campaign: &str| {
+        post_as(&server, Some(token), vdn, campaign, page)
+    };
+    let ids = |answer: &Answer| ids_and_count(&accepted(answer));
+    assert_eq!(ids(&ask(&a, "12", "spring")), (vec![a_import], 1));
+    assert_eq!(ids(&ask(&b, "34", "spring")), (vec![b_import], 1));
+
+    // Ann asking for Ben's client gets, byte for byte, what a campaign without imports
+    // gets; naming Ben's task in her own client finds nothing either.
+    let foreign = ask(&a, "34", "spring");
+    let empty = ask(&a, "12", "nothing");
+    assert_eq!(
+        (foreign.status, foreign.text()),
+        (empty.status, empty.text())
+    );
+    assert_eq!(ids(&foreign), (vec![], 0));
+    let named = format!(r#"{{"offset": 0, "limit": 10, "importTaskIds": ["{b_import}"]}}"#);
+    let answer = post_as(&server, Some(&a), "12", "spring", named.as_bytes());
+    assert_eq!(ids(&answer), (vec![], 0));
+
+    // An administrator reads any client's by its vdnId.
+    assert_eq!(ids(&ask(&admin, "34", "spring")), (vec![b_import], 1));
+    assert_eq!(ids(&ask(&admin, "12", "spring")), (vec![a_import], 1));
+    assert_eq!(ids(&ask(&admin, "56", "spring")), (vec![], 0));
+    // Acting for one client, it is that client's view.
+    let bearer = admin.bearer();
+    let acting = send(
+        "POST",
+        &url(&server, "34", "spring"),
+        &[("Authorization", &bearer), ("X-Taskbox-Client", "12")],
+        Some(page),
+    );
+    assert_eq!(ids(&acting), (vec![], 0));
+
+    // Without a valid token: 401, in the family's answer.
+    let answer = post(&server, "12", "spring", page);
+    let json = answer.json();
+    assert_eq!(answer.status, 401, "{json}");
+    assert_eq!(answer.header("WWW-Authenticate"), Some("Bearer"));
+    assert_eq!(
+        (&json["resultCode"], &json["result"]),
+        (&json!("0200401"), &json!([]))
+    );
 }
