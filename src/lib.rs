@@ -58,6 +58,7 @@ pub mod fuzz_api;
 mod handlers;
 mod http;
 mod kind;
+mod records;
 mod retention;
 mod service;
 #[cfg(feature = "internals")]
@@ -74,6 +75,4 @@ pub use error::{Error, Result};
 pub use kind::{Handler, Param, Registry, TaskContext, TaskError};
 pub use service::Service;
 pub use store::{Durability, FileReader, FileWriter, ListFilter, Submitted, INTERRUPTED};
-pub use task::{
-    Counts, FileRole, Identity, NewTask, Params, Role, Scope, State, Task, TaskId,
-};
+pub use task::{Counts, FileRole, Identity, NewTask, Params, Role, Scope, State, Task, TaskId};
