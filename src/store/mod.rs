@@ -9,7 +9,7 @@
 //! SQLite's own stays behind them: [`Durability`] and the pragmas (`sqlite.rs`), the one
 //! writer thread and its group commit (`writer.rs`), the schema's versions (`migrate.rs`).
 //! One file per verb: `submit`, `query`, `claim`, `finish`, `remove`, `recovery`, `files`
-//! (with `file_reader`, `file_writer`), `datasets` and `import`.
+//! (with `file_reader`, `file_writer`), `datasets`, `import` and `dataset_update`.
 //!
 //! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
 //! bound limit and then re-prepares the statement whenever the value changes; an
@@ -20,6 +20,7 @@
 //! after that commit. Reads use the pool's connections and never block the writer (WAL).
 
 mod claim;
+mod dataset_update;
 mod datasets;
 mod error;
 mod file_reader;
@@ -54,6 +55,7 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 
 pub use claim::{Claimed, QueuedStart};
+pub use dataset_update::{UpdateOutcome, UpdateRow, UpdateSession};
 pub use datasets::{
     is_valid_name as is_valid_dataset_name, Dataset, MAX_NAME_LEN as MAX_DATASET_NAME,
 };
@@ -251,7 +253,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::{NewTask, Params, TaskId};
     use rusqlite::TransactionBehavior;
+
+    /// A task submitted, claimed and started by owner "me", as the engine does before its
+    /// handler writes (for the tests of the verbs a handler uses).
+    pub(super) fn running_task(store: &Store) -> TaskId {
+        let task = store
+            .submit(&NewTask::new("test", Params::new()))
+            .unwrap()
+            .task
+            .id;
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert!(store.start(task, "me").unwrap());
+        task
+    }
 
     fn pragmas_of(conn: &Connection) -> Pragmas {
         let get_i = |p: &str| {
