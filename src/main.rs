@@ -120,6 +120,14 @@ struct ServeArgs {
     /// The most bytes of tasks in one page of the task list; a page is cut short there.
     #[arg(long, env = "TASKBOX_MAX_LIST_BYTES", default_value_t = config::DEFAULT_MAX_LIST_BYTES)]
     max_list_bytes: usize,
+    /// The longest record (one object) of a JSON array of records, in bytes, as
+    /// dataset.update reads them; a longer one stops the reading.
+    #[arg(long, env = "TASKBOX_MAX_RECORD_BYTES", default_value_t = config::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: u64,
+    /// The longest value a dataset.update record may set in a cell, in bytes; a record with
+    /// a longer one fails.
+    #[arg(long, env = "TASKBOX_MAX_VALUE_BYTES", default_value_t = config::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
     /// debug.import (for tests). Only a build with the feature test-kinds has them; any
     /// other refuses to start when asked for them.
@@ -194,6 +202,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         durability: args.durability,
         max_sleep_secs: args.max_sleep_secs,
         max_list_bytes: args.max_list_bytes,
+        max_record_bytes: args.max_record_bytes,
+        max_value_bytes: args.max_value_bytes,
     };
     let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {
