@@ -76,6 +76,20 @@ pub const DEFAULT_MAX_LIST_BYTES: usize = 4 << 20;
 pub const MIN_MAX_LIST_BYTES: usize = 64 << 10;
 /// The largest `max_list_bytes`.
 pub const MAX_MAX_LIST_BYTES: usize = 1 << 30;
+/// 1 MiB: the longest record of a JSON array of records (one object, `dataset.update`'s
+/// input), as long as the largest JSON body. A record is parsed whole, into several times
+/// its size, so this bounds what one costs; a longer one stops the reading.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The bounds of `max_record_bytes`: 1 KiB to 1 GiB.
+pub const MIN_MAX_RECORD_BYTES: u64 = 1024;
+/// The largest `max_record_bytes`.
+pub const MAX_MAX_RECORD_BYTES: u64 = 1 << 30;
+/// 64 KiB: the longest value a `dataset.update` record may set in a cell. A field of a case
+/// or a contact (a name, an address, a note) is far shorter; this bounds what one record
+/// writes into a dataset, and a longer value fails its record alone.
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 64 << 10;
+/// The largest `max_value_bytes`: 1 GiB.
+pub const MAX_MAX_VALUE_BYTES: u64 = 1 << 30;
 /// Open connections from one IP address beyond which a new one from it is closed at once: a
 /// tenth of `max_connections`, so that one address cannot take every connection (every
 /// local client shares 127.0.0.1: raise it on a machine with many local clients).
@@ -189,6 +203,10 @@ pub struct Config {
     pub auth_forget: Duration,
     /// See `DEFAULT_MAX_IMPORT_TASK_IDS`.
     pub max_import_task_ids: usize,
+    /// See `DEFAULT_MAX_RECORD_BYTES` (used by [`crate::Registry::builtin_with`]).
+    pub max_record_bytes: u64,
+    /// See `DEFAULT_MAX_VALUE_BYTES` (used by [`crate::Registry::builtin_with`]).
+    pub max_value_bytes: u64,
 }
 
 impl Default for Config {
@@ -224,6 +242,8 @@ impl Default for Config {
             auth_max_delay: Duration::from_millis(DEFAULT_AUTH_MAX_DELAY_MS),
             auth_forget: Duration::from_secs(DEFAULT_AUTH_FORGET_SECS),
             max_import_task_ids: DEFAULT_MAX_IMPORT_TASK_IDS,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }
@@ -395,6 +415,18 @@ impl Config {
                 self.max_import_task_ids
             )));
         }
+        if !(MIN_MAX_RECORD_BYTES..=MAX_MAX_RECORD_BYTES).contains(&self.max_record_bytes) {
+            return Err(Error::Config(format!(
+                "max-record-bytes must be at least {MIN_MAX_RECORD_BYTES} bytes and at most {MAX_MAX_RECORD_BYTES} bytes (1 GiB), not {}",
+                self.max_record_bytes
+            )));
+        }
+        if !(1..=MAX_MAX_VALUE_BYTES).contains(&self.max_value_bytes) {
+            return Err(Error::Config(format!(
+                "max-value-bytes must be at least 1 byte and at most {MAX_MAX_VALUE_BYTES} bytes (1 GiB), not {}",
+                self.max_value_bytes
+            )));
+        }
         if self.db_path.as_os_str().is_empty() {
             return Err(Error::Config("db must name a file".into()));
         }
@@ -556,6 +588,39 @@ mod tests {
                 ..Config::default()
             });
             assert!(message.contains("max-import-task-ids"), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn the_record_bounds_are_valid_and_beyond_them_refused_naming_them() {
+        for (record, value) in [
+            (MIN_MAX_RECORD_BYTES, 1),
+            (MAX_MAX_RECORD_BYTES, MAX_MAX_VALUE_BYTES),
+        ] {
+            let config = Config {
+                max_record_bytes: record,
+                max_value_bytes: value,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
+        let cases = [
+            (MIN_MAX_RECORD_BYTES - 1, 1, "max-record-bytes"),
+            (MAX_MAX_RECORD_BYTES + 1, 1, "max-record-bytes"),
+            (MIN_MAX_RECORD_BYTES, 0, "max-value-bytes"),
+            (
+                MIN_MAX_RECORD_BYTES,
+                MAX_MAX_VALUE_BYTES + 1,
+                "max-value-bytes",
+            ),
+        ];
+        for (max_record_bytes, max_value_bytes, name) in cases {
+            let message = refused(Config {
+                max_record_bytes,
+                max_value_bytes,
+                ..Config::default()
+            });
+            assert!(message.contains(name), "{message:?} does not name {name}");
         }
     }
 }

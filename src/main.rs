@@ -192,6 +192,14 @@ struct ServeArgs {
     /// The most task ids one import-result query may name (importTaskIds); more is refused.
     #[arg(long, env = "TASKBOX_MAX_IMPORT_TASK_IDS", default_value_t = config::DEFAULT_MAX_IMPORT_TASK_IDS)]
     max_import_task_ids: usize,
+    /// The longest record (one object) of a JSON array of records, in bytes, as
+    /// dataset.update reads them; a longer one stops the reading.
+    #[arg(long, env = "TASKBOX_MAX_RECORD_BYTES", default_value_t = config::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: u64,
+    /// The longest value a dataset.update record may set in a cell, in bytes; a record with
+    /// a longer one fails.
+    #[arg(long, env = "TASKBOX_MAX_VALUE_BYTES", default_value_t = config::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
     /// Also register the diagnostic kinds debug.panic, debug.hang, debug.hold and
     /// debug.import (for tests). Only a build with the feature test-kinds has them; any
     /// other refuses to start when asked for them.
@@ -308,6 +316,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         auth_max_delay: Duration::from_millis(args.auth_max_delay_ms),
         auth_forget: Duration::from_secs(args.auth_forget_secs),
         max_import_task_ids: args.max_import_task_ids,
+        max_record_bytes: args.max_record_bytes,
+        max_value_bytes: args.max_value_bytes,
     };
     let mut registry = Registry::builtin_with(&config);
     if args.test_kinds {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::csv_format::{defuse_formula, restore_formula, write_record};
-use super::{list_param, validate_table};
+use super::{list_param, percent_of, validate_table};
 use crate::kind::{store_error_in, Handler, Param, TaskContext, TaskError};
 use crate::store::{DatasetError, ImportSession, RowOutcome};
 use crate::task::{Counts, Params};
@@ -256,13 +256,6 @@ fn csv_error(e: csv::Error) -> TaskError {
         },
         _ => TaskError::Permanent(format!("The file could not be read: {e}.")),
     }
-}
-
-fn percent_of(done: u64, total: u64) -> u8 {
-    if total == 0 {
-        return 0;
-    }
-    ((done.min(total) as u128 * 100 / total as u128) as u8).min(99)
 }
 
 /// A row's cells, or why it fails.

@@ -1,16 +1,19 @@
-//! The built-in kinds: `csv.import`, `csv.export` and `sleep`, and, in a build with the
-//! feature `test-kinds` only, the diagnostic kinds tests use. Each is a [`Handler`] written
-//! against the embedder's API in `kind`, exactly as an embedder's own kind would be.
+//! The built-in kinds: `csv.import`, `csv.export`, `dataset.update` and `sleep`, and, in a
+//! build with the feature `test-kinds` only, the diagnostic kinds tests use. Each is a
+//! [`Handler`] written against the embedder's API in `kind`, exactly as an embedder's own
+//! kind would be.
 
 mod csv_export;
 mod csv_format;
 mod csv_import;
+mod dataset_update;
 #[cfg(feature = "test-kinds")]
 mod debug;
 mod sleep;
 
 pub use csv_export::CsvExport;
 pub use csv_import::CsvImport;
+pub use dataset_update::DatasetUpdate;
 pub use sleep::Sleep;
 
 use crate::config::Config;
@@ -18,17 +21,22 @@ use crate::kind::{Param, Registry};
 use crate::task::Params;
 
 impl Registry {
-    /// The built-in kinds, csv.import, csv.export and sleep, with their default settings
-    /// (`sleep` up to [`crate::config::DEFAULT_MAX_SLEEP_SECS`]).
+    /// The built-in kinds, csv.import, csv.export, dataset.update and sleep, with their
+    /// default settings (`sleep` up to [`crate::config::DEFAULT_MAX_SLEEP_SECS`]).
     pub fn builtin() -> Registry {
         Registry::builtin_with(&Config::default())
     }
 
-    /// The built-in kinds with the settings of `config` that concern them (`max_sleep_secs`).
+    /// The built-in kinds with the settings of `config` that concern them (`max_sleep_secs`,
+    /// `max_record_bytes`, `max_value_bytes`).
     pub fn builtin_with(config: &Config) -> Registry {
         let mut registry = Registry::new();
         registry.register(CsvImport);
         registry.register(CsvExport);
+        registry.register(DatasetUpdate::new(
+            config.max_record_bytes,
+            config.max_value_bytes,
+        ));
         registry.register(Sleep::new(config.max_sleep_secs));
         registry
     }
@@ -90,4 +98,12 @@ fn validate_bool(params: &Params, name: &str) -> Result<(), String> {
             "The param {name} must be true or false, not {other:?}."
         )),
     }
+}
+
+/// `done` of `total` as a percentage below 100 (100 is for the task's end).
+fn percent_of(done: u64, total: u64) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    ((done.min(total) as u128 * 100 / total as u128) as u8).min(99)
 }

@@ -31,6 +31,8 @@ pub struct Limits {
     pub transfer_timeout: Duration,
     pub max_drain_bytes: u64,
     pub max_import_task_ids: usize,
+    /// The longest record of a JSON array of records (the bulk API's bodies).
+    pub max_record_bytes: u64,
 }
 
 impl Limits {
@@ -49,6 +51,7 @@ impl Limits {
             transfer_timeout: config.transfer_timeout,
             max_drain_bytes: config.max_drain_bytes,
             max_import_task_ids: config.max_import_task_ids,
+            max_record_bytes: config.max_record_bytes,
         }
     }
 

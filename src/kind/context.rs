@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::TaskError;
 use crate::store::{
     Claimed, Dataset, DatasetError, FileReader, FileWriter, ImportSession, Liveness, Progress,
-    Store, INTERRUPTED,
+    Store, UpdateSession, INTERRUPTED,
 };
 use crate::task::{Counts, FileId, Params, TaskId};
 
@@ -331,29 +331,75 @@ impl<'a> TaskContext<'a> {
         key: &[String],
     ) -> Result<Result<ImportSession, DatasetError>, TaskError> {
         let (store, task, owner) = (self.store, self.task, self.owner);
+        let waiting = format!("another import into dataset {name}");
+        self.waiting_for_dataset(name, &waiting, "importing", |keep_waiting| {
+            store.begin_import(
+                task.id,
+                owner,
+                &task.client,
+                name,
+                header,
+                key,
+                keep_waiting,
+            )
+        })
+    }
+
+    /// Starts an update of a dataset's rows by `key` for this task (see
+    /// `Store::begin_update`), waiting as [`TaskContext::begin_import`] does while an
+    /// import or another update of it runs; the inner error is the dataset refusing the
+    /// update (it does not exist, it lacks a key column).
+    pub(crate) fn begin_update(
+        &mut self,
+        name: &str,
+        key: &[String],
+        upsert: bool,
+    ) -> Result<Result<UpdateSession, DatasetError>, TaskError> {
+        let (store, task, owner) = (self.store, self.task, self.owner);
+        let waiting = format!("another import or update of dataset {name}");
+        self.waiting_for_dataset(name, &waiting, "updating", |keep_waiting| {
+            store.begin_update(
+                task.id,
+                owner,
+                &task.client,
+                name,
+                key,
+                upsert,
+                keep_waiting,
+            )
+        })
+    }
+
+    /// Runs `begin`, which waits for dataset `name` as long as the closure it is given
+    /// says: meanwhile the LOG and the message say the task waits for `waiting`, progress is
+    /// reported, and a cancellation or the service stopping ends the wait (see
+    /// [`TaskContext::begin_import`]); once the dataset is free, the LOG says the task goes on
+    /// `doing`.
+    fn waiting_for_dataset<T>(
+        &mut self,
+        name: &str,
+        waiting: &str,
+        doing: &str,
+        begin: impl FnOnce(&mut dyn FnMut() -> bool) -> Result<T, DatasetError>,
+    ) -> Result<Result<T, DatasetError>, TaskError> {
         let mut waited = false;
         let mut stopped = None;
-        let started =
-            store.begin_import(task.id, owner, &task.client, name, header, key, &mut || {
-                if !waited {
-                    waited = true;
-                    self.log(format!(
-                        "Waiting for another import into dataset {name} to end"
-                    ));
-                    self.set_message(format!(
-                        "Waiting for another import into dataset {name} to end."
-                    ));
+        let started = begin(&mut || {
+            if !waited {
+                waited = true;
+                self.log(format!("Waiting for {waiting} to end"));
+                self.set_message(format!("Waiting for {waiting} to end."));
+            }
+            match self.go_on_waiting() {
+                Ok(()) => true,
+                Err(e) => {
+                    stopped = Some(e);
+                    false
                 }
-                match self.go_on_waiting() {
-                    Ok(()) => true,
-                    Err(e) => {
-                        stopped = Some(e);
-                        false
-                    }
-                }
-            });
+            }
+        });
         if waited && stopped.is_none() {
-            self.log(format!("Dataset {name} is free: importing"));
+            self.log(format!("Dataset {name} is free: {doing}"));
             self.set_message("");
         }
         match started {

@@ -41,9 +41,53 @@ pub(super) fn column(index: usize) -> String {
     format!("c{}", index + 1)
 }
 
+/// `c2 = ?1 AND c5 = ?2`: the columns at `positions` equal to the params from `?first` on.
+pub(super) fn key_conditions(positions: &[usize], first: usize) -> String {
+    let conditions: Vec<String> = positions
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| format!("{} = ?{}", column(p), first + i))
+        .collect();
+    conditions.join(" AND ")
+}
+
+/// The statement that gives dataset `dataset` an index on the columns at `positions` (for
+/// lookups by key), named after them, unless it has one already.
+pub(super) fn key_index_sql(dataset: i64, positions: &[usize]) -> String {
+    let table = table(dataset);
+    let columns: Vec<String> = positions.iter().map(|&p| column(p)).collect();
+    format!(
+        "CREATE INDEX IF NOT EXISTS {table}_key_{} ON {table} ({})",
+        columns.join("_"),
+        columns.join(", ")
+    )
+}
+
+/// The statement that inserts a row into dataset `dataset` of `width` columns: `?1` the
+/// task writing it, `?2`... its cells in column order.
+pub(super) fn insert_row_sql(dataset: i64, width: usize) -> String {
+    let names: Vec<String> = (0..width).map(column).collect();
+    let params: Vec<String> = (0..width).map(|i| format!("?{}", i + 2)).collect();
+    format!(
+        "INSERT INTO {} (task_id, {}) VALUES (?1, {})",
+        table(dataset),
+        names.join(", "),
+        params.join(", ")
+    )
+}
+
 /// Rows of imports that are not done are invisible to readers.
 pub(super) const VISIBLE: &str =
     "task_id NOT IN (SELECT task_id FROM dataset_imports WHERE state <> 'done')";
+
+/// [`VISIBLE`] for a statement on the few rows of a key, run once per record: a lookup per
+/// row it meets, where `VISIBLE` builds its list of imports anew at every run.
+pub(super) fn visible_row(table: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM dataset_imports WHERE task_id = {table}.task_id \
+         AND state <> 'done')"
+    )
+}
 
 impl Store {
     /// Client `client`'s dataset `name`, if it exists.

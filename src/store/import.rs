@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::datasets::{column, is_valid_name, parse_columns, table, MAX_COLUMNS};
+use super::datasets::{
+    column, insert_row_sql, is_valid_name, key_conditions, key_index_sql, parse_columns, table,
+    MAX_COLUMNS,
+};
+use super::writer::InFlight;
 use super::{Result, Store, StoreError};
 use crate::task::TaskId;
 
@@ -33,6 +37,16 @@ pub enum DatasetError {
     /// The caller gave up waiting for another import into the dataset to end.
     #[error("the wait for another import into the dataset was given up")]
     Abandoned,
+    /// A dataset to update does not exist (for this client).
+    #[error("there is no dataset named {0:?}")]
+    NoSuchDataset(String),
+    /// A column named (a key) that the dataset does not have.
+    #[error("dataset {dataset} has no column {column:?}; its columns are {}", .columns.join(", "))]
+    UnknownColumn {
+        dataset: String,
+        column: String,
+        columns: Vec<String>,
+    },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -108,6 +122,39 @@ impl ImportLocks {
     }
 }
 
+/// A dataset's lock (see [`ImportLocks`]), held until dropped.
+pub(super) struct DatasetLock {
+    store: Store,
+    name: String,
+}
+
+impl Drop for DatasetLock {
+    fn drop(&mut self) {
+        self.store.inner.importing.release(&self.name);
+    }
+}
+
+impl Store {
+    /// Takes the lock on client `client`'s dataset `name`, which every import and update
+    /// of it holds, waiting as `ImportLocks::acquire` does. None: given up.
+    pub(super) fn lock_dataset(
+        &self,
+        client: &str,
+        name: &str,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Option<DatasetLock> {
+        // Datasets are one client's: the lock is on the client's name for it.
+        let name = format!("{client}\0{name}");
+        self.inner
+            .importing
+            .acquire(&name, keep_waiting)
+            .then(|| DatasetLock {
+                store: self.clone(),
+                name,
+            })
+    }
+}
+
 impl Store {
     /// Starts importing rows with `header` into client `client`'s dataset `name` for task
     /// `task` (run by `owner`), creating the dataset from the header if it does not exist.
@@ -125,11 +172,9 @@ impl Store {
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<ImportSession, DatasetError> {
         check_header(name, header, key)?;
-        // Datasets are one client's: the lock is on the client's name for it.
-        let lock = format!("{client}\0{name}");
-        if !self.inner.importing.acquire(&lock, keep_waiting) {
+        let Some(lock) = self.lock_dataset(client, name, keep_waiting) else {
             return Err(DatasetError::Abandoned);
-        }
+        };
         let mut plan = ImportPlan {
             task,
             owner: owner.to_string(),
@@ -137,12 +182,12 @@ impl Store {
         };
         let mut session = ImportSession {
             store: self.clone(),
-            name: lock,
+            _lock: lock,
             plan: Arc::new(ImportPlan {
                 task,
                 ..ImportPlan::default()
             }),
-            in_flight: None,
+            in_flight: InFlight::new(),
             finished: false,
         };
         // From here the session's Drop releases the lock and removes what it wrote.
@@ -213,34 +258,18 @@ impl Store {
         // `order[i]`: where dataset column i stands in the header (the sets are equal).
         plan.order = columns.iter().map(position_in_header).collect();
         let table = table(dataset);
-        let placeholders: Vec<String> = (0..columns.len()).map(|i| format!("?{}", i + 2)).collect();
-        let names: Vec<String> = (0..columns.len()).map(column).collect();
-        plan.insert_sql = format!(
-            "INSERT INTO {table} (task_id, {}) VALUES (?1, {})",
-            names.join(", "),
-            placeholders.join(", ")
-        );
+        plan.insert_sql = insert_row_sql(dataset, columns.len());
         if !key.is_empty() {
             let key_columns: Vec<usize> = key
                 .iter()
                 .map(|k| columns.iter().position(|c| c == k).unwrap_or_default())
                 .collect();
             plan.key_positions = key.iter().map(position_in_header).collect();
-            let conditions: Vec<String> = key_columns
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| format!("{} = ?{}", column(c), i + 1))
-                .collect();
             plan.exists_sql = Some(format!(
                 "SELECT 1 FROM {table} WHERE {} LIMIT 1",
-                conditions.join(" AND ")
+                key_conditions(&key_columns, 1)
             ));
-            let index_columns: Vec<String> = key_columns.iter().map(|&c| column(c)).collect();
-            let create_index = format!(
-                "CREATE INDEX IF NOT EXISTS {table}_key_{} ON {table} ({})",
-                index_columns.join("_"),
-                index_columns.join(", ")
-            );
+            let create_index = key_index_sql(dataset, &key_columns);
             self.write(move |tx| Ok(tx.execute_batch(&create_index)?))?;
         }
         let record_import = format!(
@@ -294,11 +323,11 @@ fn check_header(name: &str, header: &[String], key: &[String]) -> Result<(), Dat
 /// removes its rows.
 pub struct ImportSession {
     store: Store,
-    /// The dataset's name, for the in-process lock.
-    name: String,
+    /// Released when the session drops, after its Drop has queued the removal.
+    _lock: DatasetLock,
     plan: Arc<ImportPlan>,
-    /// The outcome of the batch sent and not yet answered.
-    in_flight: Option<crossbeam_channel::Receiver<Result<Vec<RowOutcome>>>>,
+    /// The batch sent and not yet answered.
+    in_flight: InFlight<Vec<RowOutcome>>,
     finished: bool,
 }
 
@@ -323,36 +352,17 @@ impl ImportSession {
     /// `NotFound` once the task is no longer this process's to run (seen by the batch after
     /// the one that found it, or by [`ImportSession::commit`]).
     pub fn insert(&mut self, rows: Vec<Vec<String>>) -> Result<Vec<RowOutcome>> {
-        let earlier = self.wait_for_batch()?;
         let plan = self.plan.clone();
-        let (done, outcome) = crossbeam_channel::bounded(1);
-        self.store.inner.writer.write_then(
-            move |tx| insert_rows(tx, &plan, &rows),
-            move |result| {
-                // The session waits for it; it can only be gone if its thread died.
-                let _ = done.send(result);
-            },
-        );
-        self.in_flight = Some(outcome);
-        Ok(earlier)
-    }
-
-    /// Waits for the batch in flight, if any, and returns its outcomes.
-    fn wait_for_batch(&mut self) -> Result<Vec<RowOutcome>> {
-        match self.in_flight.take() {
-            None => Ok(Vec::new()),
-            Some(outcome) => outcome.recv().unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(
-                    "the database writer has stopped".into(),
-                ))
-            }),
-        }
+        let earlier = self.in_flight.send(&self.store.inner.writer, move |tx| {
+            insert_rows(tx, &plan, &rows)
+        })?;
+        Ok(earlier.unwrap_or_default())
     }
 
     /// The whole file is read: waits for the last batch (and returns its outcomes), then
     /// marks the import committed. The rows become visible when the task's end is recorded.
     pub fn commit(mut self) -> Result<Vec<RowOutcome>> {
-        let last = self.wait_for_batch()?;
+        let last = self.in_flight.wait()?.unwrap_or_default();
         let (task, owner) = (self.plan.task, self.plan.owner.clone());
         self.store.write(move |tx| {
             check_still_running(tx, task, &owner)?;
@@ -410,11 +420,11 @@ impl Drop for ImportSession {
                 log::warn!("task {task}: could not remove an unfinished import: {e}");
             }
         }
-        self.store.inner.importing.release(&self.name);
+        // The lock is released as `_lock` drops, after this.
     }
 }
 
-fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
+pub(super) fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
     let running = tx
         .prepare_cached(
             "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
@@ -475,9 +485,9 @@ pub(super) fn remove_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::running_task;
     use crate::store::Durability;
     use crate::store::Finish;
-    use crate::task::{NewTask, Params};
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -487,13 +497,7 @@ mod tests {
     fn store_with_running_task() -> (tempfile::TempDir, Store, TaskId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let task = store
-            .submit(&NewTask::new("csv.import", Params::new()))
-            .unwrap()
-            .task
-            .id;
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(task, "me").unwrap());
+        let task = running_task(&store);
         (dir, store, task)
     }
 
@@ -565,13 +569,7 @@ mod tests {
         import.insert(rows(3)).unwrap();
         import.commit().unwrap();
         assert!(finish(&store, first));
-        let second = store
-            .submit(&NewTask::new("csv.import", Params::new()))
-            .unwrap()
-            .task
-            .id;
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(second, "me").unwrap());
+        let second = running_task(&store);
         let mut import = begin(&store, second);
         import.insert(rows(4)).unwrap();
         import.commit().unwrap();

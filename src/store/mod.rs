@@ -9,8 +9,9 @@
 //! SQLite's own stays behind them: [`Durability`] and the pragmas (`sqlite.rs`), the one
 //! writer thread and its group commit (`writer.rs`), the schema's versions (`migrate.rs`).
 //! One file per verb: `submit`, `query`, `claim`, `finish`, `remove`, `recovery`, `files`
-//! (with `file_reader`, `file_writer`), `datasets`, `import`, `campaign_imports` and
-//! `tokens` (whose `TokenBook` the `token` commands use beside a running server).
+//! (with `file_reader`, `file_writer`), `datasets`, `import`, `dataset_update`,
+//! `campaign_imports` and `tokens` (whose `TokenBook` the `token` commands use beside a
+//! running server).
 //!
 //! A bound `LIMIT ?` or `OFFSET ?` is written `?N + 0`: SQLite's planner reads a bare
 //! bound limit and then re-prepares the statement whenever the value changes; an
@@ -22,6 +23,7 @@
 
 mod campaign_imports;
 mod claim;
+mod dataset_update;
 mod datasets;
 mod error;
 mod file_reader;
@@ -59,6 +61,7 @@ use crate::clock::SystemClock;
 
 pub use campaign_imports::{CampaignImport, CampaignQuery, MAX_CAMPAIGN_LEN};
 pub use claim::{Claimed, QueuedStart};
+pub use dataset_update::{UpdateOutcome, UpdateRow, UpdateSession};
 pub use datasets::{
     is_valid_name as is_valid_dataset_name, Dataset, MAX_NAME_LEN as MAX_DATASET_NAME,
 };
@@ -271,7 +274,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::{NewTask, Params, TaskId};
     use rusqlite::TransactionBehavior;
+
+    /// A task submitted, claimed and started by owner "me", as the engine does before its
+    /// handler writes (for the tests of the verbs a handler uses).
+    pub(super) fn running_task(store: &Store) -> TaskId {
+        let task = store
+            .submit(&NewTask::new("test", Params::new()))
+            .unwrap()
+            .task
+            .id;
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert!(store.start(task, "me").unwrap());
+        task
+    }
 
     fn pragmas_of(conn: &Connection) -> Pragmas {
         let get_i = |p: &str| {

@@ -169,6 +169,45 @@ impl Writer {
     }
 }
 
+/// A caller's batches written one ahead (an import's rows, an update's records): a batch is
+/// sent and the caller goes on reading the next while the writer writes it, so reading and
+/// writing overlap; sending one first waits for the one before, so at most one is in
+/// flight and outcomes come back in order.
+pub(super) struct InFlight<T> {
+    outcome: Option<crossbeam_channel::Receiver<Result<T>>>,
+}
+
+impl<T: Send + 'static> InFlight<T> {
+    pub(super) fn new() -> InFlight<T> {
+        InFlight { outcome: None }
+    }
+
+    /// Waits for the batch in flight, then sends `work`; returns the outcome of the one
+    /// waited for (None when there was none). A failed batch fails this call, and `work` is
+    /// not sent.
+    pub(super) fn send<F>(&mut self, writer: &Writer, work: F) -> Result<Option<T>>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let earlier = self.wait()?;
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        writer.write_then(work, move |result| {
+            // The sender waits for it; it can only be gone if its thread died.
+            let _ = done.send(result);
+        });
+        self.outcome = Some(outcome);
+        Ok(earlier)
+    }
+
+    /// Waits for the batch in flight, if any, and returns its outcome.
+    pub(super) fn wait(&mut self) -> Result<Option<T>> {
+        match self.outcome.take() {
+            None => Ok(None),
+            Some(outcome) => outcome.recv().unwrap_or_else(|_| Err(stopped())).map(Some),
+        }
+    }
+}
+
 fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];

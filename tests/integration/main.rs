@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod csv;
+mod dataset_update;
 mod errors;
 mod files;
 mod import_results;

@@ -115,12 +115,15 @@ fn store_records(ctx: &RequestContext, body: &mut dyn Read) -> Result<StoredFile
             limit: ctx.limits.max_upload,
             failure: None,
         };
-        let counted = records::count(BufReader::with_capacity(READ_BUFFER, &mut tee));
+        let counted = records::count_records(
+            BufReader::with_capacity(READ_BUFFER, &mut tee),
+            ctx.limits.max_record_bytes,
+        );
         match (tee.failure.take(), counted) {
             (Some(failure), _) => Err(failure.into_api(ctx)),
-            (None, Err(records::RecordsError::Io(e))) => Err(body_error(&e)),
+            (None, Err(records::RecordsError::Read(e))) => Err(body_error(&e)),
             (None, Err(e)) => Err(ApiError::bad_request(format!(
-                "The body must be a JSON array of records: {e}."
+                "The body must be a JSON array of records (objects): {e}."
             ))),
             (None, Ok(_)) => Ok(()),
         }
