@@ -6,6 +6,7 @@
 mod common;
 
 mod api;
+mod api_jobs;
 mod csv;
 mod dataset_update;
 mod errors;
