@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # The README's curl walkthrough as a script, with a check after every step: import a small
-# CSV file with one bad row, poll the task and download its ERR file, then export the
-# dataset (a task submitted as JSON), poll it and download its IO file. Exits non-zero at
-# the first step that fails.
+# CSV file with one bad row (tagged with a campaign), poll the task and download its ERR
+# file, then export the dataset (a task submitted as JSON), poll it and download its IO
+# file; then the other two families: update the dataset by key through the bulk API and poll
+# the job by its UUID, and ask for the campaign's import results. Exits non-zero at the
+# first step that fails.
 #
 #   examples/walkthrough.sh                                   # against 127.0.0.1:8080
 #   TASKBOX_URL=http://127.0.0.1:18080 examples/walkthrough.sh
+#   TASKBOX_TOKEN=tbx_1_... TASKBOX_VDN=7 examples/walkthrough.sh   # with a token of client 7
+#
+# TASKBOX_TOKEN, when set, goes with every request as `Authorization: Bearer`; TASKBOX_VDN
+# is the vdnId the import-result query names (the token's client, when it has a numeric
+# name; any in the open mode).
 #
 # Needs bash, curl, grep, sed and coreutils. Running it twice against the same database
 # works: the second import counts the three good rows as duplicates.
 set -euo pipefail
 
 BASE=${TASKBOX_URL:-http://127.0.0.1:8080}
+VDN=${TASKBOX_VDN:-1}
+AUTH=()
+if [ -n "${TASKBOX_TOKEN:-}" ]; then
+    AUTH=(-H "Authorization: Bearer $TASKBOX_TOKEN")
+fi
 # How long a task may take before the walkthrough gives up on it.
 POLL_SECONDS=${POLL_SECONDS:-60}
 
@@ -26,7 +38,7 @@ fail() { printf 'walkthrough: FAILED: %s\n' "$*" >&2; exit 1; }
 request() {
     local expected=$1 code
     shift
-    code=$(curl -sS -o "$WORK/body" -w '%{http_code}' "$@") || fail "curl $* could not reach $BASE"
+    code=$(curl -sS -o "$WORK/body" -w '%{http_code}' ${AUTH[@]+"${AUTH[@]}"} "$@") || fail "curl $* could not reach $BASE"
     if [ "$code" != "$expected" ]; then
         fail "curl $* answered $code, expected $expected: $(cat "$WORK/body")"
     fi
@@ -67,9 +79,10 @@ step "A CSV file whose fourth line has one field too many"
 printf 'code,name,rate\nUS,United States,0.10\nFR,France,0.20\nDE,Germany,0.15,oops\nJP,Japan,0.30\n' > "$WORK/rates.csv"
 cat "$WORK/rates.csv"
 
-step "Submit it as a raw body: csv.import into the dataset rates, key code"
+step "Submit it as a raw body: csv.import into the dataset rates, key code, campaign spring"
 request 202 -H 'Content-Type: text/csv' --data-binary @"$WORK/rates.csv" \
-    "$BASE/webservicetasks?kind=csv.import&table=rates&key=code&filename=rates.csv"
+    "$BASE/webservicetasks?kind=csv.import&table=rates&key=code&filename=rates.csv&campaign=spring"
+IMPORT_ID=$(field WebServiceTaskId)
 ID=$(field WebServiceTaskId)
 [ -n "$ID" ] || fail "no task id in $(cat "$WORK/body")"
 expect Status Pending
@@ -113,5 +126,55 @@ for line in 'code,name,rate' 'US,United States,0.10' 'FR,France,0.20' 'JP,Japan,
 done
 [ "$(head -n 1 "$WORK/export.csv")" = 'code,name,rate' ] || fail "the export does not start with the header"
 ! grep -q '^DE,' "$WORK/export.csv" || fail "the export holds the rejected row"
+
+# poll_job UUID: polls the api job until it has ended; leaves it in $WORK/body.
+poll_job() {
+    local job=$1 waited=0
+    while :; do
+        request 200 "$BASE/engine/api/api-jobs/$job"
+        grep -Eq '"status":"(completed|failed)"' "$WORK/body" && return 0
+        [ "$waited" -lt "$POLL_SECONDS" ] || fail "job $job did not end within $POLL_SECONDS s"
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
+# bulk QUERY RECORDS: posts the records as a dataset.update job; its UUID in $JOB.
+bulk() {
+    request 202 -H 'Content-Type: application/json' -d "$2" \
+        "$BASE/engine/api/bulk/dataset.update?$1"
+    cat "$WORK/body"; echo
+    grep -q '"status":"pending"' "$WORK/body" || fail "the job is not pending: $(cat "$WORK/body")"
+    JOB=$(sed -n 's/.*"id":"\([0-9a-f-]*\)".*/\1/p' "$WORK/body")
+    [ -n "$JOB" ] || fail "no job id in $(cat "$WORK/body")"
+}
+
+# A code of this run's own, so that running the walkthrough again creates a row again.
+NEW=N$(date +%s%N)
+
+step "Bulk API: upsert FR as it is and a new row $NEW, as one job, then poll it"
+bulk "table=rates&key=code&upsert=true" "[{\"code\":\"FR\",\"rate\":\"0.20\"},{\"code\":\"$NEW\",\"name\":\"Newland\",\"rate\":\"0.40\"}]"
+poll_job "$JOB"
+cat "$WORK/body"; echo
+grep -q '"status":"completed"' "$WORK/body" || fail "the job did not complete"
+grep -q '"total_records":2' "$WORK/body" || fail "the job did not count 2 records"
+grep -q '"effected_records":1' "$WORK/body" || fail "the job did not change exactly one row (FR was up to date)"
+grep -q '"message":""' "$WORK/body" || fail "the job has a message though nothing failed"
+
+step "Bulk API: update a code that is not there"
+bulk "table=rates&key=code" '[{"code":"XX","rate":"1"}]'
+poll_job "$JOB"
+cat "$WORK/body"; echo
+grep -q '"status":"completed"' "$WORK/body" || fail "the job did not complete"
+grep -q '"effected_records":0' "$WORK/body" || fail "the job changed a row"
+grep -q 'code: XX failed: no such record' "$WORK/body" || fail "the job's message does not name XX"
+
+step "Import results of campaign spring (vdnId $VDN)"
+request 200 -H 'Content-Type: application/json' -d '{"offset":0,"limit":10}' \
+    "$BASE/rest/isales/v1/openapi/campaigns/$VDN/calldatafile/queryDataImportTask/spring"
+cat "$WORK/body"; echo
+grep -q '"resultCode":"0200000"' "$WORK/body" || fail "the query did not succeed"
+grep -q "\"id\":\"$IMPORT_ID\"" "$WORK/body" || fail "the query does not list import $IMPORT_ID"
+grep -q '"failNum":1' "$WORK/body" || fail "the import's failed row is not counted"
 
 printf '\nwalkthrough: OK\n'
