@@ -46,6 +46,8 @@ pub struct CampaignQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignImport {
     pub id: TaskId,
+    /// The task's UUID, filled by the scoped store (as a `Task`'s is).
+    pub uuid: String,
     pub state: State,
     /// `""` or the task's sentence.
     pub message: String,
@@ -131,6 +133,7 @@ fn statements(scope: &Scope, query: &CampaignQuery) -> Statements {
 fn import_from_row(r: &Row<'_>) -> rusqlite::Result<CampaignImport> {
     Ok(CampaignImport {
         id: r.get(0)?,
+        uuid: String::new(),
         state: state_at(r, 1)?,
         message: r.get(2)?,
         start_time: r.get(3)?,

@@ -135,7 +135,11 @@ impl Scoped {
     /// The csv.import tasks of a campaign within the scope, newest first, a page, and the
     /// count of all that match; see [`Store::campaign_imports`].
     pub fn campaign_imports(&self, query: &CampaignQuery) -> Result<(Vec<CampaignImport>, u64)> {
-        self.store.campaign_imports(&self.scope, query)
+        let (mut imports, count) = self.store.campaign_imports(&self.scope, query)?;
+        for import in &mut imports {
+            import.uuid = self.store.inner.uuids.of(import.id);
+        }
+        Ok((imports, count))
     }
 
     /// Asks a running task within the scope to stop.

@@ -56,6 +56,8 @@ pub(super) struct ImportView<'a> {
     repeat_num: u64,
     fail_num: u64,
     err_msg: &'a str,
+    /// Not in the contract, after its fields: the task's UUID, as every family shows it.
+    uuid: &'a str,
 }
 
 /// An import as the family shows it.
@@ -74,6 +76,7 @@ pub(super) fn view(import: &CampaignImport) -> ImportView<'_> {
         } else {
             ""
         },
+        uuid: &import.uuid,
     }
 }
 
@@ -93,6 +96,7 @@ mod tests {
         let ended = state.is_finished();
         CampaignImport {
             id: 1646983628943,
+            uuid: "0b1e3a4c-5d6e-4f70-8a9b-0c1d2e3f4a5b".into(),
             state,
             message: "Canceled by request.".into(),
             start_time: (state == State::Running || ended).then(|| "2022-03-11T07:27:09".into()),
@@ -136,7 +140,7 @@ mod tests {
         let cancelled = json(&import(State::Canceled, 0));
         assert_eq!(
             cancelled.to_string(),
-            r#"{"id":"1646983628943","beginTime":"2022-03-11T07:27:09.000+00:00","endTime":"2022-03-11T07:28:10.000+00:00","status":"3","succNum":7,"repeatNum":3,"failNum":0,"errMsg":"Canceled by request."}"#
+            r#"{"id":"1646983628943","beginTime":"2022-03-11T07:27:09.000+00:00","endTime":"2022-03-11T07:28:10.000+00:00","status":"3","succNum":7,"repeatNum":3,"failNum":0,"errMsg":"Canceled by request.","uuid":"0b1e3a4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"}"#
         );
         // The message only with status 3; the times "" until they are.
         let waiting = json(&import(State::Queued, 0));
