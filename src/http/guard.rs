@@ -16,13 +16,14 @@
 //!   socket is gone: it ends on an error of `accept`, or panics when it cannot clone an
 //!   accepted socket for lack of descriptors) and calls `on_lost` (see listener.rs).
 //!
-//! It also keeps the requests in hand of each connection in order (`enter`): tiny_http
-//! reads requests pipelined on one connection at once, but sends their answers in order,
-//! each waiting for the one before, so a thread that took one while its connection had a
-//! transfer in hand (a body to read, a long answer to send: see serve.rs) would wait on
-//! that transfer, held by a client that does not read. Such a request is set aside, and
-//! released (to the transfer threads) when the transfer ends. (Behind a short answer, it
-//! goes on: that answer is written at once.)
+//! It also keeps the requests of each connection in order (`enter`): tiny_http reads
+//! requests pipelined on one connection at once and hands them to any thread, but sends
+//! their answers in order, each waiting for the one before; a thread that took one before
+//! its turn would wait on another thread's answer (a long one, held by a client that does
+//! not read; or one taken later than it, by a thread that took the later request first:
+//! a deadlock). A request whose turn has not come (`Request::is_turn_to_answer`, a
+//! patch: see vendor/tiny_http/PATCHES.md) is set aside, and released to the transfer
+//! threads when the request before it is done; no thread ever waits for another's answer.
 //!
 //! A request's head, its size and its deadline, are kept by the HTTP library itself (see
 //! vendor/tiny_http/PATCHES.md), which knows when a head is complete; the guard does not
@@ -58,14 +59,33 @@ use super::meter::{Cut, Meter};
 /// aside then fail at once).
 const MAX_SET_ASIDE: usize = 64;
 
-/// Per peer (one connection): the meters of its requests in hand, how many of them are
-/// transfers, the requests set aside behind those, and when the last one ended.
+/// Per peer (one connection): the meters of its requests in hand, the requests set aside
+/// until their turn, and when the last one ended.
 #[derive(Default)]
 struct Peer {
     meters: Vec<Arc<Meter>>,
-    transfers: usize,
     set_aside: VecDeque<tiny_http::Request>,
     last_done: Option<Instant>,
+}
+
+impl Peer {
+    /// Takes out the requests set aside whose turn has come, each with a meter of its own
+    /// now in hand.
+    fn take_turns(&mut self) -> Vec<(tiny_http::Request, Arc<Meter>)> {
+        let mut turns = Vec::new();
+        let mut waiting = VecDeque::with_capacity(self.set_aside.len());
+        for request in self.set_aside.drain(..) {
+            if request.is_turn_to_answer() {
+                let meter = Arc::new(Meter::default());
+                self.meters.push(meter.clone());
+                turns.push((request, meter));
+            } else {
+                waiting.push_back(request);
+            }
+        }
+        self.set_aside = waiting;
+        turns
+    }
 }
 
 /// Where a request set aside goes when its turn comes.
@@ -87,13 +107,11 @@ pub struct Guard {
 }
 
 /// Held while a request of `peer` is being handled, by whichever thread handles it; its
-/// drop releases the next request set aside behind it.
+/// drop releases the request set aside behind it.
 pub struct Busy {
     shared: Arc<Shared>,
     peer: Option<SocketAddr>,
     meter: Arc<Meter>,
-    /// Whether it is a transfer (see `transfer`).
-    transfer: bool,
 }
 
 impl Busy {
@@ -102,19 +120,7 @@ impl Busy {
             shared: shared.clone(),
             peer,
             meter,
-            transfer: false,
         }
-    }
-
-    /// Marks the request a transfer (it goes to the transfer threads): the requests of its
-    /// connection that come meanwhile are set aside until it ends.
-    pub fn transfer(mut self) -> Busy {
-        if let (Some(addr), false) = (self.peer, self.transfer) {
-            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.entry(addr).or_default().transfers += 1;
-            self.transfer = true;
-        }
-        self
     }
 
     pub fn meter(&self) -> &Arc<Meter> {
@@ -129,34 +135,23 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         let Some(addr) = self.peer else { return };
-        let next = {
+        let turns = {
             let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
             let peer = peers.entry(addr).or_default();
             peer.meters.retain(|m| !Arc::ptr_eq(m, &self.meter));
             peer.last_done = Some(Instant::now());
-            if self.transfer {
-                peer.transfers -= 1;
-            }
-            // The next one set aside goes as a transfer, the rest stay behind it.
-            match peer.set_aside.pop_front() {
-                Some(request) if peer.transfers == 0 => {
-                    let meter = Arc::new(Meter::default());
-                    peer.meters.push(meter.clone());
-                    peer.transfers += 1;
-                    Some((request, meter))
-                }
-                Some(request) => {
-                    peer.set_aside.push_front(request);
-                    None
-                }
-                None => None,
-            }
+            // The request's answer was sent (or given up) before this drop: the next one's
+            // turn has come.
+            peer.take_turns()
         };
-        if let Some((request, meter)) = next {
-            let mut busy = Busy::new(&self.shared, Some(addr), meter);
-            busy.transfer = true;
-            (self.shared.release)(request, busy);
-        }
+        release(&self.shared, addr, turns);
+    }
+}
+
+/// Hands each request whose turn came to `Shared::release`.
+fn release(shared: &Arc<Shared>, addr: SocketAddr, turns: Vec<(tiny_http::Request, Arc<Meter>)>) {
+    for (request, meter) in turns {
+        (shared.release)(request, Busy::new(shared, Some(addr), meter));
     }
 }
 
@@ -199,16 +194,18 @@ impl Guard {
         })
     }
 
-    /// Takes `request` in hand until the returned `Busy` is dropped; or, when its connection
-    /// has a transfer in hand, sets it aside (None) until that one ends.
+    /// Takes `request` in hand until the returned `Busy` is dropped; or, when an answer
+    /// before it on its connection is still to be sent, sets it aside (None) until then.
     pub fn enter(&self, request: tiny_http::Request) -> Option<(tiny_http::Request, Busy)> {
         let meter = Arc::new(Meter::default());
         let Some(addr) = request.remote_addr().copied() else {
             return Some((request, Busy::new(&self.shared, None, meter)));
         };
+        // Under the lock: the request before it is done sending before its `Busy` drops,
+        // and that drop looks for the requests set aside under the same lock.
         let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
         let peer = peers.entry(addr).or_default();
-        if peer.transfers == 0 {
+        if request.is_turn_to_answer() {
             peer.meters.push(meter.clone());
             drop(peers);
             return Some((request, Busy::new(&self.shared, Some(addr), meter)));
@@ -267,7 +264,7 @@ fn tick(limits: &Limits) -> Duration {
     (limits.read_timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(250))
 }
 
-fn watch(shared: &Shared, mut spare: Spare) {
+fn watch(shared: &Arc<Shared>, mut spare: Spare) {
     let mut conns: HashMap<SocketAddr, Conn> = HashMap::new();
     while !shared.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(tick(&shared.limits));
@@ -364,7 +361,7 @@ fn find(peer: SocketAddr, local: SocketAddr) -> Option<RawFd> {
 }
 
 fn pass(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     conns: &mut HashMap<SocketAddr, Conn>,
     spare: &mut Spare,
 ) -> std::io::Result<()> {
@@ -395,11 +392,24 @@ fn pass(
     // within a tick) unless a request of theirs is still being handled.
     conns.retain(|_, conn| conn.seen);
     let mut peers = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-    peers.retain(|addr, peer| !peer.meters.is_empty() || conns.contains_key(addr));
+    peers.retain(|addr, peer| {
+        !peer.meters.is_empty() || !peer.set_aside.is_empty() || conns.contains_key(addr)
+    });
+    // Requests set aside are released as the request before them ends; this catches one
+    // whose turn came another way (the request before it dropped unanswered).
+    let turns: Vec<_> = peers
+        .iter_mut()
+        .map(|(addr, peer)| (*addr, peer.take_turns()))
+        .filter(|(_, turns)| !turns.is_empty())
+        .collect();
     cut_off_transfers(&peers, conns, now, shared);
     let busy = |addr: &SocketAddr| peers.get(addr).is_some_and(|p| !p.meters.is_empty());
     refuse_over_ip_cap(conns, &busy, shared);
     close_over_cap(conns, &peers, &busy, shared);
+    drop(peers);
+    for (addr, turns) in turns {
+        release(shared, addr, turns);
+    }
     Ok(())
 }
 

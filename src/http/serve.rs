@@ -4,8 +4,8 @@
 //! vendor/tiny_http/PATCHES.md). An HTTP thread serves a request itself only when neither
 //! phase waits for the client: its body came whole with its head (tiny_http reads a body of
 //! at most 1024 bytes so) and its answer fits the socket's buffer at once. Anything else is
-//! handed to the transfer threads (transfers.rs). A request pipelined behind a transfer of
-//! its connection waits, set aside by the guard, until that transfer ends (guard.rs).
+//! handed to the transfer threads (transfers.rs). A request pipelined behind another of
+//! its connection waits, set aside by the guard, until that one's answer is sent (guard.rs).
 //! Both phases are metered and judged by the connection guard (meter.rs).
 
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
         return;
     };
     if body_on_network(&tiny) {
-        transfers.serve(tiny, busy.transfer());
+        transfers.serve(tiny, busy);
         return;
     }
     let answered = answer_request(app, &mut tiny, &busy);
@@ -64,7 +64,7 @@ pub fn dispatch(app: &App, guard: &Guard, transfers: &Transfers, tiny: tiny_http
     if !long {
         return send(guard, &app.limits, tiny, answered, &busy);
     }
-    if let Err(refused) = transfers.send(tiny, answered, busy.transfer()) {
+    if let Err(refused) = transfers.send(tiny, answered, busy) {
         let (tiny, answered, busy) = *refused;
         let refusal = ApiError::busy(format!(
             "Too many answers are waiting to be sent ({} transfer threads are busy): try again in a few seconds.",
@@ -106,7 +106,7 @@ fn hold(
     busy: Busy,
 ) {
     let due = Instant::now() + answered.delay.unwrap_or_default();
-    if let Err(refused) = transfers.hold(tiny, answered, busy.transfer(), due) {
+    if let Err(refused) = transfers.hold(tiny, answered, busy, due) {
         let (tiny, answered, busy) = *refused;
         send(guard, limits, tiny, answered, &busy);
     }

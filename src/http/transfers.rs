@@ -13,8 +13,8 @@
 //! An answer that must be held back for a while (a failed authentication's: see
 //! auth/throttle.rs) waits in a queue of its own, ordered by when it is due, and one thread
 //! sends each at its time: a delay costs no thread per request, and a flood of bad tokens
-//! holds no thread that a good client needs. Its connection counts as in a transfer
-//! meanwhile, so a request pipelined behind it is set aside rather than wait on it.
+//! holds no thread that a good client needs. A request pipelined behind it is set aside
+//! until it is sent, as behind any answer (guard.rs), rather than wait on it.
 
 use std::cmp::{Ordering as Order, Reverse};
 use std::collections::BinaryHeap;

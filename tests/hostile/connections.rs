@@ -3,7 +3,7 @@
 //! Each is dropped within `--read-timeout-secs` (or at once, over the cap) while the other
 //! clients are served meanwhile.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -425,4 +425,119 @@ fn without_proc_the_server_refuses_to_start() {
         stderr.contains("connection guard") && stderr.contains("/proc/self/fd"),
         "{stderr}"
     );
+}
+
+/// Clients that pipeline and read: every answer comes, in the order asked, whichever HTTP
+/// or transfer thread took each request (long answers go to the transfer threads, the
+/// requests behind them wait their turn there). Eight connections at once, each asking
+/// for the tasks in its own order with downloads in between.
+#[test]
+fn pipelined_requests_are_answered_in_order_whatever_thread_takes_each() {
+    const CONNECTIONS: usize = 8;
+    const REQUESTS: usize = 40;
+    let server = Server::start();
+    let file = vec![b'x'; 256 << 10];
+    let big = post_file(&server, "kind=sleep&filename=big.bin", &file).data(202)
+        ["WebServiceTaskId"]
+        .as_i64()
+        .unwrap();
+    let ids: Vec<i64> = (0..5)
+        .map(|_| {
+            post_file(&server, "kind=sleep&filename=small.txt", b"s").data(202)["WebServiceTaskId"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    for &id in ids.iter().chain([&big]) {
+        wait_finished(&server, id);
+    }
+    std::thread::scope(|scope| {
+        for c in 0..CONNECTIONS {
+            let (server, ids, file) = (&server, &ids, &file);
+            scope.spawn(move || {
+                // Position i asks for the big file when i % 7 == c % 7, else for one task.
+                let asked: Vec<Option<i64>> = (0..REQUESTS)
+                    .map(|i| (i % 7 != c % 7).then(|| ids[(i + c) % ids.len()]))
+                    .collect();
+                let mut pipelined = String::new();
+                for asked in &asked {
+                    let path = match asked {
+                        Some(id) => format!("/webservicetasks/{id}"),
+                        None => format!("/webservicetasks/{big}/IoFile"),
+                    };
+                    pipelined.push_str(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+                }
+                let mut stream = connect(server);
+                stream.write_all(pipelined.as_bytes()).unwrap();
+                let mut answers = Answers::new(stream);
+                for (i, asked) in asked.iter().enumerate() {
+                    let (head, body) = answers
+                        .next()
+                        .unwrap_or_else(|| panic!("connection {c}: closed before answer {i}"));
+                    assert_eq!(
+                        head.status, 200,
+                        "connection {c}, answer {i}: {}",
+                        head.text
+                    );
+                    match asked {
+                        Some(id) => {
+                            let task: serde_json::Value = serde_json::from_slice(&body)
+                                .unwrap_or_else(|e| {
+                                    panic!(
+                                        "connection {c}, answer {i}: {e}: {}\n{}",
+                                        head.text,
+                                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                                    )
+                                });
+                            assert_eq!(
+                                task["data"]["WebServiceTaskId"].as_i64(),
+                                Some(*id),
+                                "connection {c}, answer {i} is another request's: {}\n{}",
+                                head.text,
+                                String::from_utf8_lossy(&body[..body.len().min(200)])
+                            );
+                        }
+                        None => assert_eq!(body.len(), file.len(), "connection {c}, answer {i}"),
+                    }
+                }
+            });
+        }
+    });
+    still_serving(&server);
+}
+
+/// The answers read off one connection in turn, each with its Content-Length's body.
+struct Answers {
+    stream: TcpStream,
+    /// Bytes read past the last answer.
+    read: Vec<u8>,
+}
+
+impl Answers {
+    fn new(stream: TcpStream) -> Answers {
+        Answers {
+            stream,
+            read: Vec::new(),
+        }
+    }
+
+    fn next(&mut self) -> Option<(Head, Vec<u8>)> {
+        let mut reader =
+            std::io::Cursor::new(std::mem::take(&mut self.read)).chain(&mut self.stream);
+        let (head, mut bytes) = read_head(&mut reader)?;
+        // What the cursor still holds came after what read_head read past the head.
+        let (cursor, stream) = reader.into_inner();
+        bytes.extend_from_slice(&cursor.get_ref()[cursor.position() as usize..]);
+        let length = head.content_length().expect("a Content-Length");
+        let mut buf = [0u8; 8192];
+        while bytes.len() < length {
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("closed after {} of {length} bytes", bytes.len()),
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("reading a body: {e}"),
+            }
+        }
+        self.read = bytes.split_off(length);
+        Some((head, bytes))
+    }
 }

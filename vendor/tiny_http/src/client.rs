@@ -217,6 +217,8 @@ impl ClientConnection {
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
+        // taskbox patch: the request tells when its answer's turn comes.
+        let turn = writer.turn();
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
@@ -234,6 +236,10 @@ impl ClientConnection {
             writer,
             self.limits.max_drain,
         )
+        .map(|mut request| {
+            request.answer_turn = Some(turn);
+            request
+        })
         .map_err(|e| {
             use crate::request;
             match e {
@@ -262,9 +268,10 @@ impl ClientConnection {
         headers: Vec<Header>,
     ) -> Request {
         let writer = self.sink.next().unwrap();
+        let turn = writer.turn();
         self.next_header_source.abandon();
         self.no_more_requests = true;
-        crate::request::new_head_too_large(
+        let mut request = crate::request::new_head_too_large(
             self.secure,
             method,
             path,
@@ -272,7 +279,9 @@ impl ClientConnection {
             headers,
             *self.remote_addr.as_ref().unwrap(),
             writer,
-        )
+        );
+        request.answer_turn = Some(turn);
+        request
     }
 }
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{Abandon, ChunkedBody, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -76,6 +78,9 @@ pub struct Request {
 
     // taskbox patch: see `head_too_large`.
     head_too_large: bool,
+
+    // taskbox patch: see `is_turn_to_answer`; None for a request with no connection.
+    pub(crate) answer_turn: Option<Arc<AtomicBool>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -245,6 +250,7 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         head_too_large: false,
+        answer_turn: None,
     })
 }
 
@@ -275,6 +281,7 @@ where
         must_send_continue: false,
         notify_when_responded: None,
         head_too_large: true,
+        answer_turn: None,
     }
 }
 
@@ -318,6 +325,17 @@ impl Request {
     #[inline]
     pub fn head_too_large(&self) -> bool {
         self.head_too_large
+    }
+
+    /// taskbox patch: whether every answer before this one on its connection has been
+    /// sent (or given up), so that this one's is written at once. Answers to requests
+    /// pipelined on one connection go out in order: until then, `respond` would wait for
+    /// the answer before it, however long that takes.
+    #[inline]
+    pub fn is_turn_to_answer(&self) -> bool {
+        self.answer_turn
+            .as_ref()
+            .is_none_or(|turn| turn.load(Ordering::SeqCst))
     }
 
     #[inline]

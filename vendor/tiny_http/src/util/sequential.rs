@@ -3,6 +3,7 @@ use std::io::{Error as IoError, ErrorKind, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::mem;
@@ -46,6 +47,8 @@ where
 {
     writer: Arc<Mutex<W>>,
     next_trigger: Option<Receiver<()>>,
+    // taskbox patch: the turn of the next writer (see `SequentialWriter::turn`).
+    next_turn: Arc<AtomicBool>,
 }
 
 pub struct SequentialWriter<W>
@@ -55,6 +58,10 @@ where
     trigger: Option<Receiver<()>>,
     writer: Arc<Mutex<W>>,
     on_finish: Sender<()>,
+    // taskbox patch: set once every writer before this one is done (see `turn`), and the
+    // next writer's, set as this one is dropped.
+    turn: Arc<AtomicBool>,
+    next_turn: Arc<AtomicBool>,
 }
 
 impl<R: Read + Send> SequentialReaderBuilder<R> {
@@ -70,6 +77,7 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
         SequentialWriterBuilder {
             writer: Arc::new(Mutex::new(writer)),
             next_trigger: None,
+            next_turn: Arc::new(AtomicBool::new(true)),
         }
     }
 }
@@ -103,10 +111,13 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
+        let turn = mem::replace(&mut self.next_turn, Arc::new(AtomicBool::new(false)));
         Some(SequentialWriter {
             trigger: next_next_trigger,
             writer: self.writer.clone(),
             on_finish: tx,
+            turn,
+            next_turn: self.next_turn.clone(),
         })
     }
 }
@@ -136,6 +147,17 @@ impl<R: Read + Send> SequentialReader<R> {
         }
         self.inner = SequentialReaderInner::Empty;
         self.next = None;
+    }
+}
+
+// taskbox patch: a writer's turn can be seen without waiting for it.
+impl<W: Write + Send> SequentialWriter<W> {
+    /// Set once every writer before this one has been dropped: from then on, writing to
+    /// this one does not wait. (A request's answer waits for the answers before it on its
+    /// connection; a server that takes a connection's requests on several threads sets a
+    /// request aside until its turn, rather than block a thread on another's answer.)
+    pub fn turn(&self) -> Arc<AtomicBool> {
+        self.turn.clone()
     }
 }
 
@@ -195,6 +217,7 @@ where
     W: Write + Send,
 {
     fn drop(&mut self) {
+        self.next_turn.store(true, Ordering::SeqCst);
         self.on_finish.send(()).ok();
     }
 }
