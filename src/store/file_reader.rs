@@ -66,6 +66,20 @@ impl FileReader {
         Ok(reader)
     }
 
+    /// A reader over bytes already read (a LOG kept in its task's row).
+    pub(super) fn of_bytes(store: &Store, bytes: Vec<u8>) -> FileReader {
+        FileReader {
+            store: store.clone(),
+            snapshot: None,
+            snapshot_until: None,
+            id: 0,
+            remaining: 0,
+            next_seq: 0,
+            chunk: bytes,
+            pos: 0,
+        }
+    }
+
     /// Runs `f` on the snapshot's connection, or on one from the pool.
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         Ok(match &self.snapshot {

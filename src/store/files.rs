@@ -103,6 +103,20 @@ impl Store {
         Ok(file)
     }
 
+    /// A reader over a task's LOG kept in its row (see finish.rs), if the task is within
+    /// `scope` and has one.
+    pub(super) fn task_log_text(&self, scope: &Scope, task: TaskId) -> Result<Option<FileReader>> {
+        let (clause, values) = super::scope::one_in_scope(scope, task, "client");
+        let sql =
+            format!("SELECT log_text FROM tasks WHERE id = ?1 AND log_text IS NOT NULL {clause}");
+        let text: Option<Vec<u8>> = self
+            .conn()?
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(&values), |r| r.get(0))
+            .optional()?;
+        Ok(text.map(|bytes| FileReader::of_bytes(self, bytes)))
+    }
+
     /// A reader over a snapshot of file `id`, for a download: a read transaction on a
     /// connection of its own, which the reader holds (and ends) until it is dropped, so a
     /// task deleted or an IO file replaced meanwhile cannot cut the download short. A file

@@ -10,14 +10,21 @@ use super::{Result, Store};
 use crate::task::{Counts, FileId, State, TaskId};
 
 /// Task ?12 ends: ?1 state, ?2 message, ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its
-/// name, ?10 LOG, ?11 ERR, and ?13 its start time when its start was folded into its end.
+/// name, ?10 LOG, ?11 ERR, ?13 its start time when its start was folded into its end, and
+/// ?14 its LOG when kept in the row.
 const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_complete = 100, \
      total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
      end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
      io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
      log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id), \
-     start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL) \
+     start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL), \
+     log_text = coalesce(?14, log_text) \
      WHERE id = ?12";
+
+/// The longest LOG kept in its task's row rather than as a file of its own (see
+/// migrations/006_short_log_in_row.sql): one that was never stored while the task ran.
+/// Small enough that the row stays on one page or two.
+pub(crate) const INLINE_LOG_MAX: usize = 4096;
 
 /// A running task's progress, as its handler last reported it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -186,18 +193,18 @@ fn finish_in(
     let Some(old_io) = old_io else {
         return not_running(tx, id, owner, finish);
     };
-    let log_file = match (finish.log_file, finish.log_tail.is_empty()) {
-        (log_file, true) => log_file,
+    let tail = &finish.log_tail;
+    let (log_file, log_text) = match (finish.log_file, tail.is_empty()) {
+        (log_file, true) => (log_file, None),
         (Some(file), false) => {
-            super::files::append_in(tx, file, &finish.log_tail)?;
-            Some(file)
+            super::files::append_in(tx, file, tail)?;
+            (Some(file), None)
         }
-        (None, false) => Some(super::files::create_whole_in(
-            tx,
-            id,
-            &finish.log_tail,
-            now,
-        )?),
+        (None, false) if tail.len() <= INLINE_LOG_MAX => (None, Some(tail.as_slice())),
+        (None, false) => (
+            Some(super::files::create_whole_in(tx, id, tail, now)?),
+            None,
+        ),
     };
     let (new_io, new_name) = match &finish.io_file {
         Some((file, name)) => (Some(*file), Some(name.as_str())),
@@ -217,6 +224,7 @@ fn finish_in(
         finish.err_file,
         id,
         finish.started_at,
+        log_text,
     ])?;
     for file in [new_io, finish.log_file, finish.err_file]
         .into_iter()

@@ -18,6 +18,7 @@ const STEPS: &[&str] = &[
     include_str!("../../migrations/003_states_and_owners.sql"),
     include_str!("../../migrations/004_client_usage.sql"),
     include_str!("../../migrations/005_tokens_and_tenants.sql"),
+    include_str!("../../migrations/006_short_log_in_row.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {
@@ -191,6 +192,72 @@ mod tests {
             .task
             .id;
         assert_eq!(id, 10);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    /// A file written by version 5 keeps its tasks' LOG files; tasks that end after the
+    /// upgrade keep a short LOG in their row, read the same way.
+    #[test]
+    fn a_version_5_file_keeps_its_log_files_and_new_tasks_keep_short_logs_in_the_row() {
+        use crate::store::{Durability, Finish, Store};
+        use crate::task::{FileRole, NewTask, Params, Scope};
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &STEPS[..5] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO tasks (id, created_at, kind, due_at, updated_at, state, end_time, percent_complete)
+                   VALUES (1, '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'succeeded', '2026-01-01T00:00:01', 100);
+                 INSERT INTO files (id, task_id, size, attached, created_at) VALUES (1, 1, 4, 1, '');
+                 INSERT INTO file_chunks (file_id, seq, data) VALUES (1, 0, x'6f6c640a');
+                 UPDATE tasks SET log_file_id = 1 WHERE id = 1;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Durability::Normal).unwrap();
+        let all = store.scoped(Scope::All);
+        let read = |mut reader: crate::store::FileReader| {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        assert!(all.task(1).unwrap().has_log_file);
+        let file = all.task_file(1, FileRole::Log).unwrap().unwrap();
+        assert_eq!(read(all.open_file(file.id).unwrap()), b"old\n");
+        assert!(all.task_log_text(1).unwrap().is_none());
+
+        // A task ending now with a short LOG: in its row, no file.
+        let id = store
+            .submit_many(&[NewTask::new("sleep", Params::new())])
+            .unwrap()[0];
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        let mut end = Finish::success(b"short\n");
+        std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
+        assert!(store.finish(id, "me", end).unwrap());
+        assert!(all.task(id).unwrap().has_log_file);
+        assert!(all.task_file(id, FileRole::Log).unwrap().is_none());
+        assert_eq!(read(all.task_log_text(id).unwrap().unwrap()), b"short\n");
+        // Scoped: another client's task is not there.
+        let other = store.scoped(Scope::Client("other".into()));
+        assert!(other.task_log_text(id).unwrap().is_none());
+
+        // A LOG over the bound is a file, as before.
+        let long = vec![b'x'; super::super::finish::INLINE_LOG_MAX + 1];
+        let id = store
+            .submit_many(&[NewTask::new("sleep", Params::new())])
+            .unwrap()[0];
+        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        let mut end = Finish::success(&long);
+        std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
+        assert!(store.finish(id, "me", end).unwrap());
+        assert!(all.task_log_text(id).unwrap().is_none());
+        let file = all.task_file(id, FileRole::Log).unwrap().unwrap();
+        assert_eq!(read(all.open_file(file.id).unwrap()), long);
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 

@@ -7,7 +7,8 @@ use super::{Result, Store};
 use crate::task::{Counts, Params, Scope, State, Task, TaskId};
 
 const TASK_COLUMNS: &str = "id, user_id, user_name, client, created_at, kind, params, \
-    io_filename, io_file_id IS NOT NULL, log_file_id IS NOT NULL, err_file_id IS NOT NULL, \
+    io_filename, io_file_id IS NOT NULL, (log_file_id IS NOT NULL OR log_text IS NOT NULL), \
+    err_file_id IS NOT NULL, \
     percent_complete, state, message, start_time, end_time, \
     total_records, succeeded_records, duplicate_records, failed_records, attempts, updated_at";
 

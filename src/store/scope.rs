@@ -157,6 +157,12 @@ impl Scoped {
         self.store.task_file(&self.scope, task, role)
     }
 
+    /// A reader over a task's LOG kept in its row, if the task is within the scope and has
+    /// one (a short LOG: see finish.rs).
+    pub fn task_log_text(&self, task: TaskId) -> Result<Option<FileReader>> {
+        self.store.task_log_text(&self.scope, task)
+    }
+
     /// A reader over a snapshot of a file within the scope; see [`Store::open_file`].
     pub fn open_file(&self, id: FileId) -> Result<FileReader> {
         self.store.open_file(&self.scope, id)

@@ -1,0 +1,11 @@
+-- taskbox schema, version 6: the short LOG of a task kept in its row.
+--
+-- Most tasks end within a second, having logged a few lines. Stored as a file of its own,
+-- such a LOG cost the task's end a `files` row, a `file_chunks` row, the stored-bytes
+-- trigger's upsert and their b-tree entries: about a third of the writer's work for the
+-- task. A LOG that was never stored while the task ran (it is stored at most every second,
+-- see kind/context.rs) and is at most 4 KiB (`INLINE_LOG_MAX` in store/finish.rs) is kept
+-- here instead, written by the statement that records the end; `log_file_id` stays NULL.
+-- Clients read the same LOG either way. A LOG kept here is part of the row: it is not
+-- counted in the client's stored bytes (`client_usage`), as the task's message is not.
+ALTER TABLE tasks ADD COLUMN log_text BLOB;
