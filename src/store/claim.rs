@@ -151,7 +151,8 @@ impl Store {
                     Ordering::SeqCst,
                 );
                 match claimed {
-                    Ok(_) => start_in(tx, id, &owner, &now),
+                    // Run (a second time too: the writer may run a job again, see writer.rs).
+                    Ok(_) | Err(START_RUN) => start_in(tx, id, &owner, &now),
                     // Folded into the task's end, which is queued behind this.
                     Err(_) => Ok(true),
                 }

@@ -50,7 +50,7 @@ pub struct UpdateSession {
     store: Store,
     dataset: Dataset,
     plan: Arc<UpdatePlan>,
-    in_flight: InFlight<Vec<(UpdateRow, UpdateOutcome)>>,
+    in_flight: InFlight<Applied>,
     /// Released as the session drops, after its Drop has waited for the batch in flight.
     _lock: DatasetLock,
 }
@@ -142,17 +142,27 @@ impl UpdateSession {
     /// Sends a batch of rows to be applied in one transaction, and returns at once with the
     /// rows of the batch sent before it and their outcomes, in order (none for the first).
     /// Fails with `NotFound` once the task is no longer this process's to run.
-    pub fn apply(&mut self, rows: Vec<UpdateRow>) -> Result<Vec<(UpdateRow, UpdateOutcome)>> {
-        let plan = self.plan.clone();
+    pub fn apply(&mut self, mut rows: Vec<UpdateRow>) -> Result<Vec<(UpdateRow, UpdateOutcome)>> {
+        // In column order, so that records naming the same columns share one statement;
+        // sorted here, off the writer.
+        for row in &mut rows {
+            row.cells.sort_unstable_by_key(|&(p, _)| p);
+        }
+        let (plan, rows) = (self.plan.clone(), Arc::new(rows));
+        // The writer may run a job twice (see writer.rs): the rows stay shared, not moved.
         let earlier = self.in_flight.send(&self.store.inner.writer, move |tx| {
-            apply_rows(tx, &plan, rows)
+            Ok((rows.clone(), apply_rows(tx, &plan, &rows)?))
         })?;
-        Ok(earlier.unwrap_or_default())
+        Ok(earlier.map(with_outcomes).unwrap_or_default())
     }
 
     /// Waits for the batch in flight, and returns its rows and their outcomes.
     pub fn wait(&mut self) -> Result<Vec<(UpdateRow, UpdateOutcome)>> {
-        Ok(self.in_flight.wait()?.unwrap_or_default())
+        Ok(self
+            .in_flight
+            .wait()?
+            .map(with_outcomes)
+            .unwrap_or_default())
     }
 }
 
@@ -164,11 +174,20 @@ impl Drop for UpdateSession {
 }
 
 /// Applies one batch within a transaction; see `UpdateSession::apply`.
+/// A batch's rows and, in their order, what became of each.
+type Applied = (Arc<Vec<UpdateRow>>, Vec<UpdateOutcome>);
+
+fn with_outcomes((rows, outcomes): Applied) -> Vec<(UpdateRow, UpdateOutcome)> {
+    let rows = Arc::try_unwrap(rows).unwrap_or_else(|rows| (*rows).clone());
+    rows.into_iter().zip(outcomes).collect()
+}
+
+/// Applies `rows` (their cells in column order) within the writer's transaction.
 fn apply_rows(
     tx: &Transaction<'_>,
     plan: &UpdatePlan,
-    rows: Vec<UpdateRow>,
-) -> Result<Vec<(UpdateRow, UpdateOutcome)>> {
+    rows: &[UpdateRow],
+) -> Result<Vec<UpdateOutcome>> {
     check_still_running(tx, plan.task, &plan.owner)?;
     let mut exists = tx.prepare_cached(&plan.exists_sql)?;
     let mut insert = if plan.upsert {
@@ -179,9 +198,7 @@ fn apply_rows(
     let mut outcomes = Vec::with_capacity(rows.len());
     // The statement of the last record's columns: records mostly name the same ones.
     let (mut shape, mut sql) = (Vec::new(), String::new());
-    for mut row in rows {
-        // In column order, so that records naming the same columns share one statement.
-        row.cells.sort_unstable_by_key(|&(p, _)| p);
+    for row in rows {
         if !row.cells.iter().map(|&(p, _)| p).eq(shape.iter().copied()) {
             shape = row.cells.iter().map(|&(p, _)| p).collect();
             sql = update_sql(plan, &row.cells);
@@ -220,7 +237,7 @@ fn apply_rows(
                 UpdateOutcome::NoSuchRow
             }
         };
-        outcomes.push((row, outcome));
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }

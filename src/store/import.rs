@@ -195,11 +195,11 @@ impl Store {
         let (name_owned, header_owned) = (name.to_string(), header.to_vec());
         let client = client.to_string();
         let (dataset, columns) = self.write(move |tx| {
-            let (name, header) = (name_owned, header_owned);
+            let (name, header) = (&name_owned, &header_owned);
             let existing: Option<(i64, String)> = tx
                 .query_row(
                     "SELECT id, columns FROM datasets WHERE client = ?1 AND name = ?2",
-                    [&client, &name],
+                    [&client, name],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -219,7 +219,7 @@ impl Store {
                         "CREATE TABLE {table} (row_id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, {});",
                         defs.join(", ")
                     ))?;
-                    (id, header)
+                    (id, header.clone())
                 }
             };
             // An import of this dataset still 'running' is dead (this process runs one at a

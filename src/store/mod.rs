@@ -265,7 +265,7 @@ impl Store {
     fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         self.inner.writer.write(f)
     }

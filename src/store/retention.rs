@@ -67,7 +67,7 @@ impl Store {
         let removed = self.write(move |tx| {
             let mut delete = tx.prepare_cached(DELETE_EXPIRED)?;
             let mut removed = 0;
-            for id in ids {
+            for id in &ids {
                 removed += delete.execute(params![id, cutoff])?;
             }
             Ok(removed)

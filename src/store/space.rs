@@ -109,6 +109,34 @@ impl UnfinishedQuota {
         }
     }
 
+    /// Before a submission goes to the writer, on a connection of the pool: refuses
+    /// `adding` more unfinished tasks of `client`'s when the rows say the quota is reached.
+    /// A client at its quota that keeps submitting is so refused without the writer, whose
+    /// batch a job failing inside it makes run again (see writer.rs). The writer's own
+    /// check (`check_in`) still decides; this one only spares it the refusals it can see.
+    pub(super) fn precheck(&self, conn: &Connection, client: &str, adding: u64) -> Result<()> {
+        if self.within_bound(client, adding) {
+            return Ok(());
+        }
+        let unfinished: i64 = conn
+            .prepare_cached(UNFINISHED)?
+            .query_row(params![client], |r| r.get(0))?;
+        if (unfinished.max(0) as u64).saturating_add(adding) > self.limit {
+            return Err(StoreError::Refused(Refusal::UnfinishedQuota {
+                limit: self.limit,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Whether `adding` more of `client`'s tasks stay within the quota by the bound alone.
+    pub(super) fn within_bound(&self, client: &str, adding: u64) -> bool {
+        let bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+        bounds
+            .get(client)
+            .is_some_and(|bound| bound.saturating_add(adding) <= self.limit)
+    }
+
     /// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
     pub(super) fn check_in(&self, tx: &Transaction<'_>, client: &str, adding: u64) -> Result<()> {
         let mut bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());

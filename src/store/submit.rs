@@ -35,6 +35,7 @@ impl Store {
     /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
     /// submission created instead, or `IdempotencyConflict` if it was for a different task.
     pub(super) fn submit(&self, new: &NewTask) -> Result<Submitted> {
+        self.precheck_unfinished(std::slice::from_ref(new))?;
         let new = new.clone();
         let now_ms = self.clock().now_ms();
         let store = self.clone();
@@ -44,7 +45,7 @@ impl Store {
             let (id, created) = insert_task(tx, &new, &now, now_ms, quota)?;
             // A new task is what was inserted, with the schema's defaults: no need to read it.
             let task = if created {
-                pending_task(id, new, now)
+                pending_task(id, new.clone(), now.clone())
             } else {
                 read_task(tx, id)?
             };
@@ -58,6 +59,7 @@ impl Store {
 
     /// Stores many tasks in one transaction (all or none) and returns their ids, in order.
     pub(super) fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        self.precheck_unfinished(tasks)?;
         let tasks = tasks.to_vec();
         let now_ms = self.clock().now_ms();
         let store = self.clone();
@@ -71,6 +73,32 @@ impl Store {
         })?;
         self.activity().bump();
         Ok(ids)
+    }
+}
+
+impl Store {
+    /// Refuses, before the writer, new tasks that would take their client past its quota of
+    /// unfinished tasks (see `UnfinishedQuota::precheck`). A task with an Idempotency-Key
+    /// may be an earlier one again, which is not new: the writer decides for those.
+    fn precheck_unfinished(&self, tasks: &[NewTask]) -> Result<()> {
+        let mut adding: Vec<(&str, u64)> = Vec::new();
+        for task in tasks.iter().filter(|t| t.idempotency_key.is_none()) {
+            let client = task.owner.client.as_str();
+            match adding.iter_mut().find(|(c, _)| *c == client) {
+                Some((_, n)) => *n += 1,
+                None => adding.push((client, 1)),
+            }
+        }
+        let quota = &self.inner.unfinished;
+        adding.retain(|&(client, n)| !quota.within_bound(client, n));
+        if adding.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn()?;
+        for (client, n) in adding {
+            quota.precheck(&conn, client, n)?;
+        }
+        Ok(())
     }
 }
 
