@@ -199,6 +199,7 @@ fn run_one(shared: &Shared, task: &Claimed) -> (Finish, Duration) {
         log_tail: files.log_tail,
         err_file: files.err,
         started_at: None,
+        began_import: files.began_import,
     };
     (finish, elapsed)
 }

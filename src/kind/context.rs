@@ -42,6 +42,8 @@ pub struct TaskContext<'a> {
     last_log_flush: Instant,
     err: Option<FileWriter>,
     output: Option<(String, FileWriter)>,
+    /// Whether an import was begun: its rows become visible with the task's end.
+    began_import: bool,
 }
 
 /// The files a finished context hands back to be attached to the task.
@@ -51,6 +53,8 @@ pub(crate) struct ClosedFiles {
     /// LOG bytes not yet stored (stored with the task's end, in one transaction).
     pub log_tail: Vec<u8>,
     pub err: Option<FileId>,
+    /// Whether the task began an import (see `Finish::began_import`).
+    pub began_import: bool,
 }
 
 impl<'a> TaskContext<'a> {
@@ -75,6 +79,7 @@ impl<'a> TaskContext<'a> {
             last_log_flush: now,
             err: None,
             output: None,
+            began_import: false,
         }
     }
 
@@ -293,6 +298,7 @@ impl<'a> TaskContext<'a> {
                 log,
                 log_tail,
                 err,
+                began_import: self.began_import,
             },
         )
     }
@@ -330,6 +336,7 @@ impl<'a> TaskContext<'a> {
         header: &[String],
         key: &[String],
     ) -> Result<Result<ImportSession, DatasetError>, TaskError> {
+        self.began_import = true;
         let (store, task, owner) = (self.store, self.task, self.owner);
         let waiting = format!("another import into dataset {name}");
         self.waiting_for_dataset(name, &waiting, "importing", |keep_waiting| {

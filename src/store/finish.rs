@@ -9,9 +9,9 @@ use super::claim::LEASE_MS;
 use super::{Result, Store};
 use crate::task::{Counts, FileId, State, TaskId};
 
-/// Task ?12 ends: ?1 state, ?2 message, ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its
-/// name, ?10 LOG, ?11 ERR, ?13 its start time when its start was folded into its end, and
-/// ?14 its LOG when kept in the row.
+/// Task ?12 ends, if it is still owner ?15's and in state ?16: ?1 state, ?2 message,
+/// ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its name, ?10 LOG, ?11 ERR, ?13 its start
+/// time when its start was folded into its end, and ?14 its LOG when kept in the row.
 const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_complete = 100, \
      total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
      end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
@@ -19,7 +19,7 @@ const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_compl
      log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id), \
      start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL), \
      log_text = coalesce(?14, log_text) \
-     WHERE id = ?12";
+     WHERE id = ?12 AND lease_owner = ?15 AND state = ?16";
 
 /// The longest LOG kept in its task's row rather than as a file of its own (see
 /// migrations/006_short_log_in_row.sql): one that was never stored while the task ran.
@@ -62,6 +62,9 @@ pub struct Finish {
     /// When the task started, if its start was never recorded (see [`QueuedStart::fold`]):
     /// recorded with the end, in the same statement.
     pub started_at: Option<String>,
+    /// Whether the task began an import into a dataset (see `Store::begin_import`): its
+    /// rows become visible with the end. Other tasks' ends skip that statement.
+    pub began_import: bool,
 }
 
 #[cfg(test)]
@@ -77,7 +80,15 @@ impl Finish {
             log_tail: log_tail.to_vec(),
             err_file: None,
             started_at: None,
+            began_import: false,
         })
+    }
+
+    /// A successful end of a task that began an import.
+    pub(super) fn import_success() -> Arc<Finish> {
+        let mut finish = Finish::success(b"");
+        Arc::get_mut(&mut finish).expect("just made").began_import = true;
+        finish
     }
 }
 
@@ -181,19 +192,30 @@ fn finish_in(
 ) -> Result<bool> {
     let c = finish.counts;
     // A task whose start was folded into its end is still Pending (reserved for us).
-    let this_run = if finish.started_at.is_some() {
-        "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'queued'"
+    let expected = if finish.started_at.is_some() {
+        State::Queued
     } else {
-        "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'"
-    };
-    let old_io: Option<Option<FileId>> = tx
-        .prepare_cached(this_run)?
-        .query_row(params![id, owner], |r| r.get(0))
-        .optional()?;
-    let Some(old_io) = old_io else {
-        return not_running(tx, id, owner, finish);
+        State::Running
     };
     let tail = &finish.log_tail;
+    let inline = finish.log_file.is_none() && !tail.is_empty() && tail.len() <= INLINE_LOG_MAX;
+    // The end's own statement checks that the task is still this run's. Only an end that
+    // writes before it (a LOG stored as a file) or replaces the IO file (whose id it needs)
+    // looks first; most ends are the one statement.
+    let old_io = if (!tail.is_empty() && !inline) || finish.io_file.is_some() {
+        let old_io: Option<Option<FileId>> = tx
+            .prepare_cached(
+                "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = ?3",
+            )?
+            .query_row(params![id, owner, expected.as_str()], |r| r.get(0))
+            .optional()?;
+        match old_io {
+            Some(old_io) => old_io,
+            None => return not_running(tx, id, owner, finish),
+        }
+    } else {
+        None
+    };
     let (log_file, log_text) = match (finish.log_file, tail.is_empty()) {
         (log_file, true) => (log_file, None),
         (Some(file), false) => {
@@ -210,7 +232,7 @@ fn finish_in(
         Some((file, name)) => (Some(*file), Some(name.as_str())),
         None => (None, None),
     };
-    tx.prepare_cached(END_TASK)?.execute(params![
+    let ended = tx.prepare_cached(END_TASK)?.execute(params![
         finish.state.as_str(),
         finish.message,
         c.total,
@@ -225,7 +247,12 @@ fn finish_in(
         id,
         finish.started_at,
         log_text,
+        owner,
+        expected.as_str(),
     ])?;
+    if ended == 0 {
+        return not_running(tx, id, owner, finish);
+    }
     for file in [new_io, finish.log_file, finish.err_file]
         .into_iter()
         .flatten()
@@ -236,7 +263,9 @@ fn finish_in(
     if let (Some(old), Some(_)) = (old_io, new_io) {
         tx.execute("DELETE FROM files WHERE id = ?1", [old])?;
     }
-    super::import::finish_import(tx, id)?;
+    if finish.began_import {
+        super::import::finish_import(tx, id)?;
+    }
     Ok(true)
 }
 

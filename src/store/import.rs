@@ -527,7 +527,7 @@ mod tests {
     }
 
     fn finish(store: &Store, task: TaskId) -> bool {
-        store.finish(task, "me", Finish::success(b"")).unwrap()
+        store.finish(task, "me", Finish::import_success()).unwrap()
     }
 
     #[test]
