@@ -101,6 +101,51 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
     );
 }
 
+/// tiny_http answered a request line of a version past HTTP/1.1 with a 505 written through
+/// the next answer's writer, which waited for the request's own, held by the same thread:
+/// the connection's thread and its two descriptors hung for good, one per such request.
+/// Patched: the 505 goes through the request's own writer, and the connection ends.
+#[test]
+fn requests_of_a_version_past_1_1_are_505_and_leak_nothing() {
+    const REQUESTS: usize = 200;
+    let _alone = one_at_a_time();
+    let server = Server::start_with(&["--read-timeout-secs", "1"]);
+    let request: &[u8] = b"GET /webservicetasks HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut first = connect(&server);
+    first.write_all(request).unwrap();
+    let (head, _) = read_head(&mut first).expect("an answer");
+    assert_eq!(head.status, 505, "{}", head.text);
+    drop(first);
+    served_now(&server);
+    let levels = || (server.threads(), server.open_fds());
+    let before = poll_until(DEADLINE, || {
+        // tiny_http ends a spare connection thread after 5 idle seconds.
+        let now = levels();
+        std::thread::sleep(Duration::from_millis(500));
+        (levels() == now).then_some(now)
+    })
+    .expect("steady levels");
+    for _ in 0..REQUESTS {
+        let mut stream = connect(&server);
+        stream.write_all(request).unwrap();
+        let (head, start) = read_head(&mut stream).expect("an answer");
+        assert_eq!(head.status, 505, "{}", head.text);
+        read_body(&mut stream, start, head.content_length());
+        wait_closed(&mut stream, Duration::from_secs(10));
+    }
+    let back = poll_until(DEADLINE, || {
+        let now = levels();
+        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
+    });
+    assert!(
+        back.is_some(),
+        "threads and descriptors {before:?} before {REQUESTS} requests of HTTP/2.0, {:?} \
+         {DEADLINE:?} after",
+        levels()
+    );
+    still_serving(&server);
+}
+
 /// tiny_http's thread pool queued a new connection when it saw an idle thread, a count
 /// that is stale during a burst: connections queued behind threads held by other (kept-
 /// alive) connections, unread until one of those closed. Patched: a connection is queued

@@ -355,7 +355,12 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                // taskbox patch: answered through the request's own writer, and the
+                // connection closed. A writer of its own, the next in line, waited for this
+                // request's, which the request held right here: the connection's thread and
+                // its descriptors hung for good. (What follows such a line, an HTTP/2
+                // preface's frames say, is no HTTP/1 request.)
+                let writer = rq.into_writer();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
@@ -363,7 +368,7 @@ impl Iterator for ClientConnection {
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
-                continue;
+                return None;
             }
 
             // updating the status of the connection
