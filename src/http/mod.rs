@@ -94,9 +94,14 @@ impl HttpServer {
                 {
                     let slot = transfers_slot.clone();
                     Box::new(move |request, busy| {
-                        // None when stopping: the request is dropped, tiny_http answers 500.
-                        if let Some(transfers) = slot.get().and_then(Weak::upgrade) {
-                            transfers.serve(request, busy);
+                        // None when stopping: the request is dropped, tiny_http answers 500,
+                        // before its `Busy`, whose drop releases the request behind it.
+                        match slot.get().and_then(Weak::upgrade) {
+                            Some(transfers) => transfers.serve(request, busy),
+                            None => {
+                                drop(request);
+                                drop(busy);
+                            }
                         }
                     })
                 },

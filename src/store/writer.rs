@@ -16,6 +16,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -25,6 +26,11 @@ use super::{Result, StoreError};
 
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// After a batch had to run again (a job failed), how long the next batches run each job in
+/// a savepoint from the start: writes that keep failing (a client's refusals decided inside
+/// the writer, say) cost what savepoints cost, never every batch run twice.
+const GUARDED_AFTER_A_FAILURE: Duration = Duration::from_secs(1);
 
 /// A write waiting for the writer.
 trait Job: Send {
@@ -218,10 +224,16 @@ impl<T: Send + 'static> InFlight<T> {
 }
 
 fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
+    let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let outcome = run_batch(&conn, &mut batch);
+        let guarded = batch.len() > 1 && guarded_until.is_some_and(|until| Instant::now() < until);
+        let outcome = if guarded {
+            run_guarded(&conn, &mut batch, None)
+        } else {
+            run_batch(&conn, &mut batch, &mut guarded_until)
+        };
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
         }
@@ -242,29 +254,35 @@ fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
 /// A failed BEGIN or COMMIT fails the batch and leaves the connection usable: SQLite rolls
 /// back what it must and, once no statement is active, resets its pager after an I/O error
 /// or a full disk (`pager_unlock`), so the next batch starts clean when the cause is gone.
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    guarded_until: &mut Option<Instant>,
+) -> Result<()> {
     let tx = begin(conn)?;
     for (i, job) in batch.iter_mut().enumerate() {
         let ran = job.run(&tx);
         ensure_open(&tx, &ran)?;
         if ran.is_err() {
-            // Dropping the transaction rolls it back.
-            drop(tx);
+            let rolled_back = tx.rollback().map_err(|e| StoreError::classify(conn, e));
             if batch.len() == 1 {
-                return Ok(());
+                // The job's own error answers it.
+                return rolled_back;
             }
-            return run_guarded(conn, batch, i);
+            rolled_back?;
+            *guarded_until = Some(Instant::now() + GUARDED_AFTER_A_FAILURE);
+            return run_guarded(conn, batch, Some(i));
         }
     }
     commit(conn, tx)
 }
 
-/// Runs the batch again, but the job at `failed` (which keeps the error it failed with),
-/// each job in a savepoint of its own: one that fails now is rolled back alone.
-fn run_guarded(conn: &Connection, batch: &mut [Box<dyn Job>], failed: usize) -> Result<()> {
+/// Runs the batch (again, but for the job at `failed`, which keeps the error it failed
+/// with), each job in a savepoint of its own: one that fails now is rolled back alone.
+fn run_guarded(conn: &Connection, batch: &mut [Box<dyn Job>], failed: Option<usize>) -> Result<()> {
     let tx = begin(conn)?;
     for (i, job) in batch.iter_mut().enumerate() {
-        if i == failed {
+        if Some(i) == failed {
             continue;
         }
         statement(&tx, "SAVEPOINT job")?;
