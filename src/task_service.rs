@@ -101,17 +101,17 @@ impl<'a> TaskService<'a> {
         let mut attempts = 0;
         loop {
             let task = self.task(id).map_err(missing)?;
-            let Some(file) = self.store.task_file(id, role)? else {
-                // A short LOG is kept in its task's row, not as a file.
-                let inline = match role {
-                    FileRole::Log => self.store.task_log_text(id)?,
-                    FileRole::Io | FileRole::Err => None,
-                };
-                return match inline {
-                    Some(reader) if reader.remaining() > 0 => Ok((task, reader)),
-                    _ => Err(TaskServiceError::FileMissing),
-                };
-            };
+            // Most LOGs are short and kept in their task's row (see store/finish.rs), never
+            // empty: looked for first.
+            if role == FileRole::Log {
+                if let Some(reader) = self.store.task_log_text(id)? {
+                    return Ok((task, reader));
+                }
+            }
+            let file = self
+                .store
+                .task_file(id, role)?
+                .ok_or(TaskServiceError::FileMissing)?;
             match self.store.open_file(file.id) {
                 Ok(reader) if reader.remaining() == 0 => return Err(TaskServiceError::FileMissing),
                 Ok(reader) => return Ok((task, reader)),

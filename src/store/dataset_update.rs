@@ -173,7 +173,6 @@ impl Drop for UpdateSession {
     }
 }
 
-/// Applies one batch within a transaction; see `UpdateSession::apply`.
 /// A batch's rows and, in their order, what became of each.
 type Applied = (Arc<Vec<UpdateRow>>, Vec<UpdateOutcome>);
 
@@ -182,7 +181,8 @@ fn with_outcomes((rows, outcomes): Applied) -> Vec<(UpdateRow, UpdateOutcome)> {
     rows.into_iter().zip(outcomes).collect()
 }
 
-/// Applies `rows` (their cells in column order) within the writer's transaction.
+/// Applies one batch within a transaction (see `UpdateSession::apply`): `rows`, their
+/// cells in column order.
 fn apply_rows(
     tx: &Transaction<'_>,
     plan: &UpdatePlan,

@@ -222,7 +222,7 @@ fn finish_in(
             super::files::append_in(tx, file, tail)?;
             (Some(file), None)
         }
-        (None, false) if tail.len() <= INLINE_LOG_MAX => (None, Some(tail.as_slice())),
+        (None, false) if inline => (None, Some(tail.as_slice())),
         (None, false) => (
             Some(super::files::create_whole_in(tx, id, tail, now)?),
             None,

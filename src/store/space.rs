@@ -109,24 +109,29 @@ impl UnfinishedQuota {
         }
     }
 
-    /// Before a submission goes to the writer, on a connection of the pool: refuses
-    /// `adding` more unfinished tasks of `client`'s when the rows say the quota is reached.
-    /// A client at its quota that keeps submitting is so refused without the writer, whose
-    /// batch a job failing inside it makes run again (see writer.rs). The writer's own
-    /// check (`check_in`) still decides; this one only spares it the refusals it can see.
+    /// Before a submission goes to the writer, on a connection of the pool, for a client
+    /// whose bound does not settle it (`within_bound`): refuses `adding` more unfinished
+    /// tasks of `client`'s when the rows say the quota is reached. A client at its quota
+    /// that keeps submitting is so refused without the writer, whose batch a job failing
+    /// inside it makes run again (see writer.rs). The writer's own check (`check_in`) still
+    /// decides; this one only spares it the refusals it can see.
     pub(super) fn precheck(&self, conn: &Connection, client: &str, adding: u64) -> Result<()> {
-        if self.within_bound(client, adding) {
-            return Ok(());
-        }
+        self.counted(conn, client, adding).map(|_| ())
+    }
+
+    /// `client`'s unfinished tasks as the rows count them, plus `adding`; refused past the
+    /// quota.
+    fn counted(&self, conn: &Connection, client: &str, adding: u64) -> Result<u64> {
         let unfinished: i64 = conn
             .prepare_cached(UNFINISHED)?
             .query_row(params![client], |r| r.get(0))?;
-        if (unfinished.max(0) as u64).saturating_add(adding) > self.limit {
+        let after = (unfinished.max(0) as u64).saturating_add(adding);
+        if after > self.limit {
             return Err(StoreError::Refused(Refusal::UnfinishedQuota {
                 limit: self.limit,
             }));
         }
-        Ok(())
+        Ok(after)
     }
 
     /// Whether `adding` more of `client`'s tasks stay within the quota by the bound alone.
@@ -146,16 +151,9 @@ impl UnfinishedQuota {
                 return Ok(());
             }
         }
-        let unfinished: i64 = tx
-            .prepare_cached(UNFINISHED)?
-            .query_row(params![client], |r| r.get(0))?;
-        let after = (unfinished.max(0) as u64).saturating_add(adding);
-        if after > self.limit {
+        let after = self.counted(tx, client, adding).inspect_err(|_| {
             bounds.remove(client);
-            return Err(StoreError::Refused(Refusal::UnfinishedQuota {
-                limit: self.limit,
-            }));
-        }
+        })?;
         if bounds.len() >= MAX_BOUNDS {
             bounds.clear();
         }
@@ -211,6 +209,14 @@ mod tests {
         mine.submit(&NewTask::new("sleep", Params::new())).unwrap();
         let third = mine.submit(&NewTask::new("sleep", Params::new()));
         assert_eq!(refusal(third), Refusal::UnfinishedQuota { limit: 2 });
+        // One with a new Idempotency-Key is refused by the writer's own check (the check
+        // before the writer leaves keyed submissions to it).
+        let mut keyed = NewTask::new("sleep", Params::new());
+        keyed.idempotency_key = Some("new".into());
+        assert_eq!(
+            refusal(mine.submit(&keyed)),
+            Refusal::UnfinishedQuota { limit: 2 }
+        );
         // All or none: a batch that would pass it stores nothing.
         let batch = vec![NewTask::new("sleep", Params::new()); 2];
         assert_eq!(
