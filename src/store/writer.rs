@@ -143,10 +143,15 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`, which it owns from now on.
     pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
+        Writer::start_guarding_for(conn, GUARDED_AFTER_A_FAILURE)
+    }
+
+    /// `start`, with batches run guarded for `guarded_for` after one had to run again.
+    fn start_guarding_for(conn: Connection, guarded_for: Duration) -> std::io::Result<Writer> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, queue))?;
+            .spawn(move || run(conn, queue, guarded_for))?;
         Ok(Writer { jobs })
     }
 
@@ -223,7 +228,7 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
-fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, queue: Receiver<Box<dyn Job>>, guarded_for: Duration) {
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -232,7 +237,7 @@ fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
         let outcome = if guarded {
             run_guarded(&conn, &mut batch, None)
         } else {
-            run_batch(&conn, &mut batch, &mut guarded_until)
+            run_batch(&conn, &mut batch, guarded_for, &mut guarded_until)
         };
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
@@ -257,6 +262,7 @@ fn run(conn: Connection, queue: Receiver<Box<dyn Job>>) {
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn Job>],
+    guarded_for: Duration,
     guarded_until: &mut Option<Instant>,
 ) -> Result<()> {
     let tx = begin(conn)?;
@@ -270,7 +276,7 @@ fn run_batch(
                 return rolled_back;
             }
             rolled_back?;
-            *guarded_until = Some(Instant::now() + GUARDED_AFTER_A_FAILURE);
+            *guarded_until = Some(Instant::now() + guarded_for);
             return run_guarded(conn, batch, Some(i));
         }
     }
@@ -335,11 +341,16 @@ mod tests {
     use std::sync::{Arc, Barrier};
 
     fn writer() -> (tempfile::TempDir, Arc<Writer>) {
+        writer_guarding_for(GUARDED_AFTER_A_FAILURE)
+    }
+
+    fn writer_guarding_for(guarded_for: Duration) -> (tempfile::TempDir, Arc<Writer>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER UNIQUE);")
             .unwrap();
-        (dir, Arc::new(Writer::start(conn).unwrap()))
+        let writer = Writer::start_guarding_for(conn, guarded_for).unwrap();
+        (dir, Arc::new(writer))
     }
 
     fn count(w: &Writer) -> i64 {
@@ -433,15 +444,11 @@ mod tests {
         assert_eq!(count(&w), 1);
     }
 
-    /// Jobs run with no savepoint between them; when one fails, the batch runs again
-    /// without it, each job in a savepoint: its partial writes are gone, the others'
-    /// writes are committed once, and each caller hears its own job's outcome.
-    #[test]
-    fn a_failed_job_in_a_batch_is_rolled_back_alone_and_the_others_run_again() {
+    /// Queues, as one batch behind a write that holds the writer, three jobs inserting
+    /// `base`, `base + 1` and `base + 2`, the second then failing (it inserts `base` again);
+    /// returns whether each succeeded and how many times each ran.
+    fn a_batch_with_a_failing_job(w: &Writer, base: i64) -> (Vec<bool>, Vec<usize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let (_dir, w) = writer();
-        // A first write holds the writer, alone in its batch, until the batch under test is
-        // queued behind it.
         let (release, hold) = crossbeam_channel::bounded::<()>(0);
         let (entered, writer_held) = crossbeam_channel::bounded::<()>(1);
         w.write_then(
@@ -464,10 +471,10 @@ mod tests {
                 w.write_then(
                     move |tx| {
                         runs[n].fetch_add(1, Ordering::SeqCst);
-                        tx.execute("INSERT INTO t (n) VALUES (?1)", [10 + n as i64])?;
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", [base + n as i64])?;
                         if n == 1 {
                             // A second write of the same job fails: the first must go too.
-                            tx.execute("INSERT INTO t (n) VALUES (10)", [])?;
+                            tx.execute("INSERT INTO t (n) VALUES (?1)", [base])?;
                         }
                         Ok(())
                     },
@@ -477,19 +484,47 @@ mod tests {
             })
             .collect();
         release.send(()).unwrap();
-        let outcomes: Vec<bool> = answers.iter().map(|slot| slot.wait().is_ok()).collect();
+        let outcomes = answers.iter().map(|slot| slot.wait().is_ok()).collect();
+        let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        (outcomes, runs)
+    }
+
+    fn stored(w: &Writer) -> Vec<i64> {
+        w.write(|tx| {
+            let mut stmt = tx.prepare("SELECT n FROM t ORDER BY n")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap()
+    }
+
+    /// Jobs run with no savepoint between them; when one fails, the batch runs again
+    /// without it, each job in a savepoint: its partial writes are gone, the others'
+    /// writes are committed once, and each caller hears its own job's outcome.
+    #[test]
+    fn a_failed_job_in_a_batch_is_rolled_back_alone_and_the_others_run_again() {
+        let (_dir, w) = writer();
+        let (outcomes, runs) = a_batch_with_a_failing_job(&w, 10);
         assert_eq!(outcomes, [true, false, true]);
-        let stored: Vec<i64> = w
-            .write(|tx| {
-                let mut stmt = tx.prepare("SELECT n FROM t ORDER BY n")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .unwrap();
-        assert_eq!(stored, [10, 12], "the failed job's first insert was kept");
+        assert_eq!(
+            stored(&w),
+            [10, 12],
+            "the failed job's first insert was kept"
+        );
         // The first job ran in both passes, the failed one once, the last in the second.
-        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
         assert_eq!(runs, [2, 1, 1]);
+    }
+
+    /// After a batch had to run again, the next ones run guarded from the start (for an
+    /// hour here): a failing job costs no second run.
+    #[test]
+    fn after_a_failure_the_next_batches_run_guarded_and_nothing_runs_twice() {
+        let (_dir, w) = writer_guarding_for(Duration::from_secs(3600));
+        assert_eq!(a_batch_with_a_failing_job(&w, 10).1, [2, 1, 1]);
+        let (outcomes, runs) = a_batch_with_a_failing_job(&w, 20);
+        assert_eq!(outcomes, [true, false, true]);
+        assert_eq!(runs, [1, 1, 1]);
+        assert_eq!(stored(&w), [10, 12, 20, 22]);
     }
 
     #[test]

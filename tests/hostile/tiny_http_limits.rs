@@ -53,14 +53,7 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
     // One first, so that what a request costs once (a pooled connection) is in the levels.
     exchange(&server, head).envelope(413, &[]);
     served_now(&server);
-    let levels = || (server.threads(), server.open_fds());
-    let before = poll_until(DEADLINE, || {
-        // tiny_http ends a spare connection thread after 5 idle seconds.
-        let now = levels();
-        std::thread::sleep(Duration::from_millis(500));
-        (levels() == now).then_some(now)
-    })
-    .expect("steady levels");
+    let before = steady_levels(&server);
     let started = Instant::now();
     std::thread::scope(|scope| {
         for client in 0..4 {
@@ -80,17 +73,13 @@ fn requests_declaring_absurd_bodies_leak_nothing() {
     eprintln!(
         "{ABSURD_BODIES} requests in {:?}; threads and descriptors before {before:?}, just after {:?}",
         started.elapsed(),
-        levels()
+        levels(&server)
     );
-    let back = poll_until(DEADLINE, || {
-        let now = levels();
-        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
-    });
     assert!(
-        back.is_some(),
+        back_to(&server, before),
         "threads and descriptors {before:?} before {ABSURD_BODIES} requests declaring 10^14 \
          bytes, {:?} {DEADLINE:?} after",
-        levels()
+        levels(&server)
     );
     let asked = Instant::now();
     served_now(&server);
@@ -117,14 +106,7 @@ fn requests_of_a_version_past_1_1_are_505_and_leak_nothing() {
     assert_eq!(head.status, 505, "{}", head.text);
     drop(first);
     served_now(&server);
-    let levels = || (server.threads(), server.open_fds());
-    let before = poll_until(DEADLINE, || {
-        // tiny_http ends a spare connection thread after 5 idle seconds.
-        let now = levels();
-        std::thread::sleep(Duration::from_millis(500));
-        (levels() == now).then_some(now)
-    })
-    .expect("steady levels");
+    let before = steady_levels(&server);
     for _ in 0..REQUESTS {
         let mut stream = connect(&server);
         stream.write_all(request).unwrap();
@@ -133,15 +115,11 @@ fn requests_of_a_version_past_1_1_are_505_and_leak_nothing() {
         read_body(&mut stream, start, head.content_length());
         wait_closed(&mut stream, Duration::from_secs(10));
     }
-    let back = poll_until(DEADLINE, || {
-        let now = levels();
-        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
-    });
     assert!(
-        back.is_some(),
+        back_to(&server, before),
         "threads and descriptors {before:?} before {REQUESTS} requests of HTTP/2.0, {:?} \
          {DEADLINE:?} after",
-        levels()
+        levels(&server)
     );
     still_serving(&server);
 }
@@ -359,4 +337,29 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
             && log.contains("accepting connections again"),
         "{log}"
     );
+}
+
+/// The server's threads and open descriptors.
+fn levels(server: &Server) -> (usize, usize) {
+    (server.threads(), server.open_fds())
+}
+
+/// The server's levels once they hold still for half a second (tiny_http ends a spare
+/// connection thread after 5 idle seconds).
+fn steady_levels(server: &Server) -> (usize, usize) {
+    poll_until(DEADLINE, || {
+        let now = levels(server);
+        std::thread::sleep(Duration::from_millis(500));
+        (levels(server) == now).then_some(now)
+    })
+    .expect("steady levels")
+}
+
+/// Whether the server's levels come back to `before` (or below) within `DEADLINE`.
+fn back_to(server: &Server, before: (usize, usize)) -> bool {
+    poll_until(DEADLINE, || {
+        let now = levels(server);
+        (now.0 <= before.0 && now.1 <= before.1).then_some(now)
+    })
+    .is_some()
 }
