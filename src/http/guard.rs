@@ -55,8 +55,9 @@ use super::limits::Limits;
 use super::meter::{Cut, Meter};
 
 /// The most requests of one connection set aside behind the one in hand: a client that
-/// pipelines more without reading the answers has its connection closed (the requests set
-/// aside then fail at once).
+/// pipelines more without reading the answers has its connection closed. (The requests
+/// set aside are still released in turn and run, as any request read whole; their answers
+/// then fail at once on the closed connection.)
 const MAX_SET_ASIDE: usize = 64;
 
 /// Per peer (one connection): the meters of its requests in hand, the requests set aside
