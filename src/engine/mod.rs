@@ -24,8 +24,9 @@ use crate::kind::Registry;
 use crate::store::{Finish, Store};
 use crate::task::TaskId;
 
-/// A task's end that the writer could not record, kept to be recorded again.
-type Unrecorded = (TaskId, Arc<Finish>);
+/// A task's end that the writer could not record (the task, its client, how it ended),
+/// kept to be recorded again.
+type Unrecorded = (TaskId, String, Arc<Finish>);
 
 /// State shared by the dispatcher and the workers.
 struct Shared {

@@ -64,9 +64,10 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
         let (id, status) = (task.id, finish.state);
         let finish = Arc::new(finish);
         let retry = finish.clone();
-        let unrecorded = shared.unrecorded.clone();
+        let (unrecorded, client) = (shared.unrecorded.clone(), task.client.clone());
         shared.store.finish_then(
             task.id,
+            &task.client,
             &shared.owner,
             finish,
             move |outcome| match outcome {
@@ -83,7 +84,7 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
                     log::warn!("task {id}: recording its end failed ({e}); trying again");
                     // The receivers live as long as the workers; none left means the
                     // engine is gone and the next start marks the task interrupted.
-                    let _ = unrecorded.send((id, retry));
+                    let _ = unrecorded.send((id, client, retry));
                 }
             },
         );
@@ -113,13 +114,17 @@ fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
         Err(e) => log::warn!("task {}: checking its reservation failed: {e}", task.id),
     }
     let id = task.id;
-    let queued = shared
-        .store
-        .start_then(task.id, &shared.owner, move |outcome| match outcome {
-            Ok(true) => {}
-            Ok(false) => log::info!("task {id} was deleted as it started"),
-            Err(e) => log::warn!("task {id}: recording its start failed: {e}"),
-        });
+    let queued =
+        shared.store.start_then(
+            task.id,
+            &task.client,
+            &shared.owner,
+            move |outcome| match outcome {
+                Ok(true) => {}
+                Ok(false) => log::info!("task {id} was deleted as it started"),
+                Err(e) => log::warn!("task {id}: recording its start failed: {e}"),
+            },
+        );
     Some(queued)
 }
 
@@ -130,10 +135,14 @@ fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
 /// the store still refuses, the next start does.
 fn record_unrecorded(shared: &Shared, first: Unrecorded, more: &Receiver<Unrecorded>) {
     let mut next = Some(first);
-    while let Some((id, finish)) = next.take() {
+    while let Some((id, client, finish)) = next.take() {
         let recorded = retry_until_stopped(
             shared,
-            || shared.store.finish(id, &shared.owner, finish.clone()),
+            || {
+                shared
+                    .store
+                    .finish(id, &client, &shared.owner, finish.clone())
+            },
             |e, delay| {
                 log::warn!("task {id}: recording its end failed ({e}); trying again in {delay:?}")
             },

@@ -277,7 +277,7 @@ mod tests {
         let (_dir, store) = open();
         let id = add(&store, "csv.import", "acme", Some("c1"));
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(id, "me").unwrap());
+        assert!(store.start(id, "acme", "me").unwrap());
         let acme = Scope::Client("acme".into());
         let running = page_of(&store, &acme, "c1").remove(0);
         assert_eq!(running.state, State::Running);
@@ -292,7 +292,7 @@ mod tests {
             duplicate: 1,
             failed: 1,
         };
-        assert!(store.finish(id, "me", end).unwrap());
+        assert!(store.finish(id, "acme", "me", end).unwrap());
         let ended = page_of(&store, &acme, "c1").remove(0);
         assert_eq!(
             (ended.state, ended.message.as_str(), ended.counts.failed),

@@ -4,11 +4,12 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use rusqlite::{params, Transaction};
+use rusqlite::params;
 
 use super::query::params_from_json;
+use super::writer::JobTx;
 use super::{Result, Store};
-use crate::task::{FileId, Params, TaskId};
+use crate::task::{FileId, Params, State, TaskId};
 
 /// How long a claim holds without a sign of life. One node recovers its own running tasks at
 /// start and does not need it; a store shared by several nodes will rescue a task whose
@@ -22,10 +23,11 @@ pub(super) const CLAIM: &str = "UPDATE tasks SET lease_owner = ?1, lease_expires
                   AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3 + 0) \
      RETURNING id, kind, params, io_filename, io_file_id, attempts + 1, client";
 
-/// Task ?2, reserved for owner ?3, starts at ?1.
+/// Task ?2 of client ?4, reserved for owner ?3, starts at ?1. (The client is known; it is
+/// checked so that a caller naming the wrong one fails rather than move the wrong counts.)
 pub(super) const START_TASK: &str = "UPDATE tasks SET state = 'running', start_time = ?1, \
      updated_at = ?1, attempts = attempts + 1 \
-     WHERE id = ?2 AND lease_owner = ?3 AND state = 'queued'";
+     WHERE id = ?2 AND lease_owner = ?3 AND state = 'queued' AND client = ?4";
 
 /// A task the dispatcher claimed for this process: what a worker needs to run it.
 #[derive(Debug, Clone)]
@@ -133,10 +135,15 @@ impl Store {
     pub fn start_then(
         &self,
         id: TaskId,
+        client: &str,
         owner: &str,
         then: impl FnOnce(Result<bool>) + Send + 'static,
     ) -> QueuedStart {
-        let (owner, now) = (owner.to_string(), self.clock().now_text());
+        let (client, owner, now) = (
+            client.to_string(),
+            owner.to_string(),
+            self.clock().now_text(),
+        );
         let queued = QueuedStart {
             state: Arc::new(AtomicU8::new(START_QUEUED)),
             started_at: now.clone(),
@@ -152,7 +159,7 @@ impl Store {
                 );
                 match claimed {
                     // Run (a second time too: the writer may run a job again, see writer.rs).
-                    Ok(_) | Err(START_RUN) => start_in(tx, id, &owner, &now),
+                    Ok(_) | Err(START_RUN) => start_in(tx, id, &client, &owner, &now),
                     // Folded into the task's end, which is queued behind this.
                     Err(_) => Ok(true),
                 }
@@ -164,17 +171,24 @@ impl Store {
 
     /// `start_then`, waiting for the commit.
     #[cfg(test)]
-    pub fn start(&self, id: TaskId, owner: &str) -> Result<bool> {
-        let (owner, now) = (owner.to_string(), self.clock().now_text());
-        self.write(move |tx| start_in(tx, id, &owner, &now))
+    pub fn start(&self, id: TaskId, client: &str, owner: &str) -> Result<bool> {
+        let (client, owner, now) = (
+            client.to_string(),
+            owner.to_string(),
+            self.clock().now_text(),
+        );
+        self.write(move |tx| start_in(tx, id, &client, &owner, &now))
     }
 }
 
 /// Marks a reserved task running within a transaction; see `Store::start_then`.
-fn start_in(tx: &Transaction<'_>, id: TaskId, owner: &str, now: &str) -> Result<bool> {
+fn start_in(tx: &JobTx<'_>, id: TaskId, client: &str, owner: &str, now: &str) -> Result<bool> {
     let started = tx
         .prepare_cached(START_TASK)?
-        .execute(params![now, id, owner])?;
+        .execute(params![now, id, owner, client])?;
+    if started == 1 {
+        tx.moved(client, Some(State::Queued), Some(State::Running));
+    }
     Ok(started == 1)
 }
 
@@ -198,7 +212,7 @@ mod tests {
         // Claimed once: a second claim finds nothing, and the dispatcher waits for nothing.
         assert!(store.claim_due("me", 10).unwrap().is_empty());
         assert_eq!(store.next_due_ms().unwrap(), None);
-        assert!(store.start(ids[0], "me").unwrap());
+        assert!(store.start(ids[0], "default", "me").unwrap());
         assert_eq!(store.task(&all, ids[0]).unwrap().state, State::Running);
         assert_eq!(store.task(&all, ids[0]).unwrap().attempts, 1);
         // A crash: the started one is interrupted, the reserved one waits to run again.
@@ -215,7 +229,7 @@ mod tests {
             DeleteOutcome::Deleted
         );
         assert!(!store.is_reserved(ids[1], "next").unwrap());
-        assert!(!store.start(ids[1], "next").unwrap());
+        assert!(!store.start(ids[1], "default", "next").unwrap());
     }
 
     #[test]

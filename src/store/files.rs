@@ -155,7 +155,7 @@ impl Store {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let limit = self.limits().quota_bytes;
         let (done, outcome) = crossbeam_channel::bounded(1);
-        let work = move |tx: &Transaction<'_>| {
+        let work = move |tx: &super::writer::JobTx<'_>| {
             if let Some(client) = &quota {
                 super::space::check_bytes_in(tx, client, limit, added)?;
             }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::claim::LEASE_MS;
+use super::writer::JobTx;
 use super::{Result, Store};
 use crate::task::{Counts, FileId, State, TaskId};
 
-/// Task ?12 ends, if it is still owner ?15's and in state ?16: ?1 state, ?2 message,
-/// ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its name, ?10 LOG, ?11 ERR, ?13 its start
-/// time when its start was folded into its end, and ?14 its LOG when kept in the row.
+/// Task ?12 of client ?17 ends, if it is still owner ?15's and in state ?16: ?1 state, ?2
+/// message, ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its name, ?10 LOG, ?11 ERR, ?13
+/// its start time when its start was folded into its end, and ?14 its LOG when kept in the
+/// row. (The client is known; it is checked so that a caller naming the wrong one fails
+/// rather than move the wrong counts.)
 const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_complete = 100, \
      total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
      end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
@@ -19,7 +22,7 @@ const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_compl
      log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id), \
      start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL), \
      log_text = coalesce(?14, log_text) \
-     WHERE id = ?12 AND lease_owner = ?15 AND state = ?16";
+     WHERE id = ?12 AND lease_owner = ?15 AND state = ?16 AND client = ?17";
 
 /// The longest LOG kept in its task's row rather than as a file of its own (see
 /// migrations/006_short_log_in_row.sql): one that was never stored while the task ran.
@@ -150,12 +153,19 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Ends a running task of `owner`. Returns false (and stores nothing) when the task was
-    /// deleted or is no longer this owner's; the files it produced are then removed.
-    pub fn finish(&self, id: TaskId, owner: &str, finish: Arc<Finish>) -> Result<bool> {
-        let owner = owner.to_string();
+    /// Ends a running task of `owner`'s (task `id` of `client`'s). Returns false (and stores
+    /// nothing) when the task was deleted or is no longer this owner's; the files it
+    /// produced are then removed.
+    pub fn finish(
+        &self,
+        id: TaskId,
+        client: &str,
+        owner: &str,
+        finish: Arc<Finish>,
+    ) -> Result<bool> {
+        let (client, owner) = (client.to_string(), owner.to_string());
         let now = self.clock().now_text();
-        let finished = self.write(move |tx| finish_in(tx, id, &owner, &finish, &now))?;
+        let finished = self.write(move |tx| finish_in(tx, id, &client, &owner, &finish, &now))?;
         self.activity().bump();
         Ok(finished)
     }
@@ -165,15 +175,16 @@ impl Store {
     pub fn finish_then(
         &self,
         id: TaskId,
+        client: &str,
         owner: &str,
         finish: Arc<Finish>,
         then: impl FnOnce(Result<bool>) + Send + 'static,
     ) {
-        let owner = owner.to_string();
+        let (client, owner) = (client.to_string(), owner.to_string());
         let now = self.clock().now_text();
         let store = self.clone();
         self.inner.writer.write_then(
-            move |tx| finish_in(tx, id, &owner, &finish, &now),
+            move |tx| finish_in(tx, id, &client, &owner, &finish, &now),
             move |outcome| {
                 store.activity().bump();
                 then(outcome);
@@ -184,8 +195,9 @@ impl Store {
 
 /// Records a task's end within a transaction; see `Store::finish`.
 fn finish_in(
-    tx: &Transaction<'_>,
+    tx: &JobTx<'_>,
     id: TaskId,
+    client: &str,
     owner: &str,
     finish: &Finish,
     now: &str,
@@ -249,10 +261,12 @@ fn finish_in(
         log_text,
         owner,
         expected.as_str(),
+        client,
     ])?;
     if ended == 0 {
         return not_running(tx, id, owner, finish);
     }
+    tx.moved(client, Some(expected), Some(finish.state));
     for file in [new_io, finish.log_file, finish.err_file]
         .into_iter()
         .flatten()
@@ -341,18 +355,18 @@ mod tests {
         // Ended without a recorded start: the end records it.
         let mut end = Finish::success(b"done\n");
         Arc::get_mut(&mut end).unwrap().started_at = Some("2026-11-26T10:00:00".into());
-        assert!(store.finish(ids[0], "me", end.clone()).unwrap());
+        assert!(store.finish(ids[0], "default", "me", end.clone()).unwrap());
         let task = store.task(&Scope::All, ids[0]).unwrap();
         assert_eq!(task.state, State::Succeeded);
         assert_eq!(task.start_time.as_deref(), Some("2026-11-26T10:00:00"));
         assert_eq!(task.attempts, 1);
         assert!(task.has_log_file);
         // Only once: the same end again finds the task no longer reserved.
-        assert!(!store.finish(ids[0], "me", end).unwrap());
+        assert!(!store.finish(ids[0], "default", "me", end).unwrap());
 
         // A start the writer already ran cannot be folded.
         let (ran, started) = crossbeam_channel::bounded(1);
-        let queued = store.start_then(ids[1], "me", move |r| ran.send(r).unwrap());
+        let queued = store.start_then(ids[1], "default", "me", move |r| ran.send(r).unwrap());
         assert!(started.recv().unwrap().unwrap());
         assert_eq!(queued.fold(), None);
         let task = store.task(&Scope::All, ids[1]).unwrap();

@@ -527,7 +527,9 @@ mod tests {
     }
 
     fn finish(store: &Store, task: TaskId) -> bool {
-        store.finish(task, "me", Finish::import_success()).unwrap()
+        store
+            .finish(task, "default", "me", Finish::import_success())
+            .unwrap()
     }
 
     #[test]

@@ -19,6 +19,7 @@ const STEPS: &[&str] = &[
     include_str!("../../migrations/004_client_usage.sql"),
     include_str!("../../migrations/005_tokens_and_tenants.sql"),
     include_str!("../../migrations/006_short_log_in_row.sql"),
+    include_str!("../../migrations/007_counts_in_memory.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {
@@ -238,7 +239,7 @@ mod tests {
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
         let mut end = Finish::success(b"short\n");
         std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
-        assert!(store.finish(id, "me", end).unwrap());
+        assert!(store.finish(id, "default", "me", end).unwrap());
         assert!(all.task(id).unwrap().has_log_file);
         assert!(all.task_file(id, FileRole::Log).unwrap().is_none());
         assert_eq!(read(all.task_log_text(id).unwrap().unwrap()), b"short\n");
@@ -254,10 +255,62 @@ mod tests {
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
         let mut end = Finish::success(&long);
         std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
-        assert!(store.finish(id, "me", end).unwrap());
+        assert!(store.finish(id, "default", "me", end).unwrap());
         assert!(all.task_log_text(id).unwrap().is_none());
         let file = all.task_file(id, FileRole::Log).unwrap().unwrap();
         assert_eq!(read(all.open_file(file.id).unwrap()), long);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    /// A file written by version 6 (with its counting triggers) opens with its tasks counted
+    /// from the rows, and the counts move with the tasks from then on.
+    #[test]
+    fn a_version_6_file_is_counted_from_its_rows() {
+        use crate::store::{Durability, ListFilter, Store};
+        use crate::task::{NewTask, Params, Scope, State};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &STEPS[..6] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO tasks (id, client, created_at, kind, due_at, updated_at, state, end_time, percent_complete)
+                   VALUES (1, 'a', '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'succeeded', '2026-01-01T00:00:01', 100),
+                          (2, 'a', '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'queued', NULL, 0),
+                          (3, 'b', '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', 'queued', NULL, 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Durability::Normal).unwrap();
+        let total = |client: &str, states: Vec<State>| {
+            let filter = ListFilter {
+                states,
+                limit: 10,
+                ..ListFilter::default()
+            };
+            let scope = Scope::Client(client.into());
+            store.scoped(scope).list(&filter).unwrap().1
+        };
+        assert_eq!(total("a", vec![]), 2);
+        assert_eq!(total("a", vec![State::Queued]), 1);
+        assert_eq!(total("b", vec![State::Queued, State::Running]), 1);
+        let mut new = NewTask::new("sleep", Params::new());
+        new.owner.client = "b".into();
+        store.submit_many(&[new]).unwrap();
+        assert_eq!(total("b", vec![State::Queued]), 2);
+        let triggers: i64 = store
+            .conn()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE '%count%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0, "the counting triggers and table are gone");
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 

@@ -23,6 +23,7 @@
 
 mod campaign_imports;
 mod claim;
+mod counts;
 mod dataset_update;
 mod datasets;
 mod error;
@@ -52,7 +53,7 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 use crate::change_counter::ChangeCounter;
 use crate::clock::Clock;
@@ -115,8 +116,8 @@ struct Inner {
     dir: std::path::PathBuf,
     /// Task ids to UUIDs and back.
     uuids: task_uuid::TaskUuids,
-    /// The quota of unfinished tasks, with the writer's bounds (see `space`).
-    unfinished: space::UnfinishedQuota,
+    /// How many tasks each client has in each state (see `counts`).
+    counts: Arc<counts::TaskCounts>,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -190,7 +191,8 @@ impl Store {
         let mut write_conn = Connection::open(path)?;
         init(&mut write_conn)?;
         let write_pragmas = pragmas_of(&write_conn)?;
-        let writer = writer::Writer::start(write_conn)
+        let counts = Arc::new(counts::TaskCounts::load(&write_conn)?);
+        let writer = writer::Writer::start(write_conn, counts.clone())
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         let manager = SqliteConnectionManager::file(path).with_init(init);
         let pool = Pool::builder()
@@ -208,7 +210,7 @@ impl Store {
                 limits,
                 dir: space::database_dir(path),
                 uuids,
-                unfinished: space::UnfinishedQuota::new(limits.max_unfinished),
+                counts,
                 _lock_file: lock_file,
             }),
         };
@@ -259,13 +261,12 @@ impl Store {
         Ok(self.inner.pool.get()?)
     }
 
-    /// Runs `f` in one IMMEDIATE transaction and commits it.
     /// Runs `f` in the writer's transaction (IMMEDIATE, shared with the writes that arrive
     /// with it) and returns its result once committed.
     fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&writer::JobTx<'_>) -> Result<T> + Send + 'static,
     {
         self.inner.writer.write(f)
     }
@@ -286,7 +287,7 @@ mod tests {
             .task
             .id;
         assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
-        assert!(store.start(task, "me").unwrap());
+        assert!(store.start(task, "default", "me").unwrap());
         task
     }
 

@@ -3,6 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row, Transaction};
 
+use super::counts::{slot, PerState};
 use super::{Result, Store};
 use crate::task::{Counts, Params, Scope, State, Task, TaskId};
 
@@ -45,9 +46,18 @@ impl Store {
     /// Tasks within `scope`, newest first, and the total count of those matching.
     pub(super) fn list(&self, scope: &Scope, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
         let mut conn = self.conn()?;
-        // One read transaction: the count and the page see the same snapshot.
+        // One read transaction, whose snapshot the kept counts are taken at: the total and
+        // the page see the same moment.
         let conn = conn.transaction()?;
-        let states = occupied_states(&conn, scope, &filter.states)?;
+        let client = match scope {
+            Scope::Client(client) => Some(client.as_str()),
+            Scope::All => None,
+        };
+        let counts = self
+            .inner
+            .counts
+            .at_snapshot(|| pin_snapshot(&conn), client)?;
+        let states = occupied_states(&counts, &filter.states);
         if states.as_ref().is_some_and(Vec::is_empty) {
             return Ok((Vec::new(), 0));
         }
@@ -79,14 +89,17 @@ impl Store {
             format!("WHERE {}", clauses.join(" AND "))
         };
         // Filtered by client and state at most, the kept counts answer; other filters count.
-        let counted_table = if filter.kind.is_none() && filter.user_id.is_none() {
-            "SELECT coalesce(sum(n), 0) FROM task_counts"
+        let total: u64 = if filter.kind.is_none() && filter.user_id.is_none() {
+            match &states {
+                Some(states) => states.iter().map(|s| counts[slot(*s)]).sum(),
+                None => counts.iter().sum(),
+            }
         } else {
-            "SELECT count(*) FROM tasks"
+            let counted: i64 = conn
+                .prepare_cached(&format!("SELECT count(*) FROM tasks {where_sql}"))?
+                .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
+            counted.max(0) as u64
         };
-        let total: i64 = conn
-            .prepare_cached(&format!("{counted_table} {where_sql}"))?
-            .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
         let n = values.len();
         values.push(Value::Integer(i64::from(filter.limit)));
         values.push(Value::Integer(
@@ -112,44 +125,33 @@ impl Store {
         drop(rows);
         drop(stmt);
         conn.finish()?;
-        Ok((tasks, total as u64))
+        Ok((tasks, total))
     }
 }
 
-/// Of the `wanted` states (all when empty: None), those that some task within `scope` is
-/// in, by the kept counts. A list filtered by one state walks the (client, state, id) index
-/// newest first and stops at its page; filtered by several (Web Service Tasks' Pending is
-/// every waiting state), SQLite would read every matching row to sort them. Only the
-/// states that hold tasks are kept, which is mostly one.
-fn occupied_states(
-    conn: &Transaction<'_>,
-    scope: &Scope,
-    wanted: &[State],
-) -> Result<Option<Vec<State>>> {
+/// Starts `conn`'s read transaction: its first read takes the snapshot (WAL).
+fn pin_snapshot(conn: &Transaction<'_>) -> Result<()> {
+    conn.prepare_cached("SELECT 1 FROM tasks WHERE id = 0")?
+        .exists([])?;
+    Ok(())
+}
+
+/// Of the `wanted` states (all when empty: None), those that some task is in, by the kept
+/// `counts`. A list filtered by one state walks the (client, state, id) index newest first
+/// and stops at its page; filtered by several (Web Service Tasks' Pending is every waiting
+/// state), SQLite would read every matching row to sort them. Only the states that hold
+/// tasks are kept, which is mostly one.
+fn occupied_states(counts: &PerState, wanted: &[State]) -> Option<Vec<State>> {
     if wanted.len() <= 1 {
-        return Ok((!wanted.is_empty()).then(|| wanted.to_vec()));
+        return (!wanted.is_empty()).then(|| wanted.to_vec());
     }
-    let sql = match scope {
-        Scope::Client(_) => {
-            "SELECT state FROM task_counts WHERE client = ?1 GROUP BY state HAVING sum(n) > 0"
-        }
-        Scope::All => "SELECT state FROM task_counts GROUP BY state HAVING sum(n) > 0",
-    };
-    let values: Vec<Value> = match scope {
-        Scope::Client(client) => vec![Value::Text(client.clone())],
-        Scope::All => Vec::new(),
-    };
-    let occupied: Vec<String> = conn
-        .prepare_cached(sql)?
-        .query_map(params_from_iter(&values), |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(
+    Some(
         wanted
             .iter()
             .copied()
-            .filter(|s| occupied.iter().any(|o| o == s.as_str()))
+            .filter(|s| counts[slot(*s)] > 0)
             .collect(),
-    ))
+    )
 }
 
 pub(super) fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
@@ -237,10 +239,10 @@ mod tests {
         let claimed = store.claim_due("me", 3).unwrap();
         assert_eq!(claimed.len(), 3);
         for task in &claimed {
-            assert!(store.start(task.id, "me").unwrap());
+            assert!(store.start(task.id, "default", "me").unwrap());
         }
         let end = Finish::success(b"done\n");
-        assert!(store.finish(claimed[0].id, "me", end).unwrap());
+        assert!(store.finish(claimed[0].id, "default", "me", end).unwrap());
         let default = Scope::Client("default".into());
         assert_eq!(
             store.delete(&default, ids[4], false).unwrap(),
@@ -287,7 +289,7 @@ mod tests {
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 4])
             .unwrap();
         let claimed = store.claim_due("me", 1).unwrap();
-        assert!(store.start(claimed[0].id, "me").unwrap());
+        assert!(store.start(claimed[0].id, "default", "me").unwrap());
         // Newest first, a page of two, the total of all three still waiting.
         assert_eq!(waiting(&default), (vec![ids[3], ids[2]], 3));
         assert_eq!(waiting(&Scope::All), (vec![ids[3], ids[2]], 3));

@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::{Result, Store};
-use crate::task::TaskId;
+use crate::task::{State, TaskId};
 
 /// The message of a task that was running when the service stopped.
 pub const INTERRUPTED: &str = "Interrupted: the service stopped while this task was running.";
@@ -20,7 +20,7 @@ impl Store {
         let now = self.clock().now_text();
         let owner = owner.map(String::from);
         let ids = self.write(move |tx| {
-            let ids: Vec<TaskId> = {
+            let interrupted: Vec<(TaskId, String)> = {
                 let mut stmt = tx.prepare(
                     // The counters go back to 0: what the task had counted is not kept (an
                     // unfinished import's rows are removed; see docs/api.md).
@@ -28,11 +28,17 @@ impl Store {
                      end_time = ?2, updated_at = ?2, start_time = coalesce(start_time, ?2), \
                      lease_owner = NULL, lease_expires_at = NULL, total_records = 0, \
                      succeeded_records = 0, duplicate_records = 0, failed_records = 0 \
-                     WHERE state = 'running' AND (?3 IS NULL OR lease_owner = ?3) RETURNING id",
+                     WHERE state = 'running' AND (?3 IS NULL OR lease_owner = ?3) \
+                     RETURNING id, client",
                 )?;
-                let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| r.get(0))?;
+                let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
+            for (_, client) in &interrupted {
+                tx.moved(client, Some(State::Running), Some(State::Failed));
+            }
             // Reserved tasks that never started go back to the queue.
             tx.execute(
                 "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
@@ -43,7 +49,7 @@ impl Store {
                 tx.execute("DELETE FROM files WHERE attached = 0", [])?;
                 super::import::remove_unfinished_imports(tx)?;
             }
-            Ok(ids)
+            Ok(interrupted.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
         })?;
         if !ids.is_empty() {
             self.activity().bump();

@@ -1,10 +1,10 @@
 //! Cancelling and deleting a task (with its files, through the schema's cascades).
 
-use rusqlite::params_from_iter;
+use rusqlite::{params_from_iter, OptionalExtension};
 
 use super::scope::one_in_scope;
 use super::{Result, Store};
-use crate::task::{Scope, TaskId};
+use crate::task::{Scope, State, TaskId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -30,10 +30,17 @@ impl Store {
     pub fn delete(&self, scope: &Scope, id: TaskId, force: bool) -> Result<DeleteOutcome> {
         let (clause, values) = one_in_scope(scope, id, "client");
         let running_guard = if force { "" } else { "AND state <> 'running'" };
-        let delete_sql = format!("DELETE FROM tasks WHERE id = ?1 {running_guard} {clause}");
+        let delete_sql = format!(
+            "DELETE FROM tasks WHERE id = ?1 {running_guard} {clause} RETURNING client, state"
+        );
         let exists_sql = format!("SELECT 1 FROM tasks WHERE id = ?1 {clause}");
         let outcome = self.write(move |tx| {
-            if tx.execute(&delete_sql, params_from_iter(&values))? == 1 {
+            let deleted: Option<(String, String)> = tx
+                .prepare(&delete_sql)?
+                .query_row(params_from_iter(&values), |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((client, state)) = deleted {
+                tx.moved(&client, State::parse(&state), None);
                 return Ok(DeleteOutcome::Deleted);
             }
             Ok(

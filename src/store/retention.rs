@@ -4,10 +4,10 @@
 //! so submissions and task ends are never held up behind it. An unfinished task is never
 //! removed, however old.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
-use crate::task::TaskId;
+use crate::task::{State, TaskId};
 
 /// Tasks read per page of the search.
 const PAGE: i64 = 1000;
@@ -20,8 +20,8 @@ const PAGE_AFTER: &str = "SELECT id, created_at, end_time FROM tasks WHERE id > 
 
 /// Deletes task ?1 if it ended before ?2 (checked again: it may have been deleted, or, never
 /// having ended, be running).
-const DELETE_EXPIRED: &str =
-    "DELETE FROM tasks WHERE id = ?1 AND end_time IS NOT NULL AND end_time < ?2";
+const DELETE_EXPIRED: &str = "DELETE FROM tasks WHERE id = ?1 AND end_time IS NOT NULL \
+     AND end_time < ?2 RETURNING client, state";
 
 impl Store {
     /// Up to `limit` ids of tasks that ended before `cutoff` (`YYYY-MM-DDTHH:MM:SS`), after
@@ -68,7 +68,13 @@ impl Store {
             let mut delete = tx.prepare_cached(DELETE_EXPIRED)?;
             let mut removed = 0;
             for id in &ids {
-                removed += delete.execute(params![id, cutoff])?;
+                let deleted: Option<(String, String)> = delete
+                    .query_row(params![id, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((client, state)) = deleted {
+                    tx.moved(&client, State::parse(&state), None);
+                    removed += 1;
+                }
             }
             Ok(removed)
         })?;
@@ -107,12 +113,14 @@ mod tests {
         // 0 and 1 end now; 2 runs; 3 waits.
         let claimed = store.claim_due("me", 3).unwrap();
         for task in &claimed {
-            assert!(store.start(task.id, "me").unwrap());
+            assert!(store.start(task.id, "default", "me").unwrap());
         }
         // LOGs too long to keep in the row: files of their own, which go with their tasks.
         let log = vec![b'l'; super::super::finish::INLINE_LOG_MAX + 1];
         for id in &ids[..2] {
-            assert!(store.finish(*id, "me", Finish::success(&log)).unwrap());
+            assert!(store
+                .finish(*id, "default", "me", Finish::success(&log))
+                .unwrap());
         }
         // An hour later, 4 finishes; the cutoff is half an hour ago.
         clock.advance(Duration::from_secs(3600));
@@ -123,9 +131,11 @@ mod tests {
             .id;
         let claimed = store.claim_due("me", 2).unwrap();
         for task in &claimed {
-            assert!(store.start(task.id, "me").unwrap());
+            assert!(store.start(task.id, "default", "me").unwrap());
         }
-        assert!(store.finish(late, "me", Finish::success(&log)).unwrap());
+        assert!(store
+            .finish(late, "default", "me", Finish::success(&log))
+            .unwrap());
         let cutoff = crate::clock::format_ms(clock.now_ms() - 1_800_000);
 
         let (found, next) = store.expired_tasks(&cutoff, 0, 1).unwrap();

@@ -4,22 +4,16 @@
 //! full client or a nearly full disk can always be cleaned up.
 //!
 //! A client's stored bytes are kept in `client_usage` by triggers on `files` (schema
-//! version 4), so a check costs one row; its unfinished tasks are the kept `task_counts`.
+//! version 4), so a check costs one row; its unfinished tasks are the counts kept in memory
+//! (`counts.rs`).
 
 use std::path::{Path, PathBuf};
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
+use super::counts;
+use super::writer::JobTx;
 use super::{Refusal, Result, Store, StoreError};
-
-/// A client's unfinished tasks, as `task_counts` keeps them: every state but the three
-/// ends. Spelled as inequalities: SQLite evaluates a constant IN list (and turns an OR of
-/// equalities on one column into one) by building a temporary b-tree, see schema.sql.
-const UNFINISHED: &str = "SELECT coalesce(sum(n), 0) FROM task_counts WHERE client = ?1 AND \
-     state <> 'succeeded' AND state <> 'failed' AND state <> 'canceled'";
 
 /// The bytes of stored files of client ?1.
 const USAGE: &str = "SELECT bytes FROM client_usage WHERE client = ?1";
@@ -86,85 +80,39 @@ fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Resu
     Ok(())
 }
 
-/// The most clients whose bound the writer keeps; past it the bounds start afresh.
-const MAX_BOUNDS: usize = 10_000;
-
-/// The quota of unfinished tasks, as the writer checks it for every new task. Counting a
-/// client's unfinished tasks reads several rows of `task_counts`, on the writer that every
-/// submission waits for. Instead the writer keeps, per client, a number never below the
-/// true count: the last count it read, plus every task inserted since. Only an insert makes
-/// a task unfinished; a task that ends or is deleted, or an insert rolled back, only lowers
-/// the true count. The rows are read again only when that bound would pass the quota, so a
-/// client well within its quota costs a submission a lookup in memory.
-pub(super) struct UnfinishedQuota {
-    limit: u64,
-    bounds: Mutex<HashMap<String, u64>>,
+impl Store {
+    /// Refuses, before the writer, `adding` new tasks of `client`'s that the committed counts
+    /// say would take it past its quota of unfinished tasks: a client at its quota that keeps
+    /// submitting is so refused without the writer, whose batch a job failing inside it
+    /// makes run again (see writer.rs). The writer's own check (`check_unfinished_in`) still
+    /// decides.
+    pub(super) fn precheck_unfinished_of(&self, client: &str, adding: u64) -> Result<()> {
+        let committed = counts::unfinished(&self.inner.counts.of(Some(client)));
+        refuse_past(self.limits().max_unfinished, committed, adding)
+    }
 }
 
-impl UnfinishedQuota {
-    pub(super) fn new(limit: u64) -> UnfinishedQuota {
-        UnfinishedQuota {
-            limit,
-            bounds: Mutex::default(),
-        }
-    }
+/// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
+pub(super) fn check_unfinished_in(
+    tx: &JobTx<'_>,
+    client: &str,
+    limit: u64,
+    adding: u64,
+) -> Result<()> {
+    refuse_past(limit, tx.unfinished(client), adding)
+}
 
-    /// Before a submission goes to the writer, on a connection of the pool, for a client
-    /// whose bound does not settle it (`within_bound`): refuses `adding` more unfinished
-    /// tasks of `client`'s when the rows say the quota is reached. A client at its quota
-    /// that keeps submitting is so refused without the writer, whose batch a job failing
-    /// inside it makes run again (see writer.rs). The writer's own check (`check_in`) still
-    /// decides; this one only spares it the refusals it can see.
-    pub(super) fn precheck(&self, conn: &Connection, client: &str, adding: u64) -> Result<()> {
-        self.counted(conn, client, adding).map(|_| ())
+/// Refuses `adding` tasks to `unfinished` past `limit`.
+fn refuse_past(limit: u64, unfinished: u64, adding: u64) -> Result<()> {
+    if unfinished.saturating_add(adding) > limit {
+        return Err(StoreError::Refused(Refusal::UnfinishedQuota { limit }));
     }
-
-    /// `client`'s unfinished tasks as the rows count them, plus `adding`; refused past the
-    /// quota.
-    fn counted(&self, conn: &Connection, client: &str, adding: u64) -> Result<u64> {
-        let unfinished: i64 = conn
-            .prepare_cached(UNFINISHED)?
-            .query_row(params![client], |r| r.get(0))?;
-        let after = (unfinished.max(0) as u64).saturating_add(adding);
-        if after > self.limit {
-            return Err(StoreError::Refused(Refusal::UnfinishedQuota {
-                limit: self.limit,
-            }));
-        }
-        Ok(after)
-    }
-
-    /// Whether `adding` more of `client`'s tasks stay within the quota by the bound alone.
-    pub(super) fn within_bound(&self, client: &str, adding: u64) -> bool {
-        let bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
-        bounds
-            .get(client)
-            .is_some_and(|bound| bound.saturating_add(adding) <= self.limit)
-    }
-
-    /// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
-    pub(super) fn check_in(&self, tx: &Transaction<'_>, client: &str, adding: u64) -> Result<()> {
-        let mut bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bound) = bounds.get_mut(client) {
-            if bound.saturating_add(adding) <= self.limit {
-                *bound += adding;
-                return Ok(());
-            }
-        }
-        let after = self.counted(tx, client, adding).inspect_err(|_| {
-            bounds.remove(client);
-        })?;
-        if bounds.len() >= MAX_BOUNDS {
-            bounds.clear();
-        }
-        bounds.insert(client.to_string(), after);
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The statements every submission runs, for the test that they build no temporary b-tree.
 #[cfg(test)]
-pub(super) const HOT_STATEMENTS: &[&str] = &[UNFINISHED, USAGE];
+pub(super) const HOT_STATEMENTS: &[&str] = &[USAGE];
 
 #[cfg(test)]
 mod tests {
@@ -233,9 +181,9 @@ mod tests {
         store.scoped(Scope::All).submit(&theirs).unwrap();
         // A task that ends frees its place.
         let claimed = store.claim_due("me", 1).unwrap();
-        assert!(store.start(claimed[0].id, "me").unwrap());
+        assert!(store.start(claimed[0].id, "default", "me").unwrap());
         let end = crate::store::Finish::success(b"");
-        assert!(store.finish(claimed[0].id, "me", end).unwrap());
+        assert!(store.finish(claimed[0].id, "default", "me", end).unwrap());
         mine.submit(&NewTask::new("sleep", Params::new())).unwrap();
     }
 

@@ -1,10 +1,11 @@
 //! Submitting tasks: one, or many in one transaction, with Idempotency-Keys remembered for a
 //! day per client and user.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 
 use super::query::read_task;
-use super::space::UnfinishedQuota;
+use super::space::check_unfinished_in;
+use super::writer::JobTx;
 use super::{Result, Store, StoreError};
 use crate::task::{Counts, NewTask, State, Task, TaskId};
 
@@ -41,7 +42,7 @@ impl Store {
         let store = self.clone();
         let now = crate::clock::format_ms(now_ms);
         let result = self.write(move |tx| {
-            let quota = &store.inner.unfinished;
+            let quota = store.limits().max_unfinished;
             let (id, created) = insert_task(tx, &new, &now, now_ms, quota)?;
             // A new task is what was inserted, with the schema's defaults: no need to read it.
             let task = if created {
@@ -65,7 +66,7 @@ impl Store {
         let store = self.clone();
         let now = crate::clock::format_ms(now_ms);
         let ids = self.write(move |tx| {
-            let quota = &store.inner.unfinished;
+            let quota = store.limits().max_unfinished;
             tasks
                 .iter()
                 .map(|t| insert_task(tx, t, &now, now_ms, quota).map(|(id, _)| id))
@@ -78,7 +79,7 @@ impl Store {
 
 impl Store {
     /// Refuses, before the writer, new tasks that would take their client past its quota of
-    /// unfinished tasks (see `UnfinishedQuota::precheck`). A task with an Idempotency-Key
+    /// unfinished tasks (see `precheck_unfinished_of`). A task with an Idempotency-Key
     /// may be an earlier one again, which is not new: the writer decides for those.
     fn precheck_unfinished(&self, tasks: &[NewTask]) -> Result<()> {
         let mut adding: Vec<(&str, u64)> = Vec::new();
@@ -89,14 +90,8 @@ impl Store {
                 None => adding.push((client, 1)),
             }
         }
-        let quota = &self.inner.unfinished;
-        adding.retain(|&(client, n)| !quota.within_bound(client, n));
-        if adding.is_empty() {
-            return Ok(());
-        }
-        let conn = self.conn()?;
         for (client, n) in adding {
-            quota.precheck(&conn, client, n)?;
+            self.precheck_unfinished_of(client, n)?;
         }
         Ok(())
     }
@@ -131,11 +126,11 @@ fn pending_task(id: TaskId, new: NewTask, created_at: String) -> Task {
 /// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
 /// it was created (false: an Idempotency-Key matched an earlier submission's task).
 fn insert_task(
-    tx: &Transaction<'_>,
+    tx: &JobTx<'_>,
     new: &NewTask,
     now: &str,
     now_ms: i64,
-    quota: &UnfinishedQuota,
+    quota: u64,
 ) -> Result<(TaskId, bool)> {
     let params_json =
         serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -176,7 +171,7 @@ fn insert_task(
     }
     // Checked before anything is written (see the writer: a write that fails halfway
     // fails its whole batch). A retry matched above is not a new task: no quota applies.
-    quota.check_in(tx, &new.owner.client, 1)?;
+    check_unfinished_in(tx, &new.owner.client, quota, 1)?;
     if let Some(upload) = new.io_file {
         // An upload is used only by the client that sent it.
         let staged = tx
@@ -212,6 +207,7 @@ fn insert_task(
         )?
         .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
     }
+    tx.moved(&new.owner.client, None, Some(State::Queued));
     Ok((id, true))
 }
 

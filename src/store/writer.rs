@@ -11,9 +11,15 @@
 //! Nothing is acknowledged before its commit; a commit that fails fails every job in it.
 //! One writer also means no two writers ever wait on each other for SQLite's lock.
 //!
+//! A job runs in a [`JobTx`], and reports there every task it inserts, deletes or moves to
+//! another state: the writer applies the reports of a batch's jobs to the task counts
+//! (`counts.rs`) with its commit, and drops those of a job rolled back or run again.
+//!
 //! Shutdown flows through the channel: when the store's last handle drops, the sender
 //! drops, `recv` fails, the writer finishes its batch and closes the connection.
 
+use std::cell::RefCell;
+use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +28,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::counts::{self, Changes, TaskCounts};
 use super::{Result, StoreError};
+use crate::task::State;
 
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -32,12 +40,60 @@ const MAX_BATCH: usize = 512;
 /// the writer, say) cost what savepoints cost, never every batch run twice.
 const GUARDED_AFTER_A_FAILURE: Duration = Duration::from_secs(1);
 
+/// What a job runs in: the batch's transaction (which it derefs to), and the task counts
+/// (see `counts`), to which it reports every change its statements make to a task's state or
+/// existence (`moved`): the writer applies a job's reports with its batch's commit, and
+/// drops them with its rollback.
+pub(super) struct JobTx<'a> {
+    tx: &'a Transaction<'a>,
+    committed: &'a TaskCounts,
+    /// The reports of the batch's jobs before this one.
+    batch: &'a Changes,
+    job: RefCell<Changes>,
+}
+
+impl<'a> Deref for JobTx<'a> {
+    type Target = Transaction<'a>;
+
+    fn deref(&self) -> &Transaction<'a> {
+        self.tx
+    }
+}
+
+impl<'a> JobTx<'a> {
+    fn new(tx: &'a Transaction<'a>, committed: &'a TaskCounts, batch: &'a Changes) -> Self {
+        JobTx {
+            tx,
+            committed,
+            batch,
+            job: RefCell::default(),
+        }
+    }
+
+    /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted,
+    /// or deleted), by a statement of this job's that succeeded.
+    pub(super) fn moved(&self, client: &str, from: Option<State>, to: Option<State>) {
+        self.job.borrow_mut().moved(client, from, to);
+    }
+
+    /// `client`'s unfinished tasks as this job's transaction sees them.
+    pub(super) fn unfinished(&self, client: &str) -> u64 {
+        let committed = counts::unfinished(&self.committed.of(Some(client)));
+        let pending = self.batch.unfinished(client) + self.job.borrow().unfinished(client);
+        committed.saturating_add_signed(pending)
+    }
+
+    fn into_changes(self) -> Changes {
+        self.job.into_inner()
+    }
+}
+
 /// A write waiting for the writer.
 trait Job: Send {
     /// Runs the work within the batch's transaction: Ok if it succeeded (its changes stay),
     /// else its error. Called again when the batch runs again (see `run_batch`): the last
     /// run's result is the job's.
-    fn run(&mut self, tx: &Transaction<'_>) -> Result<()>;
+    fn run(&mut self, tx: &JobTx<'_>) -> Result<()>;
     /// Answers the caller once the batch's fate is known.
     fn complete(self: Box<Self>, commit: &Result<()>);
 }
@@ -52,9 +108,9 @@ struct Work<T, F> {
 impl<T, F> Job for Work<T, F>
 where
     T: Send,
-    F: FnMut(&Transaction<'_>) -> Result<T> + Send,
+    F: FnMut(&JobTx<'_>) -> Result<T> + Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) -> Result<()> {
+    fn run(&mut self, tx: &JobTx<'_>) -> Result<()> {
         let work = &mut self.work;
         let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)))
             .unwrap_or_else(|_| Err(StoreError::Internal("a write panicked".into())));
@@ -141,17 +197,21 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which it owns from now on.
-    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
-        Writer::start_guarding_for(conn, GUARDED_AFTER_A_FAILURE)
+    /// Starts the writer thread on `conn`, which it owns from now on, keeping `counts`.
+    pub(super) fn start(conn: Connection, counts: Arc<TaskCounts>) -> std::io::Result<Writer> {
+        Writer::start_guarding_for(conn, counts, GUARDED_AFTER_A_FAILURE)
     }
 
     /// `start`, with batches run guarded for `guarded_for` after one had to run again.
-    fn start_guarding_for(conn: Connection, guarded_for: Duration) -> std::io::Result<Writer> {
+    fn start_guarding_for(
+        conn: Connection,
+        counts: Arc<TaskCounts>,
+        guarded_for: Duration,
+    ) -> std::io::Result<Writer> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, queue, guarded_for))?;
+            .spawn(move || run(conn, &counts, queue, guarded_for))?;
         Ok(Writer { jobs })
     }
 
@@ -159,7 +219,7 @@ impl Writer {
     pub(super) fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
     {
         let slot = Arc::new(AnswerSlot {
             answer: Mutex::new(None),
@@ -176,7 +236,7 @@ impl Writer {
     pub(super) fn write_then<T, F>(&self, work: F, then: impl FnOnce(Result<T>) + Send + 'static)
     where
         T: Send + 'static,
-        F: FnMut(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
     {
         let job = Work {
             work,
@@ -207,7 +267,7 @@ impl<T: Send + 'static> InFlight<T> {
     /// not sent.
     pub(super) fn send<F>(&mut self, writer: &Writer, work: F) -> Result<Option<T>>
     where
-        F: FnMut(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
     {
         let earlier = self.wait()?;
         let (done, outcome) = crossbeam_channel::bounded(1);
@@ -228,16 +288,21 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
-fn run(conn: Connection, queue: Receiver<Box<dyn Job>>, guarded_for: Duration) {
+fn run(
+    conn: Connection,
+    counts: &TaskCounts,
+    queue: Receiver<Box<dyn Job>>,
+    guarded_for: Duration,
+) {
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         let guarded = batch.len() > 1 && guarded_until.is_some_and(|until| Instant::now() < until);
         let outcome = if guarded {
-            run_guarded(&conn, &mut batch, None)
+            run_guarded(&conn, counts, &mut batch, None)
         } else {
-            run_batch(&conn, &mut batch, guarded_for, &mut guarded_until)
+            run_batch(&conn, counts, &mut batch, guarded_for, &mut guarded_until)
         };
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
@@ -261,13 +326,17 @@ fn run(conn: Connection, queue: Receiver<Box<dyn Job>>, guarded_for: Duration) {
 /// or a full disk (`pager_unlock`), so the next batch starts clean when the cause is gone.
 fn run_batch(
     conn: &Connection,
+    counts: &TaskCounts,
     batch: &mut [Box<dyn Job>],
     guarded_for: Duration,
     guarded_until: &mut Option<Instant>,
 ) -> Result<()> {
     let tx = begin(conn)?;
+    let mut changes = Changes::default();
     for (i, job) in batch.iter_mut().enumerate() {
-        let ran = job.run(&tx);
+        let job_tx = JobTx::new(&tx, counts, &changes);
+        let ran = job.run(&job_tx);
+        let moved = job_tx.into_changes();
         ensure_open(&tx, &ran)?;
         if ran.is_err() {
             let rolled_back = tx.rollback().map_err(|e| StoreError::classify(conn, e));
@@ -277,29 +346,40 @@ fn run_batch(
             }
             rolled_back?;
             *guarded_until = Some(Instant::now() + guarded_for);
-            return run_guarded(conn, batch, Some(i));
+            return run_guarded(conn, counts, batch, Some(i));
         }
+        changes.absorb(moved);
     }
-    commit(conn, tx)
+    counts.commit_with(|| commit(conn, tx), changes)
 }
 
 /// Runs the batch (again, but for the job at `failed`, which keeps the error it failed
 /// with), each job in a savepoint of its own: one that fails now is rolled back alone.
-fn run_guarded(conn: &Connection, batch: &mut [Box<dyn Job>], failed: Option<usize>) -> Result<()> {
+fn run_guarded(
+    conn: &Connection,
+    counts: &TaskCounts,
+    batch: &mut [Box<dyn Job>],
+    failed: Option<usize>,
+) -> Result<()> {
     let tx = begin(conn)?;
+    let mut changes = Changes::default();
     for (i, job) in batch.iter_mut().enumerate() {
         if Some(i) == failed {
             continue;
         }
         statement(&tx, "SAVEPOINT job")?;
-        let ran = job.run(&tx);
+        let job_tx = JobTx::new(&tx, counts, &changes);
+        let ran = job.run(&job_tx);
+        let moved = job_tx.into_changes();
         ensure_open(&tx, &ran)?;
         if ran.is_err() {
             statement(&tx, "ROLLBACK TO job")?;
+        } else {
+            changes.absorb(moved);
         }
         statement(&tx, "RELEASE job")?;
     }
-    commit(conn, tx)
+    counts.commit_with(|| commit(conn, tx), changes)
 }
 
 fn begin(conn: &Connection) -> Result<Transaction<'_>> {
@@ -341,16 +421,26 @@ mod tests {
     use std::sync::{Arc, Barrier};
 
     fn writer() -> (tempfile::TempDir, Arc<Writer>) {
-        writer_guarding_for(GUARDED_AFTER_A_FAILURE)
+        let (dir, writer, _) = writer_guarding_for(GUARDED_AFTER_A_FAILURE);
+        (dir, writer)
     }
 
-    fn writer_guarding_for(guarded_for: Duration) -> (tempfile::TempDir, Arc<Writer>) {
+    /// A writer, with the task counts it keeps.
+    fn writer_guarding_for(
+        guarded_for: Duration,
+    ) -> (tempfile::TempDir, Arc<Writer>, Arc<TaskCounts>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER UNIQUE);")
             .unwrap();
-        let writer = Writer::start_guarding_for(conn, guarded_for).unwrap();
-        (dir, Arc::new(writer))
+        let counts = Arc::new(TaskCounts::default());
+        let writer = Writer::start_guarding_for(conn, counts.clone(), guarded_for).unwrap();
+        (dir, Arc::new(writer), counts)
+    }
+
+    /// Client "c"'s queued tasks as the counts keep them (each job below moves one).
+    fn counted(counts: &TaskCounts) -> u64 {
+        counts.of(Some("c"))[counts::slot(State::Queued)]
     }
 
     fn count(w: &Writer) -> i64 {
@@ -398,7 +488,7 @@ mod tests {
     /// gone, and nothing of it may be committed piecemeal; the next write works.
     #[test]
     fn a_batch_rolled_back_by_sqlite_fails_every_job_with_its_cause_and_the_writer_goes_on() {
-        let (_dir, w) = writer();
+        let (_dir, w, counts) = writer_guarding_for(GUARDED_AFTER_A_FAILURE);
         // A first write holds the writer until the batch under test is queued behind it.
         let (release, hold) = crossbeam_channel::bounded::<()>(0);
         w.write_then(
@@ -418,6 +508,7 @@ mod tests {
                 w.write_then(
                     move |tx| {
                         tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        tx.moved("c", None, Some(State::Queued));
                         if n == 2 {
                             tx.execute_batch("ROLLBACK")?;
                             return Err(StoreError::DiskFull);
@@ -439,6 +530,11 @@ mod tests {
             );
         }
         assert_eq!(count(&w), 0, "a job of the lost batch was committed");
+        assert_eq!(
+            counted(&counts),
+            0,
+            "a job of the lost batch moved the counts"
+        );
         w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (4)", [])?))
             .unwrap();
         assert_eq!(count(&w), 1);
@@ -472,6 +568,7 @@ mod tests {
                     move |tx| {
                         runs[n].fetch_add(1, Ordering::SeqCst);
                         tx.execute("INSERT INTO t (n) VALUES (?1)", [base + n as i64])?;
+                        tx.moved("c", None, Some(State::Queued));
                         if n == 1 {
                             // A second write of the same job fails: the first must go too.
                             tx.execute("INSERT INTO t (n) VALUES (?1)", [base])?;
@@ -503,7 +600,7 @@ mod tests {
     /// writes are committed once, and each caller hears its own job's outcome.
     #[test]
     fn a_failed_job_in_a_batch_is_rolled_back_alone_and_the_others_run_again() {
-        let (_dir, w) = writer();
+        let (_dir, w, counts) = writer_guarding_for(GUARDED_AFTER_A_FAILURE);
         let (outcomes, runs) = a_batch_with_a_failing_job(&w, 10);
         assert_eq!(outcomes, [true, false, true]);
         assert_eq!(
@@ -513,18 +610,22 @@ mod tests {
         );
         // The first job ran in both passes, the failed one once, the last in the second.
         assert_eq!(runs, [2, 1, 1]);
+        // The counts moved by the jobs committed, once each: not by the failed one, nor by
+        // the first pass.
+        assert_eq!(counted(&counts), 2);
     }
 
     /// After a batch had to run again, the next ones run guarded from the start (for an
     /// hour here): a failing job costs no second run.
     #[test]
     fn after_a_failure_the_next_batches_run_guarded_and_nothing_runs_twice() {
-        let (_dir, w) = writer_guarding_for(Duration::from_secs(3600));
+        let (_dir, w, counts) = writer_guarding_for(Duration::from_secs(3600));
         assert_eq!(a_batch_with_a_failing_job(&w, 10).1, [2, 1, 1]);
         let (outcomes, runs) = a_batch_with_a_failing_job(&w, 20);
         assert_eq!(outcomes, [true, false, true]);
         assert_eq!(runs, [1, 1, 1]);
         assert_eq!(stored(&w), [10, 12, 20, 22]);
+        assert_eq!(counted(&counts), 4);
     }
 
     #[test]

@@ -27,7 +27,9 @@ fn import(store: &Store, client: &str, name: &str, header: &[&str], rows: &[&[&s
         .insert(rows.iter().map(|r| strings(r)).collect())
         .unwrap();
     import.commit().unwrap();
-    assert!(store.finish(task, "me", Finish::import_success()).unwrap());
+    assert!(store
+        .finish(task, "default", "me", Finish::import_success())
+        .unwrap());
 }
 
 /// Every row of client `client`'s dataset `name`, in row order.

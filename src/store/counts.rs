@@ -1,0 +1,407 @@
+//! How many tasks each client has in each state, kept in memory: the list's total
+//! (X-Total-Count), the states a list need look at, and the quota of unfinished tasks read
+//! it instead of counting rows.
+//!
+//! The rows are the truth. The counts are counted from them once, when the store opens (so
+//! a crash loses nothing), and from then on moved by the writer's jobs, each saying what its
+//! statements changed (`JobTx::moved`): a batch's changes are applied when it commits and
+//! forgotten when it rolls back. Counting was done by triggers on `tasks` before schema
+//! version 7; each trigger is a statement run inside the task's own, which costs a statement
+//! journal and about a tenth of the writer's work per task.
+//!
+//! A reader that pairs a count with rows (the list: its total beside its page) must see both
+//! at one moment. The writer holds `commits` (written) from before its COMMIT until the
+//! batch's changes are applied; such a reader holds it (read) while its transaction takes
+//! its snapshot and it copies the counts (`at_snapshot`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+use rusqlite::Connection;
+
+use super::Result;
+use crate::task::State;
+
+/// Tasks per state, indexed by `slot(state)`.
+pub(super) type PerState = [u64; State::ALL.len()];
+
+/// Where a state's number is in a [`PerState`].
+pub(super) fn slot(state: State) -> usize {
+    state as usize
+}
+
+/// The unfinished tasks among `per_state`.
+pub(super) fn unfinished(per_state: &PerState) -> u64 {
+    State::ALL
+        .iter()
+        .filter(|s| !s.is_finished())
+        .map(|s| per_state[slot(*s)])
+        .sum()
+}
+
+/// The committed counts, per client.
+#[derive(Default)]
+pub(super) struct TaskCounts {
+    /// Written by the writer across a commit and the counts' update; read by a reader while
+    /// it takes its snapshot and copies counts (see the module's doc).
+    commits: RwLock<()>,
+    by_client: Mutex<HashMap<String, PerState>>,
+}
+
+impl TaskCounts {
+    /// Counts the tasks in `conn`'s file (the `tasks_client_state_id` index answers it).
+    pub(super) fn load(conn: &Connection) -> Result<TaskCounts> {
+        let mut by_client: HashMap<String, PerState> = HashMap::new();
+        let mut stmt =
+            conn.prepare("SELECT client, state, count(*) FROM tasks GROUP BY client, state")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let client: String = row.get(0)?;
+            let state: String = row.get(1)?;
+            let n: i64 = row.get(2)?;
+            // The schema's CHECK lists the same states.
+            let Some(state) = State::parse(&state) else {
+                continue;
+            };
+            by_client.entry(client).or_default()[slot(state)] = n.max(0) as u64;
+        }
+        Ok(TaskCounts {
+            commits: RwLock::new(()),
+            by_client: Mutex::new(by_client),
+        })
+    }
+
+    /// `client`'s committed counts (None: all clients' together).
+    pub(super) fn of(&self, client: Option<&str>) -> PerState {
+        let by_client = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        match client {
+            Some(client) => by_client.get(client).copied().unwrap_or_default(),
+            None => by_client
+                .values()
+                .fold([0; State::ALL.len()], |mut sum, n| {
+                    for (s, n) in sum.iter_mut().zip(n) {
+                        *s += n;
+                    }
+                    sum
+                }),
+        }
+    }
+
+    /// Runs `pin`, which must take the snapshot of the caller's read transaction (its first
+    /// read does), and returns `client`'s counts (None: all) as of that snapshot.
+    pub(super) fn at_snapshot(
+        &self,
+        pin: impl FnOnce() -> Result<()>,
+        client: Option<&str>,
+    ) -> Result<PerState> {
+        let _no_commit = self.commits.read().unwrap_or_else(|e| e.into_inner());
+        pin()?;
+        Ok(self.of(client))
+    }
+
+    /// Runs `commit` and, if it succeeded, applies `changes`, as one step for the readers
+    /// of `at_snapshot`.
+    pub(super) fn commit_with(
+        &self,
+        commit: impl FnOnce() -> Result<()>,
+        changes: Changes,
+    ) -> Result<()> {
+        let _committing = self.commits.write().unwrap_or_else(|e| e.into_inner());
+        commit()?;
+        let mut by_client = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        for (client, deltas) in changes.by_client {
+            let counts = by_client.entry(client).or_default();
+            for (count, delta) in counts.iter_mut().zip(deltas) {
+                // A count going below zero would be a job misreporting its change: the
+                // counts say zero rather than wrap.
+                *count = count.saturating_add_signed(delta);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Changes to the counts not yet committed: one job's, or a batch's.
+#[derive(Default)]
+pub(super) struct Changes {
+    by_client: HashMap<String, [i64; State::ALL.len()]>,
+}
+
+impl Changes {
+    /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted, or
+    /// deleted).
+    pub(super) fn moved(&mut self, client: &str, from: Option<State>, to: Option<State>) {
+        let deltas = match self.by_client.get_mut(client) {
+            Some(deltas) => deltas,
+            None => self.by_client.entry(client.to_string()).or_default(),
+        };
+        if let Some(from) = from {
+            deltas[slot(from)] -= 1;
+        }
+        if let Some(to) = to {
+            deltas[slot(to)] += 1;
+        }
+    }
+
+    /// Adds `other`'s changes to these.
+    pub(super) fn absorb(&mut self, other: Changes) {
+        for (client, deltas) in other.by_client {
+            let mine = self.by_client.entry(client).or_default();
+            for (m, d) in mine.iter_mut().zip(deltas) {
+                *m += d;
+            }
+        }
+    }
+
+    /// The change to `client`'s unfinished tasks.
+    pub(super) fn unfinished(&self, client: &str) -> i64 {
+        self.by_client.get(client).map_or(0, |deltas| {
+            State::ALL
+                .iter()
+                .filter(|s| !s.is_finished())
+                .map(|s| deltas[slot(*s)])
+                .sum()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Durability, Finish, Store, StoreLimits};
+    use crate::task::{NewTask, Params, Scope, TaskId};
+    use std::sync::Arc;
+
+    /// Fails unless the kept counts of every client are those its rows say.
+    fn assert_counts_agree(store: &Store, step: &str) {
+        let conn = store.conn().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT client, state, count(*) FROM tasks GROUP BY client, state")
+            .unwrap();
+        let mut rows: HashMap<String, PerState> = HashMap::new();
+        for row in stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .unwrap()
+        {
+            let (client, state, n): (String, String, u64) = row.unwrap();
+            rows.entry(client).or_default()[slot(State::parse(&state).unwrap())] = n;
+        }
+        let kept = store.inner.counts.by_client.lock().unwrap().clone();
+        let kept: HashMap<String, PerState> = kept
+            .into_iter()
+            .filter(|(_, n)| n.iter().any(|n| *n > 0))
+            .collect();
+        assert_eq!(kept, rows, "after {step}");
+    }
+
+    fn task_of(client: &str, key: Option<&str>) -> NewTask {
+        let mut new = NewTask::new("sleep", Params::new());
+        new.owner.client = client.into();
+        new.idempotency_key = key.map(String::from);
+        new
+    }
+
+    /// Every verb that inserts, moves or deletes a task moves the kept counts exactly as the
+    /// rows change, refusals and failed writes included; a reopened store counts the same.
+    #[test]
+    fn the_kept_counts_follow_every_verb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let limits = StoreLimits {
+            max_unfinished: 3,
+            ..StoreLimits::default()
+        };
+        let open = || {
+            Store::open_with(
+                &path,
+                Durability::Normal,
+                4,
+                Arc::new(crate::clock::SystemClock),
+                limits,
+            )
+            .unwrap()
+        };
+        let store = open();
+        let all = store.scoped(Scope::All);
+        let a = all.submit(&task_of("a", Some("k"))).unwrap().task.id;
+        all.submit(&task_of("a", Some("k"))).unwrap();
+        let mut conflict = task_of("a", Some("k"));
+        conflict.kind = "csv.export".into();
+        assert!(all.submit(&conflict).is_err());
+        assert_counts_agree(&store, "a submission, its retry and a conflict");
+        let b: Vec<TaskId> = all
+            .submit_many(&[task_of("b", None), task_of("b", None), task_of("a", None)])
+            .unwrap();
+        assert!(all
+            .submit_many(&[task_of("a", None), task_of("a", Some("new"))])
+            .is_err());
+        all.submit(&task_of("a", Some("other"))).unwrap();
+        assert!(all.submit(&task_of("a", Some("over"))).is_err());
+        assert!(all.submit(&task_of("a", None)).is_err());
+        assert_counts_agree(&store, "many, and refusals by the quota");
+
+        let claimed = store.claim_due("me", 10).unwrap();
+        assert_eq!(claimed.len(), 5);
+        assert!(store.start(a, "a", "me").unwrap());
+        assert!(!store.start(a, "a", "me").unwrap());
+        assert_counts_agree(&store, "claims and a start");
+        assert!(store
+            .finish(a, "a", "me", Finish::success(b"ok\n"))
+            .unwrap());
+        assert!(!store.finish(a, "a", "me", Finish::success(b"")).unwrap());
+        let mut folded = Finish::success(b"");
+        Arc::get_mut(&mut folded).unwrap().started_at = Some("2026-01-01T00:00:00".into());
+        assert!(store.finish(b[0], "b", "me", folded).unwrap());
+        assert_counts_agree(&store, "ends, one with its start folded in");
+
+        assert!(store.start(b[1], "b", "me").unwrap());
+        assert!(all.request_cancel(b[1]).unwrap());
+        assert_eq!(
+            all.delete(b[1], false).unwrap(),
+            crate::store::DeleteOutcome::Running
+        );
+        assert_eq!(
+            all.delete(a, false).unwrap(),
+            crate::store::DeleteOutcome::Deleted
+        );
+        assert_counts_agree(&store, "a cancel and deletes");
+        assert!(store.start(b[2], "a", "me").unwrap());
+        assert_eq!(store.interrupt_running(Some("me")).unwrap().len(), 2);
+        assert_counts_agree(&store, "the interruption of running tasks");
+        let removed = store.remove_expired(vec![b[0], b[1], b[2]], "9999-01-01T00:00:00");
+        assert_eq!(removed.unwrap(), 3);
+        assert_counts_agree(&store, "retention");
+        assert_eq!(
+            all.delete(b[0], true).unwrap(),
+            crate::store::DeleteOutcome::NotFound
+        );
+        all.submit(&task_of("c", None)).unwrap();
+        drop(all);
+        drop(store);
+        let store = open();
+        assert_counts_agree(&store, "a reopening");
+        store
+            .scoped(Scope::All)
+            .submit(&task_of("a", None))
+            .unwrap();
+        assert_counts_agree(&store, "a submission after the reopening");
+    }
+
+    /// A list's total is the count of the snapshot its page is read from, however the
+    /// writer's commits fall around it.
+    #[test]
+    fn a_list_s_total_and_page_are_of_one_moment_while_tasks_are_submitted() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let submitters: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        store.submit(&task_of("a", None)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mine = store.scoped(Scope::Client("a".into()));
+        let filter = crate::store::ListFilter {
+            limit: u32::MAX,
+            ..Default::default()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut lists = 0;
+        loop {
+            let (page, total) = mine.list(&filter).unwrap();
+            assert_eq!(page.len() as u64, total);
+            lists += 1;
+            if lists >= 100 && total >= 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the submissions stalled"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        for submitter in submitters {
+            submitter.join().unwrap();
+        }
+    }
+
+    /// A reader taking its snapshot while a commit is under way waits for it, and then sees
+    /// the counts with the commit's changes: never a snapshot with the commit's rows beside
+    /// the counts from before it.
+    #[test]
+    fn a_snapshot_taken_during_a_commit_waits_for_its_counts() {
+        use std::time::Duration;
+        let counts = Arc::new(TaskCounts::default());
+        let (entered, committing) = crossbeam_channel::bounded::<()>(0);
+        let (release, held) = crossbeam_channel::bounded::<()>(0);
+        let mut changes = Changes::default();
+        changes.moved("a", None, Some(State::Queued));
+        let writer = {
+            let counts = counts.clone();
+            std::thread::spawn(move || {
+                let commit = || {
+                    entered.send(()).unwrap();
+                    held.recv().unwrap();
+                    Ok(())
+                };
+                counts.commit_with(commit, changes).unwrap();
+            })
+        };
+        committing.recv().unwrap();
+        let (seen, answer) = crossbeam_channel::bounded(1);
+        let reader = {
+            let counts = counts.clone();
+            std::thread::spawn(move || {
+                let queued = counts.at_snapshot(|| Ok(()), Some("a")).unwrap();
+                seen.send(queued[slot(State::Queued)]).unwrap();
+            })
+        };
+        // It cannot answer while the commit holds; it would at once without the lock.
+        assert!(
+            answer.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a snapshot was taken in the middle of a commit"
+        );
+        release.send(()).unwrap();
+        assert_eq!(answer.recv().unwrap(), 1);
+        writer.join().unwrap();
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn every_state_has_its_own_slot() {
+        for (i, state) in State::ALL.iter().enumerate() {
+            assert_eq!(slot(*state), i);
+        }
+    }
+
+    #[test]
+    fn changes_are_applied_on_commit_and_forgotten_when_it_fails() {
+        let counts = TaskCounts::default();
+        let mut job = Changes::default();
+        job.moved("a", None, Some(State::Queued));
+        job.moved("a", None, Some(State::Queued));
+        job.moved("a", Some(State::Queued), Some(State::Running));
+        let mut batch = Changes::default();
+        batch.absorb(job);
+        assert_eq!(batch.unfinished("a"), 2);
+        counts.commit_with(|| Ok(()), batch).unwrap();
+        let a = counts.of(Some("a"));
+        assert_eq!((a[slot(State::Queued)], a[slot(State::Running)]), (1, 1));
+        let mut failed = Changes::default();
+        failed.moved("a", Some(State::Running), Some(State::Succeeded));
+        let refused = counts.commit_with(
+            || Err(crate::store::StoreError::DiskFull),
+            std::mem::take(&mut failed),
+        );
+        assert!(refused.is_err());
+        assert_eq!(counts.of(Some("a")), a);
+        assert_eq!(unfinished(&counts.of(None)), 2);
+    }
+}
