@@ -47,6 +47,11 @@ impl ManualClock {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.ms.fetch_add(by, Ordering::SeqCst);
     }
+
+    /// Sets the clock to `ms`, back in time too (as a system clock can be stepped).
+    pub fn set(&self, ms: i64) {
+        self.ms.store(ms, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

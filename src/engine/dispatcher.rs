@@ -31,10 +31,11 @@ pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
             return;
         }
         let free = claim_limit(shared).saturating_sub(shared.busy.load(Ordering::SeqCst));
+        let mut wait = IDLE_WAIT;
         if free > 0 {
-            match store.claim_due(&shared.owner, free) {
-                Ok(tasks) if !tasks.is_empty() => {
-                    for task in tasks {
+            match store.claim_due(free) {
+                Ok(claims) if !claims.tasks.is_empty() => {
+                    for task in claims.tasks {
                         shared.busy.fetch_add(1, Ordering::SeqCst);
                         log::debug!("task {} claimed ({})", task.id, task.kind);
                         if tx.send(task).is_err() {
@@ -43,29 +44,18 @@ pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
                     }
                     continue;
                 }
-                Ok(_) => {}
+                Ok(claims) => {
+                    if let Some(due) = claims.next_due_ms {
+                        let ms = (due - store.clock().now_ms()).max(5) as u64;
+                        wait = Duration::from_millis(ms).min(IDLE_WAIT);
+                    }
+                }
                 Err(e) => {
                     log::error!("dispatcher: claiming tasks failed: {e}");
-                    store.activity().wait_past(seen, ERROR_BACKOFF);
-                    continue;
+                    wait = ERROR_BACKOFF;
                 }
             }
         }
-        let wait = if free == 0 {
-            IDLE_WAIT
-        } else {
-            match store.next_due_ms() {
-                Ok(Some(due)) => {
-                    let ms = (due - store.clock().now_ms()).max(5) as u64;
-                    Duration::from_millis(ms).min(IDLE_WAIT)
-                }
-                Ok(None) => IDLE_WAIT,
-                Err(e) => {
-                    log::error!("dispatcher: reading the next due time failed: {e}");
-                    ERROR_BACKOFF
-                }
-            }
-        };
         store.activity().wait_past(seen, wait);
     }
 }

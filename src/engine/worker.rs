@@ -104,7 +104,7 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
 /// A task that ends before the writer reaches its start records both at once (see
 /// `QueuedStart`).
 fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
-    match shared.store.is_reserved(task.id, &shared.owner) {
+    match shared.store.still_waiting(task.id) {
         Ok(true) => {}
         Ok(false) => {
             log::info!("task {} was deleted before it started", task.id);

@@ -71,8 +71,8 @@ impl Store {
             page,
             values,
         } = statements(scope, query);
-        let mut conn = self.conn()?;
-        let conn = conn.transaction()?;
+        let conn = self.conn()?;
+        let conn = super::snapshot::Snapshot::begin(&conn)?;
         let filters = &values[..values.len() - 2];
         let total: i64 = conn
             .prepare_cached(&count)?
@@ -85,7 +85,6 @@ impl Store {
             .prepare_cached(&page)?
             .query_map(params_from_iter(&values), import_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        conn.finish()?;
         Ok((imports, total))
     }
 }
@@ -276,7 +275,7 @@ mod tests {
     fn an_import_reports_its_state_times_counts_and_message() {
         let (_dir, store) = open();
         let id = add(&store, "csv.import", "acme", Some("c1"));
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
         assert!(store.start(id, "acme", "me").unwrap());
         let acme = Scope::Client("acme".into());
         let running = page_of(&store, &acme, "c1").remove(0);

@@ -1,6 +1,6 @@
-//! How many tasks each client has in each state, kept in memory: the list's total
-//! (X-Total-Count), the states a list need look at, and the quota of unfinished tasks read
-//! it instead of counting rows.
+//! How many tasks each client has in each state: the list's total (X-Total-Count), the
+//! states a list need look at, and the quota of unfinished tasks read it instead of counting
+//! rows. Kept in memory (see `memory.rs` for how it stays of one moment with the rows).
 //!
 //! The rows are the truth. The counts are counted from them once, when the store opens (so
 //! a crash loses nothing), and from then on moved by the writer's jobs, each saying what its
@@ -8,14 +8,8 @@
 //! forgotten when it rolls back. Counting was done by triggers on `tasks` before schema
 //! version 7; each trigger is a statement run inside the task's own, which costs a statement
 //! journal and about a tenth of the writer's work per task.
-//!
-//! A reader that pairs a count with rows (the list: its total beside its page) must see both
-//! at one moment. The writer holds `commits` (written) from before its COMMIT until the
-//! batch's changes are applied; such a reader holds it (read) while its transaction takes
-//! its snapshot and it copies the counts (`at_snapshot`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
 
 use rusqlite::Connection;
 
@@ -40,12 +34,9 @@ pub(super) fn unfinished(per_state: &PerState) -> u64 {
 }
 
 /// The committed counts, per client.
-#[derive(Default)]
+#[derive(Default, Clone, Debug, PartialEq)]
 pub(super) struct TaskCounts {
-    /// Written by the writer across a commit and the counts' update; read by a reader while
-    /// it takes its snapshot and copies counts (see the module's doc).
-    commits: RwLock<()>,
-    by_client: Mutex<HashMap<String, PerState>>,
+    by_client: HashMap<String, PerState>,
 }
 
 impl TaskCounts {
@@ -65,18 +56,15 @@ impl TaskCounts {
             };
             by_client.entry(client).or_default()[slot(state)] = n.max(0) as u64;
         }
-        Ok(TaskCounts {
-            commits: RwLock::new(()),
-            by_client: Mutex::new(by_client),
-        })
+        Ok(TaskCounts { by_client })
     }
 
-    /// `client`'s committed counts (None: all clients' together).
+    /// `client`'s counts (None: all clients' together).
     pub(super) fn of(&self, client: Option<&str>) -> PerState {
-        let by_client = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
         match client {
-            Some(client) => by_client.get(client).copied().unwrap_or_default(),
-            None => by_client
+            Some(client) => self.by_client.get(client).copied().unwrap_or_default(),
+            None => self
+                .by_client
                 .values()
                 .fold([0; State::ALL.len()], |mut sum, n| {
                     for (s, n) in sum.iter_mut().zip(n) {
@@ -87,37 +75,27 @@ impl TaskCounts {
         }
     }
 
-    /// Runs `pin`, which must take the snapshot of the caller's read transaction (its first
-    /// read does), and returns `client`'s counts (None: all) as of that snapshot.
-    pub(super) fn at_snapshot(
-        &self,
-        pin: impl FnOnce() -> Result<()>,
-        client: Option<&str>,
-    ) -> Result<PerState> {
-        let _no_commit = self.commits.read().unwrap_or_else(|e| e.into_inner());
-        pin()?;
-        Ok(self.of(client))
-    }
-
-    /// Runs `commit` and, if it succeeded, applies `changes`, as one step for the readers
-    /// of `at_snapshot`.
-    pub(super) fn commit_with(
-        &self,
-        commit: impl FnOnce() -> Result<()>,
-        changes: Changes,
-    ) -> Result<()> {
-        let _committing = self.commits.write().unwrap_or_else(|e| e.into_inner());
-        commit()?;
-        let mut by_client = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+    /// Applies committed `changes`.
+    pub(super) fn apply(&mut self, changes: Changes) {
         for (client, deltas) in changes.by_client {
-            let counts = by_client.entry(client).or_default();
+            let counts = self.by_client.entry(client).or_default();
             for (count, delta) in counts.iter_mut().zip(deltas) {
                 // A count going below zero would be a job misreporting its change: the
                 // counts say zero rather than wrap.
                 *count = count.saturating_add_signed(delta);
             }
         }
-        Ok(())
+    }
+
+    /// The clients with a task, and their counts (for the tests that compare them with the
+    /// rows).
+    #[cfg(test)]
+    pub(super) fn nonzero(&self) -> HashMap<String, PerState> {
+        self.by_client
+            .iter()
+            .filter(|(_, n)| n.iter().any(|n| *n > 0))
+            .map(|(c, n)| (c.clone(), *n))
+            .collect()
     }
 }
 
@@ -188,11 +166,11 @@ mod tests {
             let (client, state, n): (String, String, u64) = row.unwrap();
             rows.entry(client).or_default()[slot(State::parse(&state).unwrap())] = n;
         }
-        let kept = store.inner.counts.by_client.lock().unwrap().clone();
-        let kept: HashMap<String, PerState> = kept
-            .into_iter()
-            .filter(|(_, n)| n.iter().any(|n| *n > 0))
-            .collect();
+        let kept = store
+            .inner
+            .memory
+            .at_snapshot(|| Ok(()), |kept| kept.counts.nonzero())
+            .unwrap();
         assert_eq!(kept, rows, "after {step}");
     }
 
@@ -242,7 +220,7 @@ mod tests {
         assert!(all.submit(&task_of("a", None)).is_err());
         assert_counts_agree(&store, "many, and refusals by the quota");
 
-        let claimed = store.claim_due("me", 10).unwrap();
+        let claimed = store.claim_due(10).unwrap().tasks;
         assert_eq!(claimed.len(), 5);
         assert!(store.start(a, "a", "me").unwrap());
         assert!(!store.start(a, "a", "me").unwrap());
@@ -332,76 +310,10 @@ mod tests {
         }
     }
 
-    /// A reader taking its snapshot while a commit is under way waits for it, and then sees
-    /// the counts with the commit's changes: never a snapshot with the commit's rows beside
-    /// the counts from before it.
-    #[test]
-    fn a_snapshot_taken_during_a_commit_waits_for_its_counts() {
-        use std::time::Duration;
-        let counts = Arc::new(TaskCounts::default());
-        let (entered, committing) = crossbeam_channel::bounded::<()>(0);
-        let (release, held) = crossbeam_channel::bounded::<()>(0);
-        let mut changes = Changes::default();
-        changes.moved("a", None, Some(State::Queued));
-        let writer = {
-            let counts = counts.clone();
-            std::thread::spawn(move || {
-                let commit = || {
-                    entered.send(()).unwrap();
-                    held.recv().unwrap();
-                    Ok(())
-                };
-                counts.commit_with(commit, changes).unwrap();
-            })
-        };
-        committing.recv().unwrap();
-        let (seen, answer) = crossbeam_channel::bounded(1);
-        let reader = {
-            let counts = counts.clone();
-            std::thread::spawn(move || {
-                let queued = counts.at_snapshot(|| Ok(()), Some("a")).unwrap();
-                seen.send(queued[slot(State::Queued)]).unwrap();
-            })
-        };
-        // It cannot answer while the commit holds; it would at once without the lock.
-        assert!(
-            answer.recv_timeout(Duration::from_millis(200)).is_err(),
-            "a snapshot was taken in the middle of a commit"
-        );
-        release.send(()).unwrap();
-        assert_eq!(answer.recv().unwrap(), 1);
-        writer.join().unwrap();
-        reader.join().unwrap();
-    }
-
     #[test]
     fn every_state_has_its_own_slot() {
         for (i, state) in State::ALL.iter().enumerate() {
             assert_eq!(slot(*state), i);
         }
-    }
-
-    #[test]
-    fn changes_are_applied_on_commit_and_forgotten_when_it_fails() {
-        let counts = TaskCounts::default();
-        let mut job = Changes::default();
-        job.moved("a", None, Some(State::Queued));
-        job.moved("a", None, Some(State::Queued));
-        job.moved("a", Some(State::Queued), Some(State::Running));
-        let mut batch = Changes::default();
-        batch.absorb(job);
-        assert_eq!(batch.unfinished("a"), 2);
-        counts.commit_with(|| Ok(()), batch).unwrap();
-        let a = counts.of(Some("a"));
-        assert_eq!((a[slot(State::Queued)], a[slot(State::Running)]), (1, 1));
-        let mut failed = Changes::default();
-        failed.moved("a", Some(State::Running), Some(State::Succeeded));
-        let refused = counts.commit_with(
-            || Err(crate::store::StoreError::DiskFull),
-            std::mem::take(&mut failed),
-        );
-        assert!(refused.is_err());
-        assert_eq!(counts.of(Some("a")), a);
-        assert_eq!(unfinished(&counts.of(None)), 2);
     }
 }

@@ -10,7 +10,8 @@ use super::writer::JobTx;
 use super::{Result, Store};
 use crate::task::{Counts, FileId, State, TaskId};
 
-/// Task ?12 of client ?17 ends, if it is still owner ?15's and in state ?16: ?1 state, ?2
+/// Task ?12 of client ?17 ends, if it is still in state ?16 and leased to owner ?15 (NULL:
+/// a task reserved, whose start is folded into its end, has no lease yet): ?1 state, ?2
 /// message, ?3..?6 counts, ?7 now, ?8/?9 a new IO file and its name, ?10 LOG, ?11 ERR, ?13
 /// its start time when its start was folded into its end, and ?14 its LOG when kept in the
 /// row. (The client is known; it is checked so that a caller naming the wrong one fails
@@ -22,7 +23,7 @@ const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_compl
      log_file_id = coalesce(?10, log_file_id), err_file_id = coalesce(?11, err_file_id), \
      start_time = coalesce(?13, start_time), attempts = attempts + (?13 IS NOT NULL), \
      log_text = coalesce(?14, log_text) \
-     WHERE id = ?12 AND lease_owner = ?15 AND state = ?16 AND client = ?17";
+     WHERE id = ?12 AND lease_owner IS ?15 AND state = ?16 AND client = ?17";
 
 /// The longest LOG kept in its task's row rather than as a file of its own (see
 /// migrations/006_short_log_in_row.sql): one that was never stored while the task ran.
@@ -203,12 +204,18 @@ fn finish_in(
     now: &str,
 ) -> Result<bool> {
     let c = finish.counts;
-    // A task whose start was folded into its end is still Pending (reserved for us).
-    let expected = if finish.started_at.is_some() {
-        State::Queued
+    // A task whose start was folded into its end is still Pending (reserved for us, with no
+    // lease in its row), and its reservation goes with this commit whatever the outcome.
+    let (expected, lease) = if finish.started_at.is_some() {
+        (State::Queued, None)
     } else {
-        State::Running
+        (State::Running, Some(owner))
     };
+    if expected == State::Queued && !tx.is_reserved(id) {
+        // The service stopped since the task was claimed (see `Store::interrupt_running`).
+        return not_running(tx, id, finish);
+    }
+    tx.released(id);
     let tail = &finish.log_tail;
     let inline = finish.log_file.is_none() && !tail.is_empty() && tail.len() <= INLINE_LOG_MAX;
     // The end's own statement checks that the task is still this run's. Only an end that
@@ -217,13 +224,13 @@ fn finish_in(
     let old_io = if (!tail.is_empty() && !inline) || finish.io_file.is_some() {
         let old_io: Option<Option<FileId>> = tx
             .prepare_cached(
-                "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = ?3",
+                "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner IS ?2 AND state = ?3",
             )?
-            .query_row(params![id, owner, expected.as_str()], |r| r.get(0))
+            .query_row(params![id, lease, expected.as_str()], |r| r.get(0))
             .optional()?;
         match old_io {
             Some(old_io) => old_io,
-            None => return not_running(tx, id, owner, finish),
+            None => return not_running(tx, id, finish),
         }
     } else {
         None
@@ -259,12 +266,12 @@ fn finish_in(
         id,
         finish.started_at,
         log_text,
-        owner,
+        lease,
         expected.as_str(),
         client,
     ])?;
     if ended == 0 {
-        return not_running(tx, id, owner, finish);
+        return not_running(tx, id, finish);
     }
     tx.moved(client, Some(expected), Some(finish.state));
     for file in [new_io, finish.log_file, finish.err_file]
@@ -285,13 +292,9 @@ fn finish_in(
 
 /// The end of a task that is no longer this owner's to end: deleted, or interrupted at
 /// shutdown, or never started (its start failed to commit). What this run produced is not
-/// the task's; the task, if it still exists and waits, goes back to the queue.
-fn not_running(tx: &Transaction<'_>, id: TaskId, owner: &str, finish: &Finish) -> Result<bool> {
-    tx.prepare_cached(
-        "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = ?1 AND lease_owner = ?2 AND state = 'queued'",
-    )?
-    .execute(params![id, owner])?;
+/// the task's; the task, if it still exists and waits, is claimed again (its reservation
+/// goes with this commit).
+fn not_running(tx: &Transaction<'_>, id: TaskId, finish: &Finish) -> Result<bool> {
     // Files the task already points at (a LOG attached while it ran) stay with it.
     let produced = [
         finish.io_file.as_ref().map(|f| f.0),
@@ -350,7 +353,7 @@ mod tests {
         let ids = store
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
             .unwrap();
-        assert_eq!(store.claim_due("me", 2).unwrap().len(), 2);
+        assert_eq!(store.claim_due(2).unwrap().tasks.len(), 2);
 
         // Ended without a recorded start: the end records it.
         let mut end = Finish::success(b"done\n");

@@ -236,7 +236,7 @@ mod tests {
         let id = store
             .submit_many(&[NewTask::new("sleep", Params::new())])
             .unwrap()[0];
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
         let mut end = Finish::success(b"short\n");
         std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
         assert!(store.finish(id, "default", "me", end).unwrap());
@@ -252,7 +252,7 @@ mod tests {
         let id = store
             .submit_many(&[NewTask::new("sleep", Params::new())])
             .unwrap()[0];
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
         let mut end = Finish::success(&long);
         std::sync::Arc::get_mut(&mut end).unwrap().started_at = Some("2026-01-01T00:00:02".into());
         assert!(store.finish(id, "default", "me", end).unwrap());

@@ -33,12 +33,14 @@ mod files;
 mod finish;
 mod import;
 pub(crate) mod limits;
+mod memory;
 mod migrate;
 mod query;
 mod recovery;
 mod remove;
 mod retention;
 mod scope;
+mod snapshot;
 mod space;
 mod sqlite;
 mod submit;
@@ -116,8 +118,10 @@ struct Inner {
     dir: std::path::PathBuf,
     /// Task ids to UUIDs and back.
     uuids: task_uuid::TaskUuids,
-    /// How many tasks each client has in each state (see `counts`).
-    counts: Arc<counts::TaskCounts>,
+    /// The tasks per client and state, and the tasks reserved by a claim (see `memory`).
+    memory: Arc<memory::Memory>,
+    /// Held by a claim from its snapshot to its reservations (see `claim`).
+    claiming: std::sync::Mutex<()>,
     /// Held for the life of the store so no second process serves the same file.
     _lock_file: File,
 }
@@ -191,11 +195,14 @@ impl Store {
         let mut write_conn = Connection::open(path)?;
         init(&mut write_conn)?;
         let write_pragmas = pragmas_of(&write_conn)?;
-        let counts = Arc::new(counts::TaskCounts::load(&write_conn)?);
-        let writer = writer::Writer::start(write_conn, counts.clone())
+        let memory = Arc::new(memory::Memory::load(&write_conn)?);
+        let writer = writer::Writer::start(write_conn, memory.clone())
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         let manager = SqliteConnectionManager::file(path).with_init(init);
         let pool = Pool::builder()
+            // A connection to a local file does not go stale; r2d2's check on every
+            // checkout ran an empty batch through SQLite's parser for every read.
+            .test_on_check_out(false)
             .max_size(connections.max(2))
             .min_idle(Some(2))
             .connection_timeout(BUSY_TIMEOUT)
@@ -210,7 +217,8 @@ impl Store {
                 limits,
                 dir: space::database_dir(path),
                 uuids,
-                counts,
+                memory,
+                claiming: std::sync::Mutex::new(()),
                 _lock_file: lock_file,
             }),
         };
@@ -286,7 +294,7 @@ mod tests {
             .unwrap()
             .task
             .id;
-        assert_eq!(store.claim_due("me", 1).unwrap().len(), 1);
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
         assert!(store.start(task, "default", "me").unwrap());
         task
     }

@@ -4,6 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row, Transaction};
 
 use super::counts::{slot, PerState};
+use super::snapshot::Snapshot;
 use super::{Result, Store};
 use crate::task::{Counts, Params, Scope, State, Task, TaskId};
 
@@ -45,18 +46,18 @@ impl Store {
 
     /// Tasks within `scope`, newest first, and the total count of those matching.
     pub(super) fn list(&self, scope: &Scope, filter: &ListFilter) -> Result<(Vec<Task>, u64)> {
-        let mut conn = self.conn()?;
+        let conn = self.conn()?;
         // One read transaction, whose snapshot the kept counts are taken at: the total and
         // the page see the same moment.
-        let conn = conn.transaction()?;
+        let conn = Snapshot::begin(&conn)?;
         let client = match scope {
             Scope::Client(client) => Some(client.as_str()),
             Scope::All => None,
         };
         let counts = self
             .inner
-            .counts
-            .at_snapshot(|| pin_snapshot(&conn), client)?;
+            .memory
+            .at_snapshot(|| conn.pin(), |kept| kept.counts.of(client))?;
         let states = occupied_states(&counts, &filter.states);
         if states.as_ref().is_some_and(Vec::is_empty) {
             return Ok((Vec::new(), 0));
@@ -122,18 +123,8 @@ impl Store {
                 break;
             }
         }
-        drop(rows);
-        drop(stmt);
-        conn.finish()?;
         Ok((tasks, total))
     }
-}
-
-/// Starts `conn`'s read transaction: its first read takes the snapshot (WAL).
-fn pin_snapshot(conn: &Transaction<'_>) -> Result<()> {
-    conn.prepare_cached("SELECT 1 FROM tasks WHERE id = 0")?
-        .exists([])?;
-    Ok(())
 }
 
 /// Of the `wanted` states (all when empty: None), those that some task is in, by the kept
@@ -236,7 +227,7 @@ mod tests {
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 5])
             .unwrap();
         store.submit(&other).unwrap();
-        let claimed = store.claim_due("me", 3).unwrap();
+        let claimed = store.claim_due(3).unwrap().tasks;
         assert_eq!(claimed.len(), 3);
         for task in &claimed {
             assert!(store.start(task.id, "default", "me").unwrap());
@@ -288,7 +279,7 @@ mod tests {
         let ids = store
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 4])
             .unwrap();
-        let claimed = store.claim_due("me", 1).unwrap();
+        let claimed = store.claim_due(1).unwrap().tasks;
         assert!(store.start(claimed[0].id, "default", "me").unwrap());
         // Newest first, a page of two, the total of all three still waiting.
         assert_eq!(waiting(&default), (vec![ids[3], ids[2]], 3));

@@ -15,7 +15,9 @@ impl Store {
     /// removes what stopped runs left half written: files no task points at (uploads,
     /// outputs) and unfinished imports. At shutdown it leaves those alone: a worker past the
     /// grace period may still be running, and its writes are refused from now on (they check
-    /// the lease), so the next start removes them. Returns the ids of the interrupted tasks.
+    /// the lease), so the next start removes them. Reserved tasks that never started wait
+    /// again, and none of them may start after this (a start needs its reservation). Returns
+    /// the ids of the interrupted tasks.
     pub fn interrupt_running(&self, owner: Option<&str>) -> Result<Vec<TaskId>> {
         let now = self.clock().now_text();
         let owner = owner.map(String::from);
@@ -39,17 +41,23 @@ impl Store {
             for (_, client) in &interrupted {
                 tx.moved(client, Some(State::Running), Some(State::Failed));
             }
-            // Reserved tasks that never started go back to the queue.
-            tx.execute(
-                "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE state = 'queued' AND lease_owner IS NOT NULL AND (?1 IS NULL OR lease_owner = ?1)",
-                params![owner],
-            )?;
+            // Reserved tasks that never started wait again, and none may start from now on.
+            tx.release_all();
             if owner.is_none() {
+                // A file written before reservations were kept in memory may have some in
+                // its rows.
+                tx.execute(
+                    "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE state = 'queued' AND lease_owner IS NOT NULL",
+                    [],
+                )?;
                 tx.execute("DELETE FROM files WHERE attached = 0", [])?;
                 super::import::remove_unfinished_imports(tx)?;
             }
-            Ok(interrupted.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
+            Ok(interrupted
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>())
         })?;
         if !ids.is_empty() {
             self.activity().bump();

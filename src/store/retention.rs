@@ -111,7 +111,7 @@ mod tests {
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 4])
             .unwrap();
         // 0 and 1 end now; 2 runs; 3 waits.
-        let claimed = store.claim_due("me", 3).unwrap();
+        let claimed = store.claim_due(3).unwrap().tasks;
         for task in &claimed {
             assert!(store.start(task.id, "default", "me").unwrap());
         }
@@ -129,7 +129,7 @@ mod tests {
             .unwrap()
             .task
             .id;
-        let claimed = store.claim_due("me", 2).unwrap();
+        let claimed = store.claim_due(2).unwrap().tasks;
         for task in &claimed {
             assert!(store.start(task.id, "default", "me").unwrap());
         }

@@ -87,7 +87,7 @@ impl Store {
     /// makes run again (see writer.rs). The writer's own check (`check_unfinished_in`) still
     /// decides.
     pub(super) fn precheck_unfinished_of(&self, client: &str, adding: u64) -> Result<()> {
-        let committed = counts::unfinished(&self.inner.counts.of(Some(client)));
+        let committed = counts::unfinished(&self.inner.memory.counts_of(Some(client)));
         refuse_past(self.limits().max_unfinished, committed, adding)
     }
 }
@@ -180,7 +180,7 @@ mod tests {
         theirs.owner.client = "other".into();
         store.scoped(Scope::All).submit(&theirs).unwrap();
         // A task that ends frees its place.
-        let claimed = store.claim_due("me", 1).unwrap();
+        let claimed = store.claim_due(1).unwrap().tasks;
         assert!(store.start(claimed[0].id, "default", "me").unwrap());
         let end = crate::store::Finish::success(b"");
         assert!(store.finish(claimed[0].id, "default", "me", end).unwrap());

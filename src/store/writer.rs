@@ -12,8 +12,9 @@
 //! One writer also means no two writers ever wait on each other for SQLite's lock.
 //!
 //! A job runs in a [`JobTx`], and reports there every task it inserts, deletes or moves to
-//! another state: the writer applies the reports of a batch's jobs to the task counts
-//! (`counts.rs`) with its commit, and drops those of a job rolled back or run again.
+//! another state, and every reserved task it takes out of the queue: the writer applies the
+//! reports of a batch's jobs to what the store keeps in memory (`memory.rs`) with its
+//! commit, and drops those of a job rolled back or run again.
 //!
 //! Shutdown flows through the channel: when the store's last handle drops, the sender
 //! drops, `recv` fails, the writer finishes its batch and closes the connection.
@@ -28,9 +29,10 @@ use crossbeam_channel::{Receiver, Sender};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use super::counts::{self, Changes, TaskCounts};
+use super::counts;
+use super::memory::{Memory, Reports};
 use super::{Result, StoreError};
-use crate::task::State;
+use crate::task::{State, TaskId};
 
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -40,16 +42,17 @@ const MAX_BATCH: usize = 512;
 /// the writer, say) cost what savepoints cost, never every batch run twice.
 const GUARDED_AFTER_A_FAILURE: Duration = Duration::from_secs(1);
 
-/// What a job runs in: the batch's transaction (which it derefs to), and the task counts
-/// (see `counts`), to which it reports every change its statements make to a task's state or
-/// existence (`moved`): the writer applies a job's reports with its batch's commit, and
-/// drops them with its rollback.
+/// What a job runs in: the batch's transaction (which it derefs to), and what the store
+/// keeps in memory (see `memory`), to which it reports every change its statements make to
+/// a task's state or existence (`moved`) and every reserved task they take out of the queue
+/// (`released`): the writer applies a job's reports with its batch's commit, and drops them
+/// with its rollback.
 pub(super) struct JobTx<'a> {
     tx: &'a Transaction<'a>,
-    committed: &'a TaskCounts,
+    committed: &'a Memory,
     /// The reports of the batch's jobs before this one.
-    batch: &'a Changes,
-    job: RefCell<Changes>,
+    batch: &'a Reports,
+    job: RefCell<Reports>,
 }
 
 impl<'a> Deref for JobTx<'a> {
@@ -61,7 +64,7 @@ impl<'a> Deref for JobTx<'a> {
 }
 
 impl<'a> JobTx<'a> {
-    fn new(tx: &'a Transaction<'a>, committed: &'a TaskCounts, batch: &'a Changes) -> Self {
+    fn new(tx: &'a Transaction<'a>, committed: &'a Memory, batch: &'a Reports) -> Self {
         JobTx {
             tx,
             committed,
@@ -73,17 +76,34 @@ impl<'a> JobTx<'a> {
     /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted,
     /// or deleted), by a statement of this job's that succeeded.
     pub(super) fn moved(&self, client: &str, from: Option<State>, to: Option<State>) {
-        self.job.borrow_mut().moved(client, from, to);
+        self.job.borrow_mut().counts.moved(client, from, to);
+    }
+
+    /// Reserved task `id` is out of the queue once this job commits (started, ended, or
+    /// found gone): its reservation goes with the commit.
+    pub(super) fn released(&self, id: TaskId) {
+        self.job.borrow_mut().released.push(id);
+    }
+
+    /// Every reservation goes with this job's commit: see `Store::interrupt_running`.
+    pub(super) fn release_all(&self) {
+        self.job.borrow_mut().release_all = true;
+    }
+
+    /// Whether task `id` is reserved by a claim of this process (as committed): only such a
+    /// task may start.
+    pub(super) fn is_reserved(&self, id: TaskId) -> bool {
+        self.committed.is_reserved(id)
     }
 
     /// `client`'s unfinished tasks as this job's transaction sees them.
     pub(super) fn unfinished(&self, client: &str) -> u64 {
-        let committed = counts::unfinished(&self.committed.of(Some(client)));
-        let pending = self.batch.unfinished(client) + self.job.borrow().unfinished(client);
-        committed.saturating_add_signed(pending)
+        let committed = counts::unfinished(&self.committed.counts_of(Some(client)));
+        let job = self.job.borrow().counts.unfinished(client);
+        committed.saturating_add_signed(self.batch.counts.unfinished(client) + job)
     }
 
-    fn into_changes(self) -> Changes {
+    fn into_reports(self) -> Reports {
         self.job.into_inner()
     }
 }
@@ -197,21 +217,21 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which it owns from now on, keeping `counts`.
-    pub(super) fn start(conn: Connection, counts: Arc<TaskCounts>) -> std::io::Result<Writer> {
-        Writer::start_guarding_for(conn, counts, GUARDED_AFTER_A_FAILURE)
+    /// Starts the writer thread on `conn`, which it owns from now on, keeping `memory`.
+    pub(super) fn start(conn: Connection, memory: Arc<Memory>) -> std::io::Result<Writer> {
+        Writer::start_guarding_for(conn, memory, GUARDED_AFTER_A_FAILURE)
     }
 
     /// `start`, with batches run guarded for `guarded_for` after one had to run again.
     fn start_guarding_for(
         conn: Connection,
-        counts: Arc<TaskCounts>,
+        memory: Arc<Memory>,
         guarded_for: Duration,
     ) -> std::io::Result<Writer> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, &counts, queue, guarded_for))?;
+            .spawn(move || run(conn, &memory, queue, guarded_for))?;
         Ok(Writer { jobs })
     }
 
@@ -288,21 +308,16 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
-fn run(
-    conn: Connection,
-    counts: &TaskCounts,
-    queue: Receiver<Box<dyn Job>>,
-    guarded_for: Duration,
-) {
+fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded_for: Duration) {
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         let guarded = batch.len() > 1 && guarded_until.is_some_and(|until| Instant::now() < until);
         let outcome = if guarded {
-            run_guarded(&conn, counts, &mut batch, None)
+            run_guarded(&conn, memory, &mut batch, None)
         } else {
-            run_batch(&conn, counts, &mut batch, guarded_for, &mut guarded_until)
+            run_batch(&conn, memory, &mut batch, guarded_for, &mut guarded_until)
         };
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
@@ -326,17 +341,17 @@ fn run(
 /// or a full disk (`pager_unlock`), so the next batch starts clean when the cause is gone.
 fn run_batch(
     conn: &Connection,
-    counts: &TaskCounts,
+    memory: &Memory,
     batch: &mut [Box<dyn Job>],
     guarded_for: Duration,
     guarded_until: &mut Option<Instant>,
 ) -> Result<()> {
     let tx = begin(conn)?;
-    let mut changes = Changes::default();
+    let mut reports = Reports::default();
     for (i, job) in batch.iter_mut().enumerate() {
-        let job_tx = JobTx::new(&tx, counts, &changes);
+        let job_tx = JobTx::new(&tx, memory, &reports);
         let ran = job.run(&job_tx);
-        let moved = job_tx.into_changes();
+        let reported = job_tx.into_reports();
         ensure_open(&tx, &ran)?;
         if ran.is_err() {
             let rolled_back = tx.rollback().map_err(|e| StoreError::classify(conn, e));
@@ -346,40 +361,40 @@ fn run_batch(
             }
             rolled_back?;
             *guarded_until = Some(Instant::now() + guarded_for);
-            return run_guarded(conn, counts, batch, Some(i));
+            return run_guarded(conn, memory, batch, Some(i));
         }
-        changes.absorb(moved);
+        reports.absorb(reported);
     }
-    counts.commit_with(|| commit(conn, tx), changes)
+    memory.commit_with(|| commit(conn, tx), reports)
 }
 
 /// Runs the batch (again, but for the job at `failed`, which keeps the error it failed
 /// with), each job in a savepoint of its own: one that fails now is rolled back alone.
 fn run_guarded(
     conn: &Connection,
-    counts: &TaskCounts,
+    memory: &Memory,
     batch: &mut [Box<dyn Job>],
     failed: Option<usize>,
 ) -> Result<()> {
     let tx = begin(conn)?;
-    let mut changes = Changes::default();
+    let mut reports = Reports::default();
     for (i, job) in batch.iter_mut().enumerate() {
         if Some(i) == failed {
             continue;
         }
         statement(&tx, "SAVEPOINT job")?;
-        let job_tx = JobTx::new(&tx, counts, &changes);
+        let job_tx = JobTx::new(&tx, memory, &reports);
         let ran = job.run(&job_tx);
-        let moved = job_tx.into_changes();
+        let reported = job_tx.into_reports();
         ensure_open(&tx, &ran)?;
         if ran.is_err() {
             statement(&tx, "ROLLBACK TO job")?;
         } else {
-            changes.absorb(moved);
+            reports.absorb(reported);
         }
         statement(&tx, "RELEASE job")?;
     }
-    counts.commit_with(|| commit(conn, tx), changes)
+    memory.commit_with(|| commit(conn, tx), reports)
 }
 
 fn begin(conn: &Connection) -> Result<Transaction<'_>> {
@@ -425,22 +440,20 @@ mod tests {
         (dir, writer)
     }
 
-    /// A writer, with the task counts it keeps.
-    fn writer_guarding_for(
-        guarded_for: Duration,
-    ) -> (tempfile::TempDir, Arc<Writer>, Arc<TaskCounts>) {
+    /// A writer, with what it keeps in memory.
+    fn writer_guarding_for(guarded_for: Duration) -> (tempfile::TempDir, Arc<Writer>, Arc<Memory>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER UNIQUE);")
             .unwrap();
-        let counts = Arc::new(TaskCounts::default());
-        let writer = Writer::start_guarding_for(conn, counts.clone(), guarded_for).unwrap();
-        (dir, Arc::new(writer), counts)
+        let memory = Arc::new(Memory::default());
+        let writer = Writer::start_guarding_for(conn, memory.clone(), guarded_for).unwrap();
+        (dir, Arc::new(writer), memory)
     }
 
     /// Client "c"'s queued tasks as the counts keep them (each job below moves one).
-    fn counted(counts: &TaskCounts) -> u64 {
-        counts.of(Some("c"))[counts::slot(State::Queued)]
+    fn counted(memory: &Memory) -> u64 {
+        memory.counts_of(Some("c"))[counts::slot(State::Queued)]
     }
 
     fn count(w: &Writer) -> i64 {
