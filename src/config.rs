@@ -133,6 +133,12 @@ pub use crate::auth::AuthMode;
 pub const DEFAULT_MAX_IMPORT_TASK_IDS: usize = 100;
 /// The largest `max_import_task_ids`.
 pub const MAX_MAX_IMPORT_TASK_IDS: usize = 10_000;
+/// The most tasks one bulk submission (POST /webservicetasks/bulk) may hold: all are stored
+/// in one write, which holds the writer (every other write waits) for about a millisecond
+/// per 100 tasks.
+pub const DEFAULT_MAX_BULK_TASKS: usize = 1000;
+/// The largest `max_bulk_tasks`.
+pub const MAX_MAX_BULK_TASKS: usize = 100_000;
 /// File descriptors that are neither a connection's nor a pooled SQLite connection's: the
 /// standard streams, the listening socket (twice), the lock file, the SQLite writer, the
 /// connection guard's, SQLite's temporary files.
@@ -203,6 +209,8 @@ pub struct Config {
     pub auth_forget: Duration,
     /// See `DEFAULT_MAX_IMPORT_TASK_IDS`.
     pub max_import_task_ids: usize,
+    /// See `DEFAULT_MAX_BULK_TASKS`.
+    pub max_bulk_tasks: usize,
     /// See `DEFAULT_MAX_RECORD_BYTES` (used by [`crate::Registry::builtin_with`]).
     pub max_record_bytes: u64,
     /// See `DEFAULT_MAX_VALUE_BYTES` (used by [`crate::Registry::builtin_with`]).
@@ -242,6 +250,7 @@ impl Default for Config {
             auth_max_delay: Duration::from_millis(DEFAULT_AUTH_MAX_DELAY_MS),
             auth_forget: Duration::from_secs(DEFAULT_AUTH_FORGET_SECS),
             max_import_task_ids: DEFAULT_MAX_IMPORT_TASK_IDS,
+            max_bulk_tasks: DEFAULT_MAX_BULK_TASKS,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
@@ -413,6 +422,12 @@ impl Config {
             return Err(Error::Config(format!(
                 "max-import-task-ids must be between 1 and {MAX_MAX_IMPORT_TASK_IDS}, not {}",
                 self.max_import_task_ids
+            )));
+        }
+        if self.max_bulk_tasks == 0 || self.max_bulk_tasks > MAX_MAX_BULK_TASKS {
+            return Err(Error::Config(format!(
+                "max-bulk-tasks must be between 1 and {MAX_MAX_BULK_TASKS}, not {}",
+                self.max_bulk_tasks
             )));
         }
         if !(MIN_MAX_RECORD_BYTES..=MAX_MAX_RECORD_BYTES).contains(&self.max_record_bytes) {
@@ -588,6 +603,24 @@ mod tests {
                 ..Config::default()
             });
             assert!(message.contains("max-import-task-ids"), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn the_bulk_tasks_bounds_are_valid_and_beyond_them_refused_naming_it() {
+        for max_bulk_tasks in [1, MAX_MAX_BULK_TASKS] {
+            let config = Config {
+                max_bulk_tasks,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
+        for max_bulk_tasks in [0, MAX_MAX_BULK_TASKS + 1] {
+            let message = refused(Config {
+                max_bulk_tasks,
+                ..Config::default()
+            });
+            assert!(message.contains("max-bulk-tasks"), "{message:?}");
         }
     }
 

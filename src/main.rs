@@ -192,6 +192,10 @@ struct ServeArgs {
     /// The most task ids one import-result query may name (importTaskIds); more is refused.
     #[arg(long, env = "TASKBOX_MAX_IMPORT_TASK_IDS", default_value_t = config::DEFAULT_MAX_IMPORT_TASK_IDS)]
     max_import_task_ids: usize,
+    /// The most tasks one bulk submission (POST /webservicetasks/bulk) may hold; more is
+    /// refused.
+    #[arg(long, env = "TASKBOX_MAX_BULK_TASKS", default_value_t = config::DEFAULT_MAX_BULK_TASKS)]
+    max_bulk_tasks: usize,
     /// The longest record (one object) of a JSON array of records, in bytes, as
     /// dataset.update reads them; a longer one stops the reading.
     #[arg(long, env = "TASKBOX_MAX_RECORD_BYTES", default_value_t = config::DEFAULT_MAX_RECORD_BYTES)]
@@ -316,6 +320,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         auth_max_delay: Duration::from_millis(args.auth_max_delay_ms),
         auth_forget: Duration::from_secs(args.auth_forget_secs),
         max_import_task_ids: args.max_import_task_ids,
+        max_bulk_tasks: args.max_bulk_tasks,
         max_record_bytes: args.max_record_bytes,
         max_value_bytes: args.max_value_bytes,
     };

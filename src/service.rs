@@ -153,7 +153,8 @@ impl Service {
     /// Submits many tasks in one transaction (all or none), each validated against its kind.
     pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
         let store = self.admin();
-        Ok(TaskService::new(&store, &self.registry).submit_many(tasks)?)
+        let submitted = TaskService::new(&store, &self.registry).submit_many(tasks)?;
+        Ok(submitted.into_iter().map(|s| s.task.id).collect())
     }
 
     /// A task of any client, by id.

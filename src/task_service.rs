@@ -73,10 +73,18 @@ impl<'a> TaskService<'a> {
         Ok(self.store.submit(new)?)
     }
 
-    /// Validates every task, then stores them all in one transaction (all or none).
-    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
-        for new in tasks {
-            self.validate(&new.kind, &new.params, new.io_file.is_some())?;
+    /// Validates every task, then stores them all in one transaction (all or none). A task
+    /// that does not fit its kind is named by its place in `tasks`, counted from 0 (as in
+    /// the JSON array a client sends).
+    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
+        for (i, new) in tasks.iter().enumerate() {
+            self.validate(&new.kind, &new.params, new.io_file.is_some())
+                .map_err(|e| match e {
+                    TaskServiceError::Invalid(why) => {
+                        TaskServiceError::Invalid(format!("The task at index {i}: {why}"))
+                    }
+                    other => other,
+                })?;
         }
         Ok(self.store.submit_many(tasks)?)
     }

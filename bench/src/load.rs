@@ -328,6 +328,19 @@ pub fn submit_request(addr: SocketAddr, seconds: &str) -> Vec<u8> {
     )
 }
 
+/// A bulk submission of `tasks` `sleep` tasks of 0 s, as one JSON array.
+pub fn bulk_request(addr: SocketAddr, tasks: usize) -> Vec<u8> {
+    let one = r#"{"kind":"sleep","params":{"seconds":"0"}}"#;
+    let body = format!("[{}]", vec![one; tasks].join(","));
+    request(
+        "POST",
+        addr,
+        "/webservicetasks/bulk",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+}
+
 /// How a load runs: `connections` threads, each with its own connection, until
 /// `duration` has passed or `count` requests have been sent in all, whichever comes
 /// first. A request counts as done when its answer has the status `expect`.

@@ -172,7 +172,7 @@ fn main() -> ExitCode {
     let needs_taskbox = args
         .scenarios
         .iter()
-        .any(|s| *s != "ceiling" && *s != "in-process");
+        .any(|s| !matches!(*s, "ceiling" | "in-process" | "in-process-many"));
     let taskbox = server::taskbox_exe();
     if needs_taskbox && taskbox.is_none() {
         let dir = std::env::current_exe()

@@ -31,6 +31,8 @@ pub struct Limits {
     pub transfer_timeout: Duration,
     pub max_drain_bytes: u64,
     pub max_import_task_ids: usize,
+    /// The most tasks one bulk submission may hold.
+    pub max_bulk_tasks: usize,
     /// The longest record of a JSON array of records (the bulk API's bodies).
     pub max_record_bytes: u64,
 }
@@ -51,6 +53,7 @@ impl Limits {
             transfer_timeout: config.transfer_timeout,
             max_drain_bytes: config.max_drain_bytes,
             max_import_task_ids: config.max_import_task_ids,
+            max_bulk_tasks: config.max_bulk_tasks,
             max_record_bytes: config.max_record_bytes,
         }
     }

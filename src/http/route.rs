@@ -129,11 +129,15 @@ impl Router {
         let sent: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
         let lower = decoded.to_ascii_lowercase();
         let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-        let shaped: Vec<(&Route, Vec<(&'static str, usize)>)> = self
+        let mut shaped: Vec<(&Route, Vec<(&'static str, usize)>)> = self
             .routes
             .iter()
             .filter_map(|route| route.shape_matches(&segments).map(|found| (route, found)))
             .collect();
+        // A path that a literal route names is that route's, never a placeholder's value:
+        // `/webservicetasks/bulk` is not task "bulk".
+        let fewest = shaped.iter().map(|(_, found)| found.len()).min();
+        shaped.retain(|(_, found)| Some(found.len()) == fewest);
         let Some((first, placeholders)) = shaped.first() else {
             return Err((not_found(path), self.fallback));
         };

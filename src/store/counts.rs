@@ -211,7 +211,10 @@ mod tests {
         assert_counts_agree(&store, "a submission, its retry and a conflict");
         let b: Vec<TaskId> = all
             .submit_many(&[task_of("b", None), task_of("b", None), task_of("a", None)])
-            .unwrap();
+            .unwrap()
+            .iter()
+            .map(|s| s.task.id)
+            .collect();
         assert!(all
             .submit_many(&[task_of("a", None), task_of("a", Some("new"))])
             .is_err());

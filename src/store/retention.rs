@@ -107,7 +107,7 @@ mod tests {
         )
         .unwrap();
         let all = store.scoped(Scope::All);
-        let ids = all
+        let ids = store
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 4])
             .unwrap();
         // 0 and 1 end now; 2 runs; 3 waits.

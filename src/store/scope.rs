@@ -91,13 +91,21 @@ impl Scoped {
         Ok(submitted)
     }
 
-    /// Stores many tasks in one transaction (all or none); see [`Store::submit_many`].
-    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+    /// Stores many tasks in one transaction (all or none), and returns each as `submit`
+    /// does, in order; see [`Store::submit_all`].
+    pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
         for new in tasks {
             self.check_owner(new)?;
         }
         self.store.check_free_space(0)?;
-        self.store.submit_many(tasks)
+        let submitted = self.store.submit_all(tasks)?;
+        Ok(submitted
+            .into_iter()
+            .map(|mut s| {
+                s.task = self.with_uuid(s.task);
+                s
+            })
+            .collect())
     }
 
     /// One task, if it exists within the scope.

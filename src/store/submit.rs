@@ -1,6 +1,8 @@
 //! Submitting tasks: one, or many in one transaction, with Idempotency-Keys remembered for a
 //! day per client and user.
 
+use std::sync::Arc;
+
 use rusqlite::{params, OptionalExtension};
 
 use super::query::read_task;
@@ -36,44 +38,65 @@ impl Store {
     /// Idempotency-Key that this user sent within the last 24 hours, returns the task that
     /// submission created instead, or `IdempotencyConflict` if it was for a different task.
     pub(super) fn submit(&self, new: &NewTask) -> Result<Submitted> {
-        self.precheck_unfinished(std::slice::from_ref(new))?;
-        let new = new.clone();
-        let now_ms = self.clock().now_ms();
-        let store = self.clone();
-        let now = crate::clock::format_ms(now_ms);
-        let result = self.write(move |tx| {
-            let quota = store.limits().max_unfinished;
-            let (id, created) = insert_task(tx, &new, &now, now_ms, quota)?;
-            // A new task is what was inserted, with the schema's defaults: no need to read it.
-            let task = if created {
-                pending_task(id, new.clone(), now.clone())
-            } else {
-                read_task(tx, id)?
-            };
-            Ok(Submitted { task, created })
-        })?;
-        if result.created {
-            self.activity().bump();
-        }
-        Ok(result)
+        let mut submitted = self.submit_all(std::slice::from_ref(new))?;
+        submitted
+            .pop()
+            .ok_or_else(|| StoreError::Internal("a submission stored nothing".into()))
     }
 
     /// Stores many tasks in one transaction (all or none) and returns their ids, in order.
+    #[cfg(test)]
     pub(super) fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        let submitted = self.submit_all(tasks)?;
+        Ok(submitted.into_iter().map(|s| s.task.id).collect())
+    }
+
+    /// Stores many tasks in one transaction (all or none) and returns each, in order, as
+    /// `submit` does.
+    pub(super) fn submit_all(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
         self.precheck_unfinished(tasks)?;
-        let tasks = tasks.to_vec();
+        let tasks = Arc::new(tasks.to_vec());
         let now_ms = self.clock().now_ms();
         let store = self.clone();
         let now = crate::clock::format_ms(now_ms);
-        let ids = self.write(move |tx| {
+        let (inserted, at) = (tasks.clone(), now.clone());
+        // The writer inserts; a new task is what was inserted, with the schema's defaults,
+        // made here once committed rather than on the writer that every write waits for.
+        let outcomes = self.write(move |tx| {
             let quota = store.limits().max_unfinished;
-            tasks
+            inserted
                 .iter()
-                .map(|t| insert_task(tx, t, &now, now_ms, quota).map(|(id, _)| id))
+                .map(|new| {
+                    let (id, created) = insert_task(tx, new, &at, now_ms, quota)?;
+                    let earlier = if created {
+                        None
+                    } else {
+                        Some(read_task(tx, id)?)
+                    };
+                    Ok((id, earlier))
+                })
                 .collect::<Result<Vec<_>>>()
         })?;
-        self.activity().bump();
-        Ok(ids)
+        // The writer dropped its handle on the tasks before answering.
+        let tasks = Arc::try_unwrap(tasks).unwrap_or_else(|shared| (*shared).clone());
+        let submitted: Vec<Submitted> = outcomes
+            .into_iter()
+            .zip(tasks)
+            .map(|((id, earlier), new)| match earlier {
+                None => Submitted {
+                    task: pending_task(id, new, now.clone()),
+                    created: true,
+                },
+                Some(task) => Submitted {
+                    task,
+                    created: false,
+                },
+            })
+            .collect();
+        if submitted.iter().any(|s| s.created) {
+            self.activity().bump();
+        }
+        Ok(submitted)
     }
 }
 

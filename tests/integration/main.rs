@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod api_jobs;
+mod bulk;
 mod csv;
 mod dataset_update;
 mod errors;

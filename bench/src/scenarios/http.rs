@@ -1,23 +1,17 @@
-//! Throughput: the HTTP ceiling, submissions over HTTP, and tasks completed end to end over
-//! HTTP and in-process.
+//! Throughput over HTTP: the ceiling, submissions, tasks completed end to end, and bulk
+//! submissions (arrays of tasks) completed end to end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use taskbox::config::Config;
-use taskbox::Service;
-use taskbox::{ListFilter, NewTask, Params, State};
-
 use super::{total_count, wait_for_count, Ctx, CONNECTIONS};
-use crate::load::{self, Conn, Latencies, Outcome, Plan};
+use crate::load::{self, Conn, Outcome, Plan};
 use crate::procfs;
 use crate::report::{ms, rate, thousands, Row};
 use crate::server::Server;
 
 /// The most tasks the end-to-end scenarios submit (they stop earlier when the load's
 /// duration is up).
-fn end_to_end_cap(ctx: &Ctx) -> u64 {
+pub(super) fn end_to_end_cap(ctx: &Ctx) -> u64 {
     if ctx.quick {
         2_000
     } else {
@@ -25,10 +19,7 @@ fn end_to_end_cap(ctx: &Ctx) -> u64 {
     }
 }
 
-/// Threads submitting in-process.
-const IN_PROCESS_THREADS: usize = 8;
-
-fn latency_details(row: &mut Row, out: &Outcome, prefix: &str) {
+pub(super) fn latency_details(row: &mut Row, out: &Outcome, prefix: &str) {
     row.num(&format!("{prefix}p50_ms"), out.latencies.ms(0.50))
         .num(&format!("{prefix}p99_ms"), out.latencies.ms(0.99))
         .num(&format!("{prefix}p999_ms"), out.latencies.ms(0.999))
@@ -179,100 +170,61 @@ pub fn end_to_end(ctx: &mut Ctx) -> Result<Row, String> {
     Ok(row)
 }
 
-pub fn in_process(ctx: &mut Ctx) -> Result<Row, String> {
-    let dir = ctx.dir("in-process")?;
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        db_path: dir.join("taskbox.db"),
-        durability: ctx.durability(),
-        ..Config::default()
+/// Tasks per request of the bulk scenario.
+const BULK_TASKS: usize = 100;
+/// Connections of the bulk scenario.
+const BULK_CONNECTIONS: usize = 8;
+
+/// POST /webservicetasks/bulk of `BULK_TASKS` tasks per request on `BULK_CONNECTIONS`
+/// keep-alive connections for the scenario's duration (or its cap of tasks): tasks accepted
+/// per second, and the wait until all have completed.
+pub fn bulk(ctx: &mut Ctx) -> Result<Row, String> {
+    let dir = ctx.dir("bulk")?;
+    let server = ctx.start_taskbox(&dir, None)?;
+    let addr = server.addr;
+    let request = load::bulk_request(addr, BULK_TASKS);
+    let cpu = server.cpu_seconds();
+    let plan = Plan {
+        connections: BULK_CONNECTIONS,
+        duration: Some(ctx.duration()),
+        count: Some(end_to_end_cap(ctx).div_ceil(BULK_TASKS as u64)),
+        expect: 202,
     };
-    let service = Service::start(config).map_err(|e| format!("in-process: starting: {e}"))?;
-    let task = NewTask::new("sleep", Params::new());
-    let cap = end_to_end_cap(ctx);
-    let tickets = AtomicU64::new(0);
-    let first_error = Mutex::new(None::<String>);
-    let started = Instant::now();
-    let deadline = started + ctx.duration();
-    let per_thread: Vec<(u64, Vec<u64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..IN_PROCESS_THREADS)
-            .map(|_| {
-                let (service, task, tickets, first_error) =
-                    (&service, &task, &tickets, &first_error);
-                scope.spawn(move || {
-                    let (mut ok, mut latencies) = (0u64, Vec::new());
-                    while Instant::now() < deadline && tickets.fetch_add(1, Ordering::Relaxed) < cap
-                    {
-                        let sent = Instant::now();
-                        match service.submit(task) {
-                            Ok(_) => {
-                                latencies.push(sent.elapsed().as_nanos() as u64);
-                                ok += 1;
-                            }
-                            Err(e) => {
-                                first_error.lock().unwrap().get_or_insert(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    (ok, latencies)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a submitting thread panicked"))
-            .collect()
-    });
-    let submitted_at = Instant::now();
-    let submitted: u64 = per_thread.iter().map(|(ok, _)| ok).sum();
-    let latencies = Latencies::new(per_thread.into_iter().flat_map(|(_, l)| l).collect());
-    let filter = |state| ListFilter {
-        states: vec![state],
-        limit: 1,
-        ..ListFilter::default()
-    };
-    let done = wait_for_count(submitted, || {
-        service
-            .tasks(&filter(State::Succeeded))
-            .map(|(_, total)| total)
-            .map_err(|e| format!("listing: {e}"))
-    });
-    let failed = service
-        .tasks(&filter(State::Failed))
-        .map(|(_, total)| total);
-    service.shutdown();
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(format!("in-process: a submission failed: {e}"));
+    let out = load::run(addr, &plan, |_, _, buf| buf.extend_from_slice(&request));
+    let submitted_at = out.started + out.wall;
+    let tasks = out.ok * BULK_TASKS as u64;
+    let mut conn = Conn::new(addr);
+    let done = wait_for_count(tasks, || total_count(&mut conn, addr, "status=success"));
+    let failed = total_count(&mut conn, addr, "status=error");
+    let wall = Instant::now().duration_since(out.started);
+    let server_cpu = share(server.cpu_seconds() - cpu, wall);
+    server.stop()?;
+    out.check("bulk: submitting")?;
+    let done = done.map_err(|e| format!("bulk: {e}"))?;
+    let failed = failed?;
+    if failed > 0 {
+        return Err(format!("bulk: {failed} task(s) ended ERROR"));
     }
-    let done = done.map_err(|e| format!("in-process: {e}"))?;
-    match failed {
-        Ok(0) => {}
-        Ok(n) => return Err(format!("in-process: {n} task(s) ended ERROR")),
-        Err(e) => return Err(format!("in-process: listing: {e}")),
-    }
-    let elapsed = done.duration_since(started);
-    let submit_secs = submitted_at.duration_since(started).as_secs_f64();
-    let tps = submitted as f64 / elapsed.as_secs_f64();
-    let mut row = Row::new("in-process", tps, "tasks/s");
-    row.figure_text = format!("{} tasks/s", rate(tps));
+    let accepted = tasks as f64 / out.wall.as_secs_f64().max(1e-9);
+    let completed = tasks as f64 / done.duration_since(out.started).as_secs_f64();
+    let mut row = Row::new("bulk", accepted, "tasks/s");
+    row.figure_text = format!("{} tasks/s", rate(accepted));
     row.summary = format!(
-        "{} tasks in {:.2} s (submitted at {}/s by {IN_PROCESS_THREADS} threads, p99 {}; last done {:.2} s after the last submission)",
-        thousands(submitted),
-        elapsed.as_secs_f64(),
-        rate(submitted as f64 / submit_secs),
-        ms(latencies.ms(0.99)),
+        "{} tasks accepted in {:.2} s, {BULK_TASKS} per request on {BULK_CONNECTIONS} connections (p50 {} p99 {} a request); all completed at {}/s (last done {:.2} s after the last submission), server cpu {:.0}%",
+        thousands(tasks),
+        out.wall.as_secs_f64(),
+        ms(out.latencies.ms(0.5)),
+        ms(out.latencies.ms(0.99)),
+        rate(completed),
         done.saturating_duration_since(submitted_at).as_secs_f64(),
+        server_cpu * 100.0
     );
-    row.detail("tasks", submitted)
-        .num("seconds", elapsed.as_secs_f64())
-        .num("submit_per_s", submitted as f64 / submit_secs)
-        .num("submit_p50_ms", latencies.ms(0.5))
-        .num("submit_p99_ms", latencies.ms(0.99))
-        .num(
-            "drain_seconds",
-            done.saturating_duration_since(submitted_at).as_secs_f64(),
-        )
-        .detail("threads", IN_PROCESS_THREADS);
+    row.loadgen_cpu = Some(out.cpu_share);
+    latency_details(&mut row, &out, "request_");
+    row.detail("tasks", tasks)
+        .num("completed_per_s", completed)
+        .num("server_cpu", server_cpu)
+        .detail("tasks_per_request", BULK_TASKS)
+        .detail("connections", BULK_CONNECTIONS);
     Ok(row)
 }

@@ -3,6 +3,7 @@
 //! polls that wait for tasks.
 
 mod http;
+mod in_process;
 mod stored;
 mod transfer;
 
@@ -40,9 +41,19 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         http::end_to_end,
     ),
     (
+        "bulk",
+        "tasks submitted over HTTP 100 per request (bulk) and accepted per second",
+        http::bulk,
+    ),
+    (
         "in-process",
         "tasks submitted through the library and completed per second",
-        http::in_process,
+        in_process::in_process,
+    ),
+    (
+        "in-process-many",
+        "tasks submitted through the library 100 per call and completed per second",
+        in_process::in_process_many,
     ),
     (
         "poll",
@@ -209,12 +220,12 @@ pub fn preload(db: &Path, n: u64, seconds: &str) -> Result<(TaskId, TaskId, Dura
     let (mut first, mut last, mut done) = (None, 0, 0u64);
     while done < n {
         let k = (n - done).min(PRELOAD_BATCH as u64) as usize;
-        let ids = store
+        let stored = store
             .scoped(Scope::All)
             .submit_many(&batch[..k])
             .map_err(|e| format!("preload: storing tasks: {e}"))?;
-        first.get_or_insert(ids[0]);
-        last = *ids.last().expect("a non-empty batch");
+        first.get_or_insert(stored[0].task.id);
+        last = stored.last().expect("a non-empty batch").task.id;
         done += k as u64;
     }
     drop(store);

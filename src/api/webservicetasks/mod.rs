@@ -4,6 +4,7 @@
 //! submissions (`submit.rs`); everything it does to tasks goes through the task service
 //! over the request's scoped store.
 
+mod bulk;
 mod envelope;
 mod page;
 mod submit;
@@ -36,6 +37,12 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::Get, "/webservicetasks", list, false),
         route(Method::Post, "/webservicetasks", submit::create, true),
+        route(
+            Method::Post,
+            "/webservicetasks/bulk",
+            bulk::create_many,
+            true,
+        ),
         route(Method::Get, "/webservicetasks/{id}", get, false),
         route(Method::Delete, "/webservicetasks/{id}", delete, false),
         route(Method::Get, "/webservicetasks/{id}/iofile", io_file, false),

@@ -53,12 +53,7 @@ pub(super) fn create(
     let essence = media.as_ref().map(|m| m.essence.as_str()).unwrap_or("");
     let submission = match essence {
         "application/json" => {
-            let charset = media.as_ref().and_then(|m| m.param("charset"));
-            if let Some(charset) = charset.filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
-                return Err(ApiError::unsupported_media_type(format!(
-                    "The JSON body must be UTF-8, not charset {charset}."
-                )));
-            }
+            check_json_charset(media.as_ref())?;
             json_submission(ctx, request)?
         }
         "multipart/form-data" => {
@@ -116,7 +111,18 @@ fn submit(ctx: &RequestContext, s: Submission, key: Option<String>) -> Result<Re
         .with_header("Location", location(submitted.task.id)))
 }
 
-fn idempotency_key(request: &Request<'_>) -> Result<Option<String>, ApiError> {
+/// A JSON body is UTF-8: any other charset named is refused.
+pub(super) fn check_json_charset(media: Option<&MediaType>) -> Result<(), ApiError> {
+    let charset = media.and_then(|m| m.param("charset"));
+    if let Some(charset) = charset.filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        return Err(ApiError::unsupported_media_type(format!(
+            "The JSON body must be UTF-8, not charset {charset}."
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn idempotency_key(request: &Request<'_>) -> Result<Option<String>, ApiError> {
     match request.header("Idempotency-Key") {
         None => Ok(None),
         Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.chars().any(char::is_control) => {
@@ -234,6 +240,26 @@ fn json_submission(
     ctx: &RequestContext,
     request: &mut Request<'_>,
 ) -> Result<Submission, ApiError> {
+    let Value::Object(object) = json_body(ctx, request)? else {
+        return Err(ApiError::bad_request(
+            "The JSON body must be an object with kind and params.",
+        ));
+    };
+    let (kind, params) = kind_and_params(object).map_err(ApiError::bad_request)?;
+    Ok(Submission {
+        kind,
+        params,
+        filename: String::new(),
+        upload: None,
+    })
+}
+
+/// The JSON body, within `--max-json` (413 beyond, before it is read when its length is
+/// declared).
+pub(super) fn json_body(
+    ctx: &RequestContext,
+    request: &mut Request<'_>,
+) -> Result<Value, ApiError> {
     if request
         .body_length()
         .is_some_and(|n| n as u64 > ctx.limits.max_json)
@@ -241,19 +267,22 @@ fn json_submission(
         return Err(json_too_large(ctx));
     }
     let body = read_limited(request.body(), ctx.limits.max_json, "JSON body")?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))?;
-    let Value::Object(object) = value else {
-        return Err(ApiError::bad_request(
-            "The JSON body must be an object with kind and params.",
-        ));
-    };
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("The JSON body is malformed: {e}.")))
+}
+
+/// A task as a JSON object: `kind` (a string) and `params` (an object whose values are
+/// strings, numbers or booleans, kept as their text), nothing else. Else the sentence that
+/// says what is wrong.
+pub(super) fn kind_and_params(
+    object: serde_json::Map<String, Value>,
+) -> Result<(String, Params), String> {
     let mut kind = String::new();
     let mut params = Params::new();
     for (name, value) in object {
         match (name.as_str(), value) {
             ("kind", Value::String(k)) => kind = k,
-            ("kind", _) => return Err(ApiError::bad_request("The field kind must be a string.")),
+            ("kind", _) => return Err("The field kind must be a string.".into()),
             ("params", Value::Object(map)) => {
                 for (param, value) in map {
                     let text = match value {
@@ -261,31 +290,24 @@ fn json_submission(
                         Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
                         _ => {
-                            return Err(ApiError::bad_request(format!(
+                            return Err(format!(
                                 "The param {param} must be a string, a number or a boolean."
-                            )))
+                            ))
                         }
                     };
                     params.insert(param, text);
                 }
             }
             ("params", Value::Null) => {}
-            ("params", _) => {
-                return Err(ApiError::bad_request("The field params must be an object."))
-            }
+            ("params", _) => return Err("The field params must be an object.".into()),
             (other, _) => {
-                return Err(ApiError::bad_request(format!(
-                    "The JSON body has an unknown field {other:?}; it takes kind and params."
-                )))
+                return Err(format!(
+                    "The JSON object has an unknown field {other:?}; it takes kind and params."
+                ))
             }
         }
     }
-    Ok(Submission {
-        kind,
-        params,
-        filename: String::new(),
-        upload: None,
-    })
+    Ok((kind, params))
 }
 
 /// Form (c): multipart/form-data with an optional `file` part and fields for kind and params.
