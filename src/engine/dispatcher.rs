@@ -64,7 +64,7 @@ pub(super) fn run(shared: &Shared, tx: Sender<Claimed>) {
 /// take next to no time, more waiting in the channel, so that one claim and one commit
 /// serve many of them: up to `AHEAD_MICROS` of work per worker (by the moving average of
 /// run times), at most `MAX_AHEAD`, and none while a worker's task has run longer than
-/// that. A task claimed ahead shows "In progress" a little before it starts.
+/// that. A task claimed ahead stays Pending until a worker starts it.
 fn claim_limit(shared: &Shared) -> usize {
     let micros = shared.task_micros.load(Ordering::Relaxed);
     // Never ahead of a worker held by a long task: what is claimed would wait behind it.

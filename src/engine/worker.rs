@@ -62,6 +62,14 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
         // tasks' ends), and this worker goes on at once. Until the commit the task is still
         // "In progress"; a crash meanwhile marks it interrupted, as for any running task.
         let (id, status) = (task.id, finish.state);
+        // Said here, not once the end is committed: the callback below runs on the writer,
+        // which every write waits for, and a log line costs it a formatted record and a
+        // write to stderr. An end that fails to commit says so in its own line.
+        log::info!(
+            "task {id} finished {} in {:.3} s",
+            status.label(),
+            elapsed.as_secs_f64()
+        );
         let finish = Arc::new(finish);
         let retry = finish.clone();
         let (unrecorded, client) = (shared.unrecorded.clone(), task.client.clone());
@@ -71,11 +79,7 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
             &shared.owner,
             finish,
             move |outcome| match outcome {
-                Ok(true) => log::info!(
-                    "task {id} finished {} in {:.3} s",
-                    status.label(),
-                    elapsed.as_secs_f64()
-                ),
+                Ok(true) => {}
                 Ok(false) => log::info!(
                     "task {id} ended {} but was deleted or interrupted meanwhile",
                     status.label()
@@ -104,14 +108,12 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
 /// A task that ends before the writer reaches its start records both at once (see
 /// `QueuedStart`).
 fn start(shared: &Shared, task: &Claimed) -> Option<QueuedStart> {
-    match shared.store.still_waiting(task.id) {
-        Ok(true) => {}
-        Ok(false) => {
-            log::info!("task {} was deleted before it started", task.id);
-            return None;
-        }
-        // The start below decides; a store that fails here fails there too.
-        Err(e) => log::warn!("task {}: checking its reservation failed: {e}", task.id),
+    if !shared.store.still_waiting(task.id) {
+        log::info!(
+            "task {} was deleted before it started, or the service is stopping",
+            task.id
+        );
+        return None;
     }
     let id = task.id;
     let queued =

@@ -8,7 +8,8 @@
 //! route's shape but not its id is a 400, one that matches no shape a 404, and a method no
 //! route of that shape has a 405 naming the ones it has. Any other placeholder (`{type}`,
 //! `{vdnid}`) matches any one segment, given to the route as it was sent (decoded, in its
-//! own case) for the route to check.
+//! own case) for the route to check. Where shapes of several routes match, those with the
+//! fewest placeholders win: `/webservicetasks/bulk` is its own route, not task "bulk".
 
 use super::context::RequestContext;
 use super::error::ApiError;

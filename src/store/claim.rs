@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::query::params_from_json;
 use super::snapshot::Snapshot;
@@ -56,8 +56,7 @@ pub struct Claimed {
 ///
 /// Most tasks end within microseconds, before the writer reaches their start. Then the
 /// start is folded into the end: the queued start does nothing, and the end records both in
-/// one statement, which spares the writer a statement, a savepoint and two count-trigger
-/// runs per task. Folding is only possible while the start still waits, which also proves
+/// one statement, which spares the writer a statement per task. Folding is only possible while the start still waits, which also proves
 /// the handler wrote nothing: every first write a handler makes (a file, progress, an
 /// import) waits for its commit, and the writer runs jobs in order, so the start has run by
 /// then.
@@ -88,8 +87,9 @@ impl QueuedStart {
     }
 }
 
-/// What a claim found: the tasks it reserved, and, when it took fewer than it could, when
-/// the next waiting task falls due (None: none waits but those reserved).
+/// What a claim found: the tasks it reserved, and when the first waiting task it did not
+/// take falls due (None: none waits but those reserved; a claim that took as many as it
+/// could may not have looked).
 #[derive(Debug, Default)]
 pub struct Claims {
     pub tasks: Vec<Claimed>,
@@ -155,18 +155,11 @@ impl Store {
     }
 
     /// Whether reserved task `id` still waits to start: false if it was deleted meanwhile,
-    /// and then its reservation is dropped. Checked just before it starts.
-    pub fn still_waiting(&self, id: TaskId) -> Result<bool> {
-        let conn = self.conn()?;
-        let waiting = conn
-            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1 AND state = 'queued'")?
-            .query_row([id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if !waiting {
-            self.inner.memory.release_gone(id);
-        }
-        Ok(waiting)
+    /// or if the service stops (see `interrupt_running`): its handler must not run. Asked of
+    /// memory alone: a reservation ends with the commit that takes its task out of the queue
+    /// (its start, its end, its delete) or with the service.
+    pub fn still_waiting(&self, id: TaskId) -> bool {
+        self.inner.memory.is_reserved(id)
     }
 
     /// Marks a reserved task running, without waiting: queued before everything the task's
@@ -284,7 +277,7 @@ mod tests {
             store.delete(&scope, ids[1], false).unwrap(),
             DeleteOutcome::Deleted
         );
-        assert!(!store.still_waiting(ids[1]).unwrap());
+        assert!(!store.still_waiting(ids[1]));
         assert!(!store.start(ids[1], "default", "next").unwrap());
         assert!(!store.inner.memory.is_reserved(ids[1]));
     }
@@ -299,7 +292,11 @@ mod tests {
             .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
             .unwrap();
         assert_eq!(store.claim_due(10).unwrap().tasks.len(), 2);
+        assert!(ids.iter().all(|id| store.still_waiting(*id)));
         assert!(store.interrupt_running(Some("me")).unwrap().is_empty());
+        // A worker that takes one of them now does not run it...
+        assert!(ids.iter().all(|id| !store.still_waiting(*id)));
+        // ...and a start or a folded end that comes anyway is refused.
         assert!(!store.start(ids[0], "default", "me").unwrap());
         let mut folded = crate::store::Finish::success(b"");
         Arc::get_mut(&mut folded).unwrap().started_at = Some("2026-01-01T00:00:00".into());
@@ -308,6 +305,74 @@ mod tests {
             assert_eq!(store.task(&Scope::All, id).unwrap().state, State::Queued);
         }
         assert_eq!(store.claim_due(10).unwrap().tasks.len(), 2);
+    }
+
+    /// A start queued behind the service's stop, in the same batch of the writer, is
+    /// refused as one in a later batch is.
+    #[test]
+    fn a_start_in_the_batch_of_the_stop_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let id = store
+            .submit_many(&[NewTask::new("sleep", Params::new())])
+            .unwrap()[0];
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
+        // Hold the writer until the stop and the start are both queued behind it.
+        let (release, hold) = crossbeam_channel::bounded::<()>(0);
+        let (entered, held) = crossbeam_channel::bounded::<()>(1);
+        store.inner.writer.write_then(
+            move |_| {
+                let _ = entered.try_send(());
+                let _ = hold.recv();
+                Ok(())
+            },
+            |_: Result<()>| {},
+        );
+        held.recv().unwrap();
+        let stopping = {
+            let store = store.clone();
+            std::thread::spawn(move || store.interrupt_running(Some("me")).unwrap())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.inner.writer.queued() < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stop was never queued"
+            );
+            std::thread::yield_now();
+        }
+        let (started, start) = crossbeam_channel::bounded(1);
+        store.start_then(id, "default", "me", move |r| started.send(r).unwrap());
+        release.send(()).unwrap();
+        assert!(
+            !start.recv().unwrap().unwrap(),
+            "a start behind the stop ran"
+        );
+        stopping.join().unwrap();
+        assert_eq!(store.task(&Scope::All, id).unwrap().state, State::Queued);
+    }
+
+    /// A reserved task deleted before it started no longer holds its place: a task
+    /// submitted next is claimed at once.
+    #[test]
+    fn a_reserved_task_deleted_frees_its_reservation_with_the_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let first = store
+            .submit_many(&[NewTask::new("sleep", Params::new())])
+            .unwrap()[0];
+        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
+        let scope = Scope::Client("default".into());
+        assert_eq!(
+            store.delete(&scope, first, false).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert!(!store.still_waiting(first));
+        let next = store
+            .submit_many(&[NewTask::new("sleep", Params::new())])
+            .unwrap()[0];
+        let claimed = store.claim_due(1).unwrap().tasks;
+        assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [next]);
     }
 
     /// Claims taken while the tasks claimed before start (each start takes its task out of

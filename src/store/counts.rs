@@ -33,10 +33,11 @@ pub(super) fn unfinished(per_state: &PerState) -> u64 {
         .sum()
 }
 
-/// The committed counts, per client.
+/// The committed counts, per client, and of all clients together.
 #[derive(Default, Clone, Debug, PartialEq)]
 pub(super) struct TaskCounts {
     by_client: HashMap<String, PerState>,
+    all: PerState,
 }
 
 impl TaskCounts {
@@ -56,22 +57,20 @@ impl TaskCounts {
             };
             by_client.entry(client).or_default()[slot(state)] = n.max(0) as u64;
         }
-        Ok(TaskCounts { by_client })
+        let mut all = PerState::default();
+        for counts in by_client.values() {
+            for (a, n) in all.iter_mut().zip(counts) {
+                *a += n;
+            }
+        }
+        Ok(TaskCounts { by_client, all })
     }
 
     /// `client`'s counts (None: all clients' together).
     pub(super) fn of(&self, client: Option<&str>) -> PerState {
         match client {
             Some(client) => self.by_client.get(client).copied().unwrap_or_default(),
-            None => self
-                .by_client
-                .values()
-                .fold([0; State::ALL.len()], |mut sum, n| {
-                    for (s, n) in sum.iter_mut().zip(n) {
-                        *s += n;
-                    }
-                    sum
-                }),
+            None => self.all,
         }
     }
 
@@ -79,10 +78,11 @@ impl TaskCounts {
     pub(super) fn apply(&mut self, changes: Changes) {
         for (client, deltas) in changes.by_client {
             let counts = self.by_client.entry(client).or_default();
-            for (count, delta) in counts.iter_mut().zip(deltas) {
+            for ((count, all), delta) in counts.iter_mut().zip(&mut self.all).zip(deltas) {
                 // A count going below zero would be a job misreporting its change: the
                 // counts say zero rather than wrap.
                 *count = count.saturating_add_signed(delta);
+                *all = all.saturating_add_signed(delta);
             }
         }
     }

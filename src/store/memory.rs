@@ -136,12 +136,6 @@ impl Memory {
     pub(super) fn reserve(&self, ids: impl IntoIterator<Item = TaskId>) {
         self.reserved().extend(ids);
     }
-
-    /// Drops the reservation of a task found gone (deleted) by a committed read: no
-    /// snapshot can find it waiting again.
-    pub(super) fn release_gone(&self, id: TaskId) {
-        self.reserved().remove(&id);
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@
 //!
 //! Every write goes through one writer thread ([`writer`]): writes that arrive together
 //! share one IMMEDIATE transaction and one commit (group commit), and each is answered only
-//! after that commit. Reads use the pool's connections and never block the writer (WAL).
+//! after that commit. Reads use the pool's connections and never block the writer (WAL);
+//! only a read that pairs rows with what the store keeps in memory (a list's total, a
+//! claim) waits for a commit in progress to be applied (see `memory`).
 
 mod campaign_imports;
 mod claim;

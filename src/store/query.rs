@@ -136,11 +136,11 @@ fn occupied_states(counts: &PerState, wanted: &[State]) -> Option<Vec<State>> {
     if wanted.len() <= 1 {
         return (!wanted.is_empty()).then(|| wanted.to_vec());
     }
+    // Each state once, however often it was asked for: the total counts each once.
     Some(
-        wanted
-            .iter()
-            .copied()
-            .filter(|s| counts[slot(*s)] > 0)
+        State::ALL
+            .into_iter()
+            .filter(|s| wanted.contains(s) && counts[slot(*s)] > 0)
             .collect(),
     )
 }
@@ -259,6 +259,14 @@ mod tests {
         assert_eq!(check(&Scope::Client("other".into()), None), 1);
         assert_eq!(check(&Scope::All, None), 5);
         assert_eq!(check(&Scope::All, Some(State::Queued)), 2);
+    }
+
+    #[test]
+    fn a_state_asked_for_twice_is_counted_once() {
+        let mut counts = PerState::default();
+        counts[slot(State::Queued)] = 3;
+        let wanted = [State::Queued, State::Running, State::Queued];
+        assert_eq!(occupied_states(&counts, &wanted), Some(vec![State::Queued]));
     }
 
     #[test]

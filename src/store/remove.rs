@@ -40,7 +40,12 @@ impl Store {
                 .query_row(params_from_iter(&values), |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             if let Some((client, state)) = deleted {
-                tx.moved(&client, State::parse(&state), None);
+                let state = State::parse(&state);
+                tx.moved(&client, state, None);
+                if state == Some(State::Queued) {
+                    // Reserved or not: a claim need not skip it any more.
+                    tx.released(id);
+                }
                 return Ok(DeleteOutcome::Deleted);
             }
             Ok(

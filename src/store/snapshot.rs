@@ -44,15 +44,17 @@ impl Deref for Snapshot<'_> {
 
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
-        // A read transaction only holds the snapshot: ending it cannot lose anything, and a
-        // failure (none is known for a reader) would leave the connection in a transaction
-        // that the next `begin` reports.
+        // A read transaction only holds the snapshot: ending it cannot lose anything. It
+        // must end, though: the connection goes back to the pool, where a transaction left
+        // open would hold an old snapshot for every later read on it.
         let ended = self
             .conn
             .prepare_cached("COMMIT")
             .and_then(|mut end| end.execute([]));
-        if let Err(e) = ended {
-            log::warn!("ending a read transaction failed: {e}");
+        if ended.is_err() || !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                log::warn!("ending a read transaction failed: {e}");
+            }
         }
     }
 }

@@ -64,19 +64,8 @@ impl Store {
         // made here once committed rather than on the writer that every write waits for.
         let outcomes = self.write(move |tx| {
             let quota = store.limits().max_unfinished;
-            inserted
-                .iter()
-                .map(|new| {
-                    let (id, created) = insert_task(tx, new, &at, now_ms, quota)?;
-                    let earlier = if created {
-                        None
-                    } else {
-                        Some(read_task(tx, id)?)
-                    };
-                    Ok((id, earlier))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
+            insert_all(tx, &inserted, &at, now_ms, quota)
+        })??;
         // The writer dropped its handle on the tasks before answering.
         let tasks = Arc::try_unwrap(tasks).unwrap_or_else(|shared| (*shared).clone());
         let submitted: Vec<Submitted> = outcomes
@@ -146,55 +135,166 @@ fn pending_task(id: TaskId, new: NewTask, created_at: String) -> Task {
     }
 }
 
-/// Inserts a task within a transaction; see `Store::submit`. Returns its id, and whether
-/// it was created (false: an Idempotency-Key matched an earlier submission's task).
-fn insert_task(
+/// What an Idempotency-Key says of a submission, read before anything is written.
+enum Earlier {
+    /// No key, or one not seen: a new task.
+    None,
+    /// A key seen more than a day ago: forgotten, and a new task.
+    Expired,
+    /// The task an earlier submission with this key created.
+    Matched(TaskId),
+    /// The same key as the submission at this index of the same call, for the same task.
+    SameAs(usize),
+}
+
+/// A submission's task: its id, and the earlier submission's task when its key matched.
+type Inserted = (TaskId, Option<Task>);
+
+/// One submission of a call, as planned before anything is written.
+struct Plan {
+    params_json: String,
+    /// The kind and params a key stands for (only with a key).
+    fingerprint: Option<String>,
+    earlier: Earlier,
+}
+
+/// Inserts `tasks` within the writer's transaction: for each, its id and, when an
+/// Idempotency-Key matched an earlier submission, that submission's task. Everything that
+/// may refuse the call (a key for another task, the quota of unfinished tasks) is decided
+/// first, by reads, and a refusal is the inner error: the job then succeeds having written
+/// nothing, so its batch need not run again without it (see writer.rs). The outer error
+/// is a failure that leaves writes to roll back.
+fn insert_all(
     tx: &JobTx<'_>,
-    new: &NewTask,
+    tasks: &[NewTask],
     now: &str,
     now_ms: i64,
     quota: u64,
-) -> Result<(TaskId, bool)> {
-    let params_json =
-        serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
-    // Only a submission with an Idempotency-Key needs its fingerprint.
-    let fingerprint = new
-        .idempotency_key
-        .as_ref()
-        .map(|_| format!("{}\n{}", new.kind, params_json));
-    if let Some(key) = &new.idempotency_key {
-        let earlier: Option<(TaskId, String, i64)> = tx
-            .prepare_cached(
-                "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
-                 WHERE client = ?1 AND user_id = ?2 AND key = ?3",
-            )?
-            .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        if let Some((task_id, earlier_fingerprint, created_ms)) = earlier {
-            if now_ms - created_ms < IDEMPOTENCY_WINDOW_MS {
-                if Some(earlier_fingerprint) != fingerprint {
-                    return Err(StoreError::IdempotencyConflict);
+) -> Result<Result<Vec<Inserted>>> {
+    let mut plans: Vec<Plan> = Vec::with_capacity(tasks.len());
+    let mut adding: Vec<(&str, u64)> = Vec::new();
+    for (i, new) in tasks.iter().enumerate() {
+        let params_json =
+            serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
+        // Only a submission with an Idempotency-Key needs its fingerprint.
+        let fingerprint = new
+            .idempotency_key
+            .as_ref()
+            .map(|_| format!("{}\n{}", new.kind, params_json));
+        let earlier = match &new.idempotency_key {
+            None => Earlier::None,
+            Some(key) => {
+                let before = tasks[..i].iter().position(|t| {
+                    t.idempotency_key.as_ref() == Some(key)
+                        && t.owner.client == new.owner.client
+                        && t.owner.user_id == new.owner.user_id
+                });
+                match before {
+                    Some(j) if plans[j].fingerprint == fingerprint => Earlier::SameAs(j),
+                    Some(_) => return Ok(Err(StoreError::IdempotencyConflict)),
+                    None => match earlier_of(tx, new, key, fingerprint.as_deref(), now_ms)? {
+                        Some(earlier) => earlier,
+                        None => return Ok(Err(StoreError::IdempotencyConflict)),
+                    },
                 }
-                if let Some(upload) = new.io_file {
-                    // The retry's upload is not needed: the first one is kept.
-                    tx.execute(
-                        "DELETE FROM files WHERE id = ?1 AND task_id IS NULL",
-                        [upload],
-                    )?;
-                }
-                return Ok((task_id, false));
             }
-            tx.execute(
-                "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
-                params![new.owner.client, new.owner.user_id, key],
-            )?;
+        };
+        if matches!(earlier, Earlier::None | Earlier::Expired) {
+            let client = new.owner.client.as_str();
+            match adding.iter_mut().find(|(c, _)| *c == client) {
+                Some((_, n)) => *n += 1,
+                None => adding.push((client, 1)),
+            }
+        }
+        plans.push(Plan {
+            params_json,
+            fingerprint,
+            earlier,
+        });
+    }
+    // A retry matched above is not a new task: no quota applies to it.
+    for (client, n) in adding {
+        if let Err(refused) = check_unfinished_in(tx, client, quota, n) {
+            return Ok(Err(refused));
         }
     }
-    // Checked before anything is written (see the writer: a write that fails halfway
-    // fails its whole batch). A retry matched above is not a new task: no quota applies.
-    check_unfinished_in(tx, &new.owner.client, quota, 1)?;
+    let mut outcomes: Vec<Inserted> = Vec::with_capacity(tasks.len());
+    for (new, plan) in tasks.iter().zip(plans) {
+        let outcome = match plan.earlier {
+            Earlier::Matched(id) => {
+                discard_retried_upload(tx, new)?;
+                (id, Some(read_task(tx, id)?))
+            }
+            Earlier::SameAs(j) => {
+                discard_retried_upload(tx, new)?;
+                let id = outcomes[j].0;
+                (id, Some(read_task(tx, id)?))
+            }
+            Earlier::None | Earlier::Expired => {
+                if matches!(plan.earlier, Earlier::Expired) {
+                    tx.prepare_cached(
+                        "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+                    )?
+                    .execute(params![new.owner.client, new.owner.user_id, new.idempotency_key])?;
+                }
+                let id = insert_task(tx, new, &plan, now, now_ms)?;
+                (id, None)
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(Ok(outcomes))
+}
+
+/// What `new`'s Idempotency-Key `key` says, by the keys stored: None when it stands for
+/// another task (a conflict).
+fn earlier_of(
+    tx: &JobTx<'_>,
+    new: &NewTask,
+    key: &str,
+    fingerprint: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<Earlier>> {
+    let earlier: Option<(TaskId, String, i64)> = tx
+        .prepare_cached(
+            "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
+             WHERE client = ?1 AND user_id = ?2 AND key = ?3",
+        )?
+        .query_row(params![new.owner.client, new.owner.user_id, key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    Ok(match earlier {
+        None => Some(Earlier::None),
+        Some((_, _, created_ms)) if now_ms - created_ms >= IDEMPOTENCY_WINDOW_MS => {
+            Some(Earlier::Expired)
+        }
+        Some((task_id, earlier, _)) if Some(earlier.as_str()) == fingerprint => {
+            Some(Earlier::Matched(task_id))
+        }
+        Some(_) => None,
+    })
+}
+
+/// A retried submission's upload is not needed: the first one's is kept.
+fn discard_retried_upload(tx: &JobTx<'_>, new: &NewTask) -> Result<()> {
+    if let Some(upload) = new.io_file {
+        tx.execute(
+            "DELETE FROM files WHERE id = ?1 AND task_id IS NULL",
+            [upload],
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts a new task as `plan` prepared it (its key, if any, remembered with it).
+fn insert_task(
+    tx: &JobTx<'_>,
+    new: &NewTask,
+    plan: &Plan,
+    now: &str,
+    now_ms: i64,
+) -> Result<TaskId> {
     if let Some(upload) = new.io_file {
         // An upload is used only by the client that sent it.
         let staged = tx
@@ -214,7 +314,7 @@ fn insert_task(
         new.owner.client,
         now,
         new.kind,
-        params_json,
+        plan.params_json,
         new.io_filename,
         new.io_file,
         now_ms
@@ -228,10 +328,10 @@ fn insert_task(
             "INSERT INTO idempotency_keys (client, user_id, key, task_id, fingerprint, created_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![new.owner.client, new.owner.user_id, key, id, fingerprint, now_ms])?;
+        .execute(params![new.owner.client, new.owner.user_id, key, id, plan.fingerprint, now_ms])?;
     }
     tx.moved(&new.owner.client, None, Some(State::Queued));
-    Ok((id, true))
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -277,5 +377,89 @@ mod tests {
         let later = store.submit(&new).unwrap();
         assert!(later.created);
         assert_ne!(later.task.id, first.task.id);
+    }
+
+    /// Refusals decided inside the writer (a key for another task, the quota reached by
+    /// keyed submissions, which the check before the writer leaves to it) are answers: the
+    /// job writes nothing first, so the batch it shares does not run again.
+    #[test]
+    fn a_refusal_inside_the_writer_does_not_make_its_batch_run_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let limits = crate::store::StoreLimits {
+            max_unfinished: 2,
+            ..crate::store::StoreLimits::default()
+        };
+        let store = Store::open_with(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            DEFAULT_POOL_SIZE,
+            Arc::new(crate::clock::SystemClock),
+            limits,
+        )
+        .unwrap();
+        let all = store.scoped(Scope::All);
+        let keyed = |key: &str, kind: &str| {
+            let mut new = NewTask::new(kind, Params::new());
+            new.idempotency_key = Some(key.into());
+            new
+        };
+        all.submit(&keyed("a", "sleep")).unwrap();
+        let (release, hold) = crossbeam_channel::bounded::<()>(0);
+        let (entered, held) = crossbeam_channel::bounded::<()>(1);
+        store.inner.writer.write_then(
+            move |_| {
+                let _ = entered.try_send(());
+                let _ = hold.recv();
+                Ok(())
+            },
+            |_: Result<()>| {},
+        );
+        held.recv().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (done, answer) = crossbeam_channel::bounded(1);
+        {
+            let runs = runs.clone();
+            store.inner.writer.write_then(
+                move |tx| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(tx.execute("CREATE TABLE IF NOT EXISTS probe (n)", [])?)
+                },
+                move |r| done.send(r.is_ok()).unwrap(),
+            );
+        }
+        let refusals: Vec<_> = [
+            keyed("a", "csv.export"),
+            keyed("b", "sleep"),
+            keyed("c", "sleep"),
+        ]
+        .into_iter()
+        .map(|new| {
+            let store = store.clone();
+            std::thread::spawn(move || store.scoped(Scope::All).submit(&new))
+        })
+        .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.inner.writer.queued() < 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the submissions were not queued"
+            );
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        assert!(answer.recv().unwrap());
+        let answers: Vec<_> = refusals.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(
+            matches!(answers[0], Err(StoreError::IdempotencyConflict)),
+            "{answers:?}"
+        );
+        // One of b and c fits under the quota of 2; the other is refused.
+        let refused = answers[1..]
+            .iter()
+            .filter(|a| matches!(a, Err(StoreError::Refused(_))))
+            .count();
+        assert_eq!(refused, 1, "{answers:?}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the batch ran again");
     }
 }

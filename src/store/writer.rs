@@ -90,10 +90,11 @@ impl<'a> JobTx<'a> {
         self.job.borrow_mut().release_all = true;
     }
 
-    /// Whether task `id` is reserved by a claim of this process (as committed): only such a
-    /// task may start.
+    /// Whether task `id` is reserved by a claim of this process: only such a task may
+    /// start. Not once a job before this one in the batch (or this one) ended every
+    /// reservation: the service stops, and a start queued behind that must not run.
     pub(super) fn is_reserved(&self, id: TaskId) -> bool {
-        self.committed.is_reserved(id)
+        !self.batch.release_all && !self.job.borrow().release_all && self.committed.is_reserved(id)
     }
 
     /// `client`'s unfinished tasks as this job's transaction sees them.
@@ -269,6 +270,14 @@ impl Writer {
     }
 }
 
+#[cfg(test)]
+impl Writer {
+    /// Jobs queued and not yet taken by the writer.
+    pub(super) fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
 /// A caller's batches written one ahead (an import's rows, an update's records): a batch is
 /// sent and the caller goes on reading the next while the writer writes it, so reading and
 /// writing overlap; sending one first waits for the one before, so at most one is in
@@ -308,7 +317,39 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
+/// WAL pages past which the writer checkpoints after a commit: SQLite's own default.
+const CHECKPOINT_PAGES: i32 = 1000;
+
+thread_local! {
+    /// The pages in the WAL after the writer's last commit, as SQLite's WAL hook reports
+    /// them (on the writer's thread, which runs every commit).
+    static WAL_PAGES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::os::raw::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
+}
+
+/// Checkpoints the WAL once it holds `CHECKPOINT_PAGES`, as SQLite's automatic checkpoint
+/// would, but after the commit's lock (see `memory.rs`) is released: SQLite runs its own
+/// inside COMMIT, and a list or a claim would wait for the checkpoint's writes and fsync.
+fn checkpoint_if_due(conn: &Connection) {
+    if WAL_PAGES.with(|p| p.get()) < CHECKPOINT_PAGES {
+        return;
+    }
+    WAL_PAGES.with(|p| p.set(0));
+    // PASSIVE: never waits for readers; what a reader still needs is copied next time.
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    if let Err(e) = done {
+        log::warn!("checkpointing the write-ahead log failed: {e}");
+    }
+}
+
 fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded_for: Duration) {
+    // The WAL hook replaces SQLite's automatic checkpoint on this connection, the only one
+    // that writes; `checkpoint_if_due` takes its place.
+    conn.wal_hook(Some(note_wal_pages));
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -325,6 +366,7 @@ fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded
         for job in batch {
             job.complete(&outcome);
         }
+        checkpoint_if_due(&conn);
     }
 }
 
@@ -649,5 +691,30 @@ mod tests {
         w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (1)", [])?))
             .unwrap();
         assert_eq!(count(&w), 1);
+    }
+
+    /// The writer checkpoints the WAL itself (SQLite's automatic checkpoint is off on its
+    /// connection): the log stays about `CHECKPOINT_PAGES` long, however much is written.
+    #[test]
+    fn the_log_is_checkpointed_as_it_grows() {
+        use crate::store::{Durability, Store};
+        use crate::task::Scope;
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, Durability::Normal).unwrap();
+        let mut upload = store.scoped(Scope::All).create_upload().unwrap();
+        let block = vec![7u8; 1 << 20];
+        for _ in 0..24 {
+            upload.write_all(&block).unwrap();
+        }
+        upload.finish().unwrap();
+        let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 12 << 20,
+            "the WAL grew to {wal} bytes for 24 MiB written"
+        );
     }
 }

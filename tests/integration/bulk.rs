@@ -102,6 +102,10 @@ fn one_bad_task_refuses_the_whole_array_naming_its_index() {
             "The task at index 0:",
         ),
         (
+            json!([{"kind": "sleeep"}, {"kind": 5}]),
+            "The task at index 0: The kind \"sleeep\" is unknown",
+        ),
+        (
             json!({"kind": "sleep"}),
             "The JSON body must be an array of tasks",
         ),
@@ -177,6 +181,22 @@ fn a_retried_bulk_submission_with_its_idempotency_key_creates_nothing() {
     let message = post_bulk_keyed(&server, &changed, "batch-1").error(409);
     assert!(!message.is_empty());
     assert_eq!(list_all(&server).1, 3);
+    // The same key sent with a single submission is another key.
+    let single = send(
+        "POST",
+        &server.url("/webservicetasks"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "batch-1"),
+        ],
+        Some(
+            json!({"kind": "sleep", "params": {"seconds": 0}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    let single = single.data(202)["WebServiceTaskId"].as_i64().unwrap();
+    assert!(!first.contains(&single));
     // A new key is a new array.
     let other = ids(&post_bulk_keyed(&server, &sleeps(3), "batch-2").data(202));
     assert!(other.iter().all(|id| !first.contains(id)));

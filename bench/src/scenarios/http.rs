@@ -172,8 +172,8 @@ pub fn end_to_end(ctx: &mut Ctx) -> Result<Row, String> {
 
 /// Tasks per request of the bulk scenario.
 const BULK_TASKS: usize = 100;
-/// Connections of the bulk scenario.
-const BULK_CONNECTIONS: usize = 8;
+/// Connections of the bulk scenario: as many as `submit`'s.
+const BULK_CONNECTIONS: usize = CONNECTIONS;
 
 /// POST /webservicetasks/bulk of `BULK_TASKS` tasks per request on `BULK_CONNECTIONS`
 /// keep-alive connections for the scenario's duration (or its cap of tasks): tasks accepted

@@ -12,6 +12,7 @@ use super::view::write_task_json;
 use crate::http::fields::MediaType;
 use crate::http::{ApiError, PathArgs, Reply, Request, RequestContext};
 use crate::task::NewTask;
+use crate::task_service::TaskServiceError;
 
 /// POST /webservicetasks/bulk
 pub(super) fn create_many(
@@ -48,6 +49,7 @@ pub(super) fn create_many(
             items.len()
         )));
     }
+    let service = ctx.tasks();
     let mut tasks = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = |why: String| ApiError::bad_request(format!("The task at index {i}: {why}"));
@@ -55,17 +57,27 @@ pub(super) fn create_many(
             return Err(at("it must be an object with kind and params.".into()));
         };
         let (kind, params) = kind_and_params(object).map_err(at)?;
+        // Checked here too, so that the first task at fault in the array's order is the one
+        // named, whatever is wrong with it.
+        service
+            .validate(&kind, &params, false)
+            .map_err(|e| match e {
+                TaskServiceError::Invalid(why) => at(why),
+                other => ApiError::from(other),
+            })?;
         tasks.push(NewTask {
             kind,
             params,
             owner: ctx.identity.clone(),
             io_filename: String::new(),
             io_file: None,
-            // A retry of the same array matches task by task.
-            idempotency_key: key.as_ref().map(|key| format!("{key}#{i}")),
+            // A retry of the same array matches task by task. The separator is a control
+            // character, which a key sent in the header cannot hold: no single submission's
+            // key can be one of these.
+            idempotency_key: key.as_ref().map(|key| format!("{key}\u{1f}{i}")),
         });
     }
-    let submitted = ctx.tasks().submit_many(&tasks)?;
+    let submitted = service.submit_many(&tasks)?;
     let status = if submitted.iter().any(|s| s.created) {
         202
     } else {
