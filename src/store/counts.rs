@@ -99,20 +99,19 @@ impl TaskCounts {
     }
 }
 
-/// Changes to the counts not yet committed: one job's, or a batch's.
+/// Changes to the counts not yet committed: one job's, or a batch's. A list, not a map: a
+/// job moves one client's tasks and a batch a few clients', and every task's submission,
+/// start and end adds a change, on the writer; a map hashed each.
 #[derive(Default)]
 pub(super) struct Changes {
-    by_client: HashMap<String, [i64; State::ALL.len()]>,
+    by_client: Vec<(String, [i64; State::ALL.len()])>,
 }
 
 impl Changes {
     /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted, or
     /// deleted).
     pub(super) fn moved(&mut self, client: &str, from: Option<State>, to: Option<State>) {
-        let deltas = match self.by_client.get_mut(client) {
-            Some(deltas) => deltas,
-            None => self.by_client.entry(client.to_string()).or_default(),
-        };
+        let deltas = self.deltas_of(client);
         if let Some(from) = from {
             deltas[slot(from)] -= 1;
         }
@@ -121,11 +120,25 @@ impl Changes {
         }
     }
 
+    fn deltas_of(&mut self, client: &str) -> &mut [i64; State::ALL.len()] {
+        let at = match self.by_client.iter().position(|(c, _)| c == client) {
+            Some(at) => at,
+            None => {
+                self.by_client.push((client.to_string(), Default::default()));
+                self.by_client.len() - 1
+            }
+        };
+        &mut self.by_client[at].1
+    }
+
     /// Adds `other`'s changes to these.
     pub(super) fn absorb(&mut self, other: Changes) {
+        if self.by_client.is_empty() {
+            *self = other;
+            return;
+        }
         for (client, deltas) in other.by_client {
-            let mine = self.by_client.entry(client).or_default();
-            for (m, d) in mine.iter_mut().zip(deltas) {
+            for (m, d) in self.deltas_of(&client).iter_mut().zip(deltas) {
                 *m += d;
             }
         }
@@ -133,7 +146,8 @@ impl Changes {
 
     /// The change to `client`'s unfinished tasks.
     pub(super) fn unfinished(&self, client: &str) -> i64 {
-        self.by_client.get(client).map_or(0, |deltas| {
+        let deltas = self.by_client.iter().find(|(c, _)| c == client);
+        deltas.map_or(0, |(_, deltas)| {
             State::ALL
                 .iter()
                 .filter(|s| !s.is_finished())
