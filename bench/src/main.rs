@@ -169,10 +169,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needs_taskbox = args
-        .scenarios
-        .iter()
-        .any(|s| !matches!(*s, "ceiling" | "in-process" | "in-process-many"));
+    let needs_taskbox = args.scenarios.iter().any(|s| {
+        !matches!(
+            *s,
+            "ceiling" | "store-ceiling" | "in-process" | "in-process-many"
+        )
+    });
     let taskbox = server::taskbox_exe();
     if needs_taskbox && taskbox.is_none() {
         let dir = std::env::current_exe()
@@ -211,6 +213,7 @@ fn main() -> ExitCode {
         temp,
         taskbox,
         ceiling: None,
+        store_ceiling: None,
         stored_template: None,
         token: false,
     };

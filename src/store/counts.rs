@@ -124,7 +124,8 @@ impl Changes {
         let at = match self.by_client.iter().position(|(c, _)| c == client) {
             Some(at) => at,
             None => {
-                self.by_client.push((client.to_string(), Default::default()));
+                self.by_client
+                    .push((client.to_string(), Default::default()));
                 self.by_client.len() - 1
             }
         };

@@ -127,6 +127,9 @@ fn run(ctx: &mut Ctx, name: &'static str, per_call: usize) -> Result<Row, String
         ms(latencies.ms(0.99)),
         done.saturating_duration_since(submitted_at).as_secs_f64(),
     );
+    if let Some(ceiling) = ctx.store_ceiling {
+        row.ratio = Some((tps / ceiling, "store ceiling"));
+    }
     row.detail("tasks", submitted)
         .num("seconds", elapsed.as_secs_f64())
         .num("submit_per_s", submitted as f64 / submit_secs)

@@ -4,6 +4,7 @@
 
 mod http;
 mod in_process;
+mod store_ceiling;
 mod stored;
 mod transfer;
 
@@ -46,8 +47,13 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         http::bulk,
     ),
     (
+        "store-ceiling",
+        "tasks inserted, claimed and ended by the least SQL, batched as taskbox does",
+        store_ceiling::store_ceiling,
+    ),
+    (
         "in-process",
-        "tasks submitted through the library and completed per second",
+        "tasks submitted through the library and completed per second, ÷ the store ceiling",
         in_process::in_process,
     ),
     (
@@ -105,6 +111,8 @@ pub struct Ctx {
     pub taskbox: Option<PathBuf>,
     /// The ceiling's requests/s, once measured in this run.
     pub ceiling: Option<f64>,
+    /// The store ceiling's tasks/s, once measured in this run.
+    pub store_ceiling: Option<f64>,
     /// The database of `stored()` tasks, preloaded once per run and copied for each
     /// scenario that needs it.
     pub stored_template: Option<Template>,
