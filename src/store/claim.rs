@@ -247,14 +247,20 @@ mod tests {
     use rusqlite::params;
     use std::sync::Arc;
 
-    #[test]
-    fn a_claimed_task_stays_pending_until_it_starts_and_a_restart_requeues_it() {
+    /// A store with `n` tasks submitted and claimed (reserved, not started).
+    fn claimed(n: usize) -> (tempfile::TempDir, Store, Vec<TaskId>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
         let ids = store
-            .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
+            .submit_many(&vec![NewTask::new("sleep", Params::new()); n])
             .unwrap();
-        assert_eq!(store.claim_due(10).unwrap().tasks.len(), 2);
+        assert_eq!(store.claim_due(n).unwrap().tasks.len(), n);
+        (dir, store, ids)
+    }
+
+    #[test]
+    fn a_claimed_task_stays_pending_until_it_starts_and_a_restart_requeues_it() {
+        let (_dir, store, ids) = claimed(2);
         let all = Scope::All;
         assert_eq!(store.task(&all, ids[0]).unwrap().state, State::Queued);
         // Claimed once: a second claim finds nothing, and the dispatcher waits for nothing.
@@ -286,12 +292,7 @@ mod tests {
     /// start may not start, nor end with its start folded in: it waits for the next start.
     #[test]
     fn a_reserved_task_cannot_start_once_the_service_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let ids = store
-            .submit_many(&vec![NewTask::new("sleep", Params::new()); 2])
-            .unwrap();
-        assert_eq!(store.claim_due(10).unwrap().tasks.len(), 2);
+        let (_dir, store, ids) = claimed(2);
         assert!(ids.iter().all(|id| store.still_waiting(*id)));
         assert!(store.interrupt_running(Some("me")).unwrap().is_empty());
         // A worker that takes one of them now does not run it...
@@ -311,36 +312,15 @@ mod tests {
     /// refused as one in a later batch is.
     #[test]
     fn a_start_in_the_batch_of_the_stop_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let id = store
-            .submit_many(&[NewTask::new("sleep", Params::new())])
-            .unwrap()[0];
-        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
+        let (_dir, store, ids) = claimed(1);
+        let id = ids[0];
         // Hold the writer until the stop and the start are both queued behind it.
-        let (release, hold) = crossbeam_channel::bounded::<()>(0);
-        let (entered, held) = crossbeam_channel::bounded::<()>(1);
-        store.inner.writer.write_then(
-            move |_| {
-                let _ = entered.try_send(());
-                let _ = hold.recv();
-                Ok(())
-            },
-            |_: Result<()>| {},
-        );
-        held.recv().unwrap();
+        let release = store.inner.writer.hold();
         let stopping = {
             let store = store.clone();
             std::thread::spawn(move || store.interrupt_running(Some("me")).unwrap())
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while store.inner.writer.queued() < 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the stop was never queued"
-            );
-            std::thread::yield_now();
-        }
+        store.inner.writer.wait_queued(1);
         let (started, start) = crossbeam_channel::bounded(1);
         store.start_then(id, "default", "me", move |r| started.send(r).unwrap());
         release.send(()).unwrap();
@@ -356,12 +336,8 @@ mod tests {
     /// submitted next is claimed at once.
     #[test]
     fn a_reserved_task_deleted_frees_its_reservation_with_the_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let first = store
-            .submit_many(&[NewTask::new("sleep", Params::new())])
-            .unwrap()[0];
-        assert_eq!(store.claim_due(1).unwrap().tasks.len(), 1);
+        let (_dir, store, ids) = claimed(1);
+        let first = ids[0];
         let scope = Scope::Client("default".into());
         assert_eq!(
             store.delete(&scope, first, false).unwrap(),

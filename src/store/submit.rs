@@ -405,17 +405,7 @@ mod tests {
             new
         };
         all.submit(&keyed("a", "sleep")).unwrap();
-        let (release, hold) = crossbeam_channel::bounded::<()>(0);
-        let (entered, held) = crossbeam_channel::bounded::<()>(1);
-        store.inner.writer.write_then(
-            move |_| {
-                let _ = entered.try_send(());
-                let _ = hold.recv();
-                Ok(())
-            },
-            |_: Result<()>| {},
-        );
-        held.recv().unwrap();
+        let release = store.inner.writer.hold();
         let runs = Arc::new(AtomicUsize::new(0));
         let (done, answer) = crossbeam_channel::bounded(1);
         {
@@ -439,14 +429,7 @@ mod tests {
             std::thread::spawn(move || store.scoped(Scope::All).submit(&new))
         })
         .collect();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store.inner.writer.queued() < 4 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the submissions were not queued"
-            );
-            std::thread::yield_now();
-        }
+        store.inner.writer.wait_queued(4);
         release.send(()).unwrap();
         assert!(answer.recv().unwrap());
         let answers: Vec<_> = refusals.into_iter().map(|h| h.join().unwrap()).collect();

@@ -272,9 +272,31 @@ impl Writer {
 
 #[cfg(test)]
 impl Writer {
-    /// Jobs queued and not yet taken by the writer.
-    pub(super) fn queued(&self) -> usize {
-        self.jobs.len()
+    /// Holds the writer inside a job of its own until the returned sender sends (or
+    /// drops): the writes queued meanwhile then run as one batch. Returns once the writer
+    /// is held.
+    pub(super) fn hold(&self) -> crossbeam_channel::Sender<()> {
+        let (release, hold) = crossbeam_channel::bounded::<()>(0);
+        let (entered, held) = crossbeam_channel::bounded::<()>(1);
+        self.write_then(
+            move |_| {
+                let _ = entered.try_send(());
+                let _ = hold.recv();
+                Ok(())
+            },
+            |_: Result<()>| {},
+        );
+        held.recv().expect("the writer takes the holding job");
+        release
+    }
+
+    /// Waits until `n` jobs are queued behind the held writer (at most 30 s).
+    pub(super) fn wait_queued(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.jobs.len() < n {
+            assert!(Instant::now() < deadline, "{n} job(s) were never queued");
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -545,14 +567,7 @@ mod tests {
     fn a_batch_rolled_back_by_sqlite_fails_every_job_with_its_cause_and_the_writer_goes_on() {
         let (_dir, w, counts) = writer_guarding_for(GUARDED_AFTER_A_FAILURE);
         // A first write holds the writer until the batch under test is queued behind it.
-        let (release, hold) = crossbeam_channel::bounded::<()>(0);
-        w.write_then(
-            move |_| {
-                hold.recv().unwrap();
-                Ok(())
-            },
-            |_: Result<()>| {},
-        );
+        let release = w.hold();
         let answers: Vec<_> = (1..=3)
             .map(|n| {
                 let slot = Arc::new(AnswerSlot {
@@ -600,17 +615,7 @@ mod tests {
     /// returns whether each succeeded and how many times each ran.
     fn a_batch_with_a_failing_job(w: &Writer, base: i64) -> (Vec<bool>, Vec<usize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let (release, hold) = crossbeam_channel::bounded::<()>(0);
-        let (entered, writer_held) = crossbeam_channel::bounded::<()>(1);
-        w.write_then(
-            move |_| {
-                let _ = entered.try_send(());
-                let _ = hold.recv();
-                Ok(())
-            },
-            |_: Result<()>| {},
-        );
-        writer_held.recv().unwrap();
+        let release = w.hold();
         let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
         let answers: Vec<_> = (0..3)
             .map(|n| {
