@@ -77,6 +77,13 @@ impl<'a> TaskService<'a> {
     /// that does not fit its kind is named by its place in `tasks`, counted from 0 (as in
     /// the JSON array a client sends).
     pub fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
+        self.validate_all(tasks)?;
+        Ok(self.store.submit_many(tasks)?)
+    }
+
+    /// Checks every task as `validate` does, in order: the first that does not fit its kind
+    /// is named by its place, counted from 0.
+    pub fn validate_all(&self, tasks: &[NewTask]) -> Result<()> {
         for (i, new) in tasks.iter().enumerate() {
             self.validate(&new.kind, &new.params, new.io_file.is_some())
                 .map_err(|e| match e {
@@ -86,7 +93,7 @@ impl<'a> TaskService<'a> {
                     other => other,
                 })?;
         }
-        Ok(self.store.submit_many(tasks)?)
+        Ok(())
     }
 
     /// One task within the scope.

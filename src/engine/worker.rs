@@ -102,7 +102,8 @@ pub(super) fn run(shared: &Shared, n: usize, inbox: Inbox) {
     shared.store.activity().bump();
 }
 
-/// Starts a reserved task: None if it was deleted while it waited. The start is recorded
+/// Starts a reserved task: None if it was deleted while it waited, or if the service stops
+/// (its handler must not run then). The start is recorded
 /// without waiting (see `Store::start_then`): nothing the handler writes is stored before it,
 /// and a crash before its commit leaves the task Pending, to run again at the next start.
 /// A task that ends before the writer reaches its start records both at once (see

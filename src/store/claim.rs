@@ -56,9 +56,10 @@ pub struct Claimed {
 ///
 /// Most tasks end within microseconds, before the writer reaches their start. Then the
 /// start is folded into the end: the queued start does nothing, and the end records both in
-/// one statement, which spares the writer a statement per task. Folding is only possible while the start still waits, which also proves
-/// the handler wrote nothing: every first write a handler makes (a file, progress, an
-/// import) waits for its commit, and the writer runs jobs in order, so the start has run by
+/// one statement, which spares the writer a statement per task. Folding is only possible
+/// while the start still waits, which also proves the handler wrote nothing: every first
+/// write a handler makes (a file, progress, an import) waits for its commit, and the writer
+/// runs jobs in order, so the start has run by
 /// then.
 pub struct QueuedStart {
     state: Arc<AtomicU8>,
@@ -88,8 +89,7 @@ impl QueuedStart {
 }
 
 /// What a claim found: the tasks it reserved, and when the first waiting task it did not
-/// take falls due (None: none waits but those reserved; a claim that took as many as it
-/// could may not have looked).
+/// take falls due (None: none waits but those reserved).
 #[derive(Debug, Default)]
 pub struct Claims {
     pub tasks: Vec<Claimed>,
@@ -114,7 +114,7 @@ impl Store {
         }
         let conn = self.conn()?;
         let snapshot = Snapshot::begin(&conn)?;
-        let reserved = memory.at_snapshot(|| snapshot.pin(), |kept| kept.reserved.clone())?;
+        let reserved = memory.claim_snapshot(|| snapshot.pin())?;
         let now_ms = self.clock().now_ms();
         // The reserved tasks are the oldest due: read past them, and one more, to see when
         // the next falls due.
@@ -150,7 +150,9 @@ impl Store {
                 })
             })?);
         }
-        memory.reserve(tasks.iter().map(|c| c.id));
+        // A task deleted since the snapshot (which saw it waiting) is not taken.
+        let taken = memory.reserve(tasks.iter().map(|c| c.id));
+        tasks.retain(|c| taken.contains(&c.id));
         Ok(Claims { tasks, next_due_ms })
     }
 

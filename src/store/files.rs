@@ -155,9 +155,13 @@ impl Store {
         let added: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let limit = self.limits().quota_bytes;
         let (done, outcome) = crossbeam_channel::bounded(1);
-        let work = move |tx: &super::writer::JobTx<'_>| {
+        // A refusal by the quota is decided before anything is written, and is the inner
+        // error: the job succeeds, and the batch it shares need not run again (writer.rs).
+        let work = move |tx: &super::writer::JobTx<'_>| -> Result<Result<()>> {
             if let Some(client) = &quota {
-                super::space::check_bytes_in(tx, client, limit, added)?;
+                if let Err(refused) = super::space::check_bytes_in(tx, client, limit, added) {
+                    return Ok(Err(refused));
+                }
             }
             let mut insert = tx.prepare_cached(ADD_CHUNK)?;
             for (i, chunk) in chunks.iter().enumerate() {
@@ -170,11 +174,13 @@ impl Store {
                 // The file was deleted under us (its task was deleted): store nothing.
                 return Err(StoreError::NotFound);
             }
-            Ok(())
+            Ok(Ok(()))
         };
-        self.inner.writer.write_then(work, move |result| {
-            let _ = done.send(result);
-        });
+        self.inner
+            .writer
+            .write_then(work, move |result: Result<Result<()>>| {
+                let _ = done.send(result.and_then(|refused| refused));
+            });
         outcome
     }
 }
@@ -425,5 +431,50 @@ mod tests {
         .join()
         .unwrap();
         assert!(read == data);
+    }
+
+    /// A chunk past the client's byte quota is refused by the writer before anything is
+    /// written: an answer, not a failed job, so the batch it shares does not run again.
+    #[test]
+    fn a_byte_quota_refusal_inside_the_writer_does_not_make_its_batch_run_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StoreLimits {
+            quota_bytes: 1000,
+            ..StoreLimits::default()
+        };
+        let store = Store::open_with(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            4,
+            Arc::new(crate::clock::SystemClock),
+            limits,
+        )
+        .unwrap();
+        let upload = store.create_upload("default").unwrap();
+        let release = store.inner.writer.hold();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (done, answer) = crossbeam_channel::bounded(1);
+        {
+            let runs = runs.clone();
+            store.inner.writer.write_then(
+                move |tx| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(tx.execute("CREATE TABLE IF NOT EXISTS probe (n)", [])?)
+                },
+                move |r| done.send(r.is_ok()).unwrap(),
+            );
+        }
+        let over = store.append_chunks(upload.id(), 0, vec![bytes(2000)], Some("default".into()));
+        release.send(()).unwrap();
+        assert!(answer.recv().unwrap());
+        assert!(matches!(
+            over.recv().unwrap(),
+            Err(StoreError::Refused(crate::store::Refusal::BytesQuota {
+                limit: 1000
+            }))
+        ));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the batch ran again");
     }
 }

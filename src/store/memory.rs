@@ -29,7 +29,24 @@ pub(super) struct Memory {
     /// it takes its snapshot and copies what it needs (see the module's doc).
     commits: RwLock<()>,
     counts: Mutex<TaskCounts>,
-    reserved: Mutex<HashSet<TaskId>>,
+    reserved: Mutex<Reserved>,
+}
+
+/// The reserved tasks, and what a claim in progress must not reserve.
+#[derive(Default)]
+struct Reserved {
+    tasks: HashSet<TaskId>,
+    /// From a claim's snapshot to its reservations: the reservations ended meanwhile (a
+    /// task deleted, say), by commits its snapshot did not see. The claim may have found
+    /// such a task waiting, and must not reserve it.
+    claim: Option<Ended>,
+}
+
+/// Reservations ended while a claim was in progress.
+#[derive(Default)]
+struct Ended {
+    tasks: HashSet<TaskId>,
+    all: bool,
 }
 
 /// What a job (or a batch) reports, to be applied with its commit.
@@ -53,12 +70,6 @@ impl Reports {
     }
 }
 
-/// What a reader may copy at its snapshot (`Memory::at_snapshot`).
-pub(super) struct Kept<'a> {
-    pub(super) counts: &'a TaskCounts,
-    pub(super) reserved: &'a HashSet<TaskId>,
-}
-
 impl Memory {
     /// The counts of the tasks in `conn`'s file, and no reservation.
     pub(super) fn load(conn: &Connection) -> Result<Memory> {
@@ -72,7 +83,7 @@ impl Memory {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn reserved(&self) -> MutexGuard<'_, HashSet<TaskId>> {
+    fn reserved(&self) -> MutexGuard<'_, Reserved> {
         self.reserved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -82,19 +93,46 @@ impl Memory {
     }
 
     /// Runs `pin`, which must take the snapshot of the caller's read transaction (its first
-    /// read does), then `copy` on what is kept as of that snapshot.
+    /// read does), then `copy` on the counts as of that snapshot.
     pub(super) fn at_snapshot<T>(
         &self,
         pin: impl FnOnce() -> Result<()>,
-        copy: impl FnOnce(Kept<'_>) -> T,
+        copy: impl FnOnce(&TaskCounts) -> T,
     ) -> Result<T> {
         let _no_commit = self.commits.read().unwrap_or_else(|e| e.into_inner());
         pin()?;
-        let (counts, reserved) = (self.counts(), self.reserved());
-        Ok(copy(Kept {
-            counts: &counts,
-            reserved: &reserved,
-        }))
+        Ok(copy(&self.counts()))
+    }
+
+    /// A claim's snapshot: runs `pin` (as `at_snapshot`) and returns the tasks reserved as of
+    /// that snapshot. From now until `reserve`, the reservations that commits end are noted,
+    /// so that the claim does not reserve a task its snapshot saw waiting and a later
+    /// commit took out of the queue. One claim at a time (the caller's lock).
+    pub(super) fn claim_snapshot(
+        &self,
+        pin: impl FnOnce() -> Result<()>,
+    ) -> Result<HashSet<TaskId>> {
+        let _no_commit = self.commits.read().unwrap_or_else(|e| e.into_inner());
+        pin()?;
+        let mut reserved = self.reserved();
+        reserved.claim = Some(Ended::default());
+        Ok(reserved.tasks.clone())
+    }
+
+    /// Ends the claim begun by `claim_snapshot`: reserves those of `ids` that no commit took
+    /// out of the queue since its snapshot, and returns them.
+    pub(super) fn reserve(&self, ids: impl IntoIterator<Item = TaskId>) -> HashSet<TaskId> {
+        let mut reserved = self.reserved();
+        let ended = reserved.claim.take().unwrap_or_default();
+        let taken: HashSet<TaskId> = if ended.all {
+            HashSet::new()
+        } else {
+            ids.into_iter()
+                .filter(|id| !ended.tasks.contains(id))
+                .collect()
+        };
+        reserved.tasks.extend(&taken);
+        taken
     }
 
     /// Runs `commit` and, if it succeeded, applies `reports`, as one step for the readers of
@@ -107,12 +145,18 @@ impl Memory {
         let _committing = self.commits.write().unwrap_or_else(|e| e.into_inner());
         commit()?;
         self.counts().apply(reports.counts);
-        if reports.release_all {
-            self.reserved().clear();
-        } else if !reports.released.is_empty() {
+        if reports.release_all || !reports.released.is_empty() {
             let mut reserved = self.reserved();
-            for id in reports.released {
-                reserved.remove(&id);
+            let Reserved { tasks, claim } = &mut *reserved;
+            if reports.release_all {
+                tasks.clear();
+            }
+            for id in &reports.released {
+                tasks.remove(id);
+            }
+            if let Some(ended) = claim {
+                ended.all |= reports.release_all;
+                ended.tasks.extend(reports.released);
             }
         }
         Ok(())
@@ -124,17 +168,12 @@ impl Memory {
     pub(super) fn unreserved_waiting(&self) -> u64 {
         let _no_commit = self.commits.read().unwrap_or_else(|e| e.into_inner());
         let waiting = self.counts().of(None)[slot(State::Queued)];
-        waiting.saturating_sub(self.reserved().len() as u64)
+        waiting.saturating_sub(self.reserved().tasks.len() as u64)
     }
 
     /// Whether task `id` is reserved, as committed.
     pub(super) fn is_reserved(&self, id: TaskId) -> bool {
-        self.reserved().contains(&id)
-    }
-
-    /// Reserves `ids` (found waiting, and not reserved, by a claim at its snapshot).
-    pub(super) fn reserve(&self, ids: impl IntoIterator<Item = TaskId>) {
-        self.reserved().extend(ids);
+        self.reserved().tasks.contains(&id)
     }
 }
 
@@ -150,7 +189,7 @@ mod tests {
     #[test]
     fn a_snapshot_taken_during_a_commit_waits_for_its_reports() {
         let memory = Arc::new(Memory::default());
-        memory.reserve([7]);
+        memory.reserve_now([7]);
         let (entered, committing) = crossbeam_channel::bounded::<()>(0);
         let (release, held) = crossbeam_channel::bounded::<()>(0);
         let mut reports = Reports::default();
@@ -172,14 +211,11 @@ mod tests {
         let reader = {
             let memory = memory.clone();
             std::thread::spawn(move || {
-                let kept = memory.at_snapshot(
+                let queued = memory.at_snapshot(
                     || Ok(()),
-                    |kept| {
-                        let queued = kept.counts.of(Some("a"))[State::Queued as usize];
-                        (queued, kept.reserved.contains(&7))
-                    },
+                    |counts| counts.of(Some("a"))[State::Queued as usize],
                 );
-                seen.send(kept.unwrap()).unwrap();
+                seen.send((queued.unwrap(), memory.is_reserved(7))).unwrap();
             })
         };
         // It cannot answer while the commit holds; it would at once without the lock.
@@ -196,7 +232,7 @@ mod tests {
     #[test]
     fn reports_are_applied_on_commit_and_forgotten_when_it_fails() {
         let memory = Memory::default();
-        memory.reserve([1, 2]);
+        memory.reserve_now([1, 2]);
         let mut job = Reports::default();
         job.counts.moved("a", None, Some(State::Queued));
         job.counts.moved("a", None, Some(State::Queued));
@@ -220,6 +256,36 @@ mod tests {
         let refused = memory.commit_with(|| Err(crate::store::StoreError::DiskFull), failed);
         assert!(refused.is_err());
         assert_eq!(memory.counts_of(Some("a")), a);
-        assert_eq!(*memory.reserved(), HashSet::from([2]));
+        assert_eq!(memory.reserved().tasks, HashSet::from([2]));
+    }
+
+    /// A claim does not reserve a task that a commit took out of the queue (a delete)
+    /// between its snapshot, which saw the task waiting, and its reservations.
+    #[test]
+    fn a_claim_does_not_reserve_a_task_ended_after_its_snapshot() {
+        let memory = Memory::default();
+        assert!(memory.claim_snapshot(|| Ok(())).unwrap().is_empty());
+        let mut deleted = Reports::default();
+        deleted.released.push(7);
+        memory.commit_with(|| Ok(()), deleted).unwrap();
+        assert_eq!(memory.reserve([7, 8]), HashSet::from([8]));
+        assert!(!memory.is_reserved(7) && memory.is_reserved(8));
+        // Nor anything, when the service stopped meanwhile.
+        memory.claim_snapshot(|| Ok(())).unwrap();
+        let stop = Reports {
+            release_all: true,
+            ..Reports::default()
+        };
+        memory.commit_with(|| Ok(()), stop).unwrap();
+        assert!(memory.reserve([9]).is_empty());
+        assert!(!memory.is_reserved(8) && !memory.is_reserved(9));
+    }
+
+    impl Memory {
+        /// Reserves `ids` as a claim would.
+        fn reserve_now(&self, ids: impl IntoIterator<Item = TaskId>) {
+            self.claim_snapshot(|| Ok(())).unwrap();
+            self.reserve(ids);
+        }
     }
 }

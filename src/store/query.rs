@@ -57,7 +57,7 @@ impl Store {
         let counts = self
             .inner
             .memory
-            .at_snapshot(|| conn.pin(), |kept| kept.counts.of(client))?;
+            .at_snapshot(|| conn.pin(), |counts| counts.of(client))?;
         let states = occupied_states(&counts, &filter.states);
         if states.as_ref().is_some_and(Vec::is_empty) {
             return Ok((Vec::new(), 0));

@@ -51,9 +51,12 @@ impl Drop for Snapshot<'_> {
             .conn
             .prepare_cached("COMMIT")
             .and_then(|mut end| end.execute([]));
-        if ended.is_err() || !self.conn.is_autocommit() {
+        if let Err(e) = ended {
+            log::warn!("ending a read transaction failed: {e}");
+        }
+        if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                log::warn!("ending a read transaction failed: {e}");
+                log::warn!("rolling back a read transaction failed: {e}");
             }
         }
     }

@@ -83,9 +83,8 @@ fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Resu
 impl Store {
     /// Refuses, before the writer, `adding` new tasks of `client`'s that the committed counts
     /// say would take it past its quota of unfinished tasks: a client at its quota that keeps
-    /// submitting is so refused without the writer, whose batch a job failing inside it
-    /// makes run again (see writer.rs). The writer's own check (`check_unfinished_in`) still
-    /// decides.
+    /// submitting is so refused without costing the writer a read. The writer's own check
+    /// (`check_unfinished_in`) still decides.
     pub(super) fn precheck_unfinished_of(&self, client: &str, adding: u64) -> Result<()> {
         let committed = counts::unfinished(&self.inner.memory.counts_of(Some(client)));
         refuse_past(self.limits().max_unfinished, committed, adding)

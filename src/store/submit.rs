@@ -1,6 +1,7 @@
 //! Submitting tasks: one, or many in one transaction, with Idempotency-Keys remembered for a
 //! day per client and user.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension};
@@ -94,15 +95,8 @@ impl Store {
     /// unfinished tasks (see `precheck_unfinished_of`). A task with an Idempotency-Key
     /// may be an earlier one again, which is not new: the writer decides for those.
     fn precheck_unfinished(&self, tasks: &[NewTask]) -> Result<()> {
-        let mut adding: Vec<(&str, u64)> = Vec::new();
-        for task in tasks.iter().filter(|t| t.idempotency_key.is_none()) {
-            let client = task.owner.client.as_str();
-            match adding.iter_mut().find(|(c, _)| *c == client) {
-                Some((_, n)) => *n += 1,
-                None => adding.push((client, 1)),
-            }
-        }
-        for (client, n) in adding {
+        let unkeyed = tasks.iter().filter(|t| t.idempotency_key.is_none());
+        for (client, n) in per_client(unkeyed) {
             self.precheck_unfinished_of(client, n)?;
         }
         Ok(())
@@ -145,6 +139,8 @@ enum Earlier {
     Matched(TaskId),
     /// The same key as the submission at this index of the same call, for the same task.
     SameAs(usize),
+    /// A key that stands for another task (another kind, other params).
+    Conflict,
 }
 
 /// A submission's task: its id, and the earlier submission's task when its key matched.
@@ -172,7 +168,8 @@ fn insert_all(
     quota: u64,
 ) -> Result<Result<Vec<Inserted>>> {
     let mut plans: Vec<Plan> = Vec::with_capacity(tasks.len());
-    let mut adding: Vec<(&str, u64)> = Vec::new();
+    // The first submission of this call with each (client, user, key).
+    let mut keys: HashMap<(&str, i64, &str), usize> = HashMap::new();
     for (i, new) in tasks.iter().enumerate() {
         let params_json =
             serde_json::to_string(&new.params).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -184,27 +181,19 @@ fn insert_all(
         let earlier = match &new.idempotency_key {
             None => Earlier::None,
             Some(key) => {
-                let before = tasks[..i].iter().position(|t| {
-                    t.idempotency_key.as_ref() == Some(key)
-                        && t.owner.client == new.owner.client
-                        && t.owner.user_id == new.owner.user_id
-                });
-                match before {
-                    Some(j) if plans[j].fingerprint == fingerprint => Earlier::SameAs(j),
-                    Some(_) => return Ok(Err(StoreError::IdempotencyConflict)),
-                    None => match earlier_of(tx, new, key, fingerprint.as_deref(), now_ms)? {
-                        Some(earlier) => earlier,
-                        None => return Ok(Err(StoreError::IdempotencyConflict)),
-                    },
+                let id = (new.owner.client.as_str(), new.owner.user_id, key.as_str());
+                match keys.get(&id) {
+                    Some(&j) if plans[j].fingerprint == fingerprint => Earlier::SameAs(j),
+                    Some(_) => Earlier::Conflict,
+                    None => {
+                        keys.insert(id, i);
+                        earlier_of(tx, new, key, fingerprint.as_deref(), now_ms)?
+                    }
                 }
             }
         };
-        if matches!(earlier, Earlier::None | Earlier::Expired) {
-            let client = new.owner.client.as_str();
-            match adding.iter_mut().find(|(c, _)| *c == client) {
-                Some((_, n)) => *n += 1,
-                None => adding.push((client, 1)),
-            }
+        if matches!(earlier, Earlier::Conflict) {
+            return Ok(Err(StoreError::IdempotencyConflict));
         }
         plans.push(Plan {
             params_json,
@@ -213,32 +202,36 @@ fn insert_all(
         });
     }
     // A retry matched above is not a new task: no quota applies to it.
-    for (client, n) in adding {
+    let new_tasks = tasks
+        .iter()
+        .zip(&plans)
+        .filter(|(_, plan)| matches!(plan.earlier, Earlier::None | Earlier::Expired))
+        .map(|(new, _)| new);
+    for (client, n) in per_client(new_tasks) {
         if let Err(refused) = check_unfinished_in(tx, client, quota, n) {
             return Ok(Err(refused));
         }
     }
     let mut outcomes: Vec<Inserted> = Vec::with_capacity(tasks.len());
     for (new, plan) in tasks.iter().zip(plans) {
-        let outcome = match plan.earlier {
-            Earlier::Matched(id) => {
+        let earlier_task = match plan.earlier {
+            Earlier::Matched(id) => Some(id),
+            Earlier::SameAs(j) => Some(outcomes[j].0),
+            Earlier::None | Earlier::Expired | Earlier::Conflict => None,
+        };
+        let outcome = match earlier_task {
+            Some(id) => {
                 discard_retried_upload(tx, new)?;
                 (id, Some(read_task(tx, id)?))
             }
-            Earlier::SameAs(j) => {
-                discard_retried_upload(tx, new)?;
-                let id = outcomes[j].0;
-                (id, Some(read_task(tx, id)?))
-            }
-            Earlier::None | Earlier::Expired => {
+            None => {
                 if matches!(plan.earlier, Earlier::Expired) {
                     tx.prepare_cached(
                         "DELETE FROM idempotency_keys WHERE client = ?1 AND user_id = ?2 AND key = ?3",
                     )?
                     .execute(params![new.owner.client, new.owner.user_id, new.idempotency_key])?;
                 }
-                let id = insert_task(tx, new, &plan, now, now_ms)?;
-                (id, None)
+                (insert_task(tx, new, &plan, now, now_ms)?, None)
             }
         };
         outcomes.push(outcome);
@@ -246,15 +239,14 @@ fn insert_all(
     Ok(Ok(outcomes))
 }
 
-/// What `new`'s Idempotency-Key `key` says, by the keys stored: None when it stands for
-/// another task (a conflict).
+/// What `new`'s Idempotency-Key `key` says, by the keys stored.
 fn earlier_of(
     tx: &JobTx<'_>,
     new: &NewTask,
     key: &str,
     fingerprint: Option<&str>,
     now_ms: i64,
-) -> Result<Option<Earlier>> {
+) -> Result<Earlier> {
     let earlier: Option<(TaskId, String, i64)> = tx
         .prepare_cached(
             "SELECT task_id, fingerprint, created_ms FROM idempotency_keys \
@@ -265,26 +257,40 @@ fn earlier_of(
         })
         .optional()?;
     Ok(match earlier {
-        None => Some(Earlier::None),
+        None => Earlier::None,
         Some((_, _, created_ms)) if now_ms - created_ms >= IDEMPOTENCY_WINDOW_MS => {
-            Some(Earlier::Expired)
+            Earlier::Expired
         }
         Some((task_id, earlier, _)) if Some(earlier.as_str()) == fingerprint => {
-            Some(Earlier::Matched(task_id))
+            Earlier::Matched(task_id)
         }
-        Some(_) => None,
+        Some(_) => Earlier::Conflict,
     })
 }
 
-/// A retried submission's upload is not needed: the first one's is kept.
+/// A retried submission's upload is not needed: the first one's is kept. (Only the
+/// client's own: an upload is used only by the client that sent it.)
 fn discard_retried_upload(tx: &JobTx<'_>, new: &NewTask) -> Result<()> {
     if let Some(upload) = new.io_file {
         tx.execute(
-            "DELETE FROM files WHERE id = ?1 AND task_id IS NULL",
-            [upload],
+            "DELETE FROM files WHERE id = ?1 AND task_id IS NULL AND client = ?2",
+            params![upload, new.owner.client],
         )?;
     }
     Ok(())
+}
+
+/// How many of `tasks` each client has, in the order the clients first appear.
+fn per_client<'a>(tasks: impl Iterator<Item = &'a NewTask>) -> Vec<(&'a str, u64)> {
+    let mut counted: Vec<(&str, u64)> = Vec::new();
+    for task in tasks {
+        let client = task.owner.client.as_str();
+        match counted.iter_mut().find(|(c, _)| *c == client) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((client, 1)),
+        }
+    }
+    counted
 }
 
 /// Inserts a new task as `plan` prepared it (its key, if any, remembered with it).
@@ -444,5 +450,32 @@ mod tests {
             .count();
         assert_eq!(refused, 1, "{answers:?}");
         assert_eq!(runs.load(Ordering::SeqCst), 1, "the batch ran again");
+    }
+
+    /// Within one call: the same key for the same task is that task again; the same key
+    /// for another task is a conflict, and nothing of the call is stored.
+    #[test]
+    fn a_key_repeated_within_one_call_is_one_task_or_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let all = store.scoped(Scope::All);
+        let keyed = |key: &str, kind: &str| {
+            let mut new = NewTask::new(kind, Params::new());
+            new.idempotency_key = Some(key.into());
+            new
+        };
+        let unkeyed = NewTask::new("sleep", Params::new());
+        let twice = all
+            .submit_many(&[keyed("k", "sleep"), unkeyed.clone(), keyed("k", "sleep")])
+            .unwrap();
+        assert_eq!(twice[0].task.id, twice[2].task.id);
+        assert_eq!(
+            twice.iter().map(|s| s.created).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        let before = all.list(&Default::default()).unwrap().1;
+        let conflict = all.submit_many(&[unkeyed, keyed("j", "sleep"), keyed("j", "csv.export")]);
+        assert!(matches!(conflict, Err(StoreError::IdempotencyConflict)));
+        assert_eq!(all.list(&Default::default()).unwrap().1, before);
     }
 }

@@ -38,8 +38,9 @@ use crate::task::{State, TaskId};
 const MAX_BATCH: usize = 512;
 
 /// After a batch had to run again (a job failed), how long the next batches run each job in
-/// a savepoint from the start: writes that keep failing (a client's refusals decided inside
-/// the writer, say) cost what savepoints cost, never every batch run twice.
+/// a savepoint from the start: writes that keep failing (a task deleted under its writes,
+/// say; refusals are answers, not failures) cost what savepoints cost, never every batch
+/// run twice.
 const GUARDED_AFTER_A_FAILURE: Duration = Duration::from_secs(1);
 
 /// What a job runs in: the batch's transaction (which it derefs to), and what the store

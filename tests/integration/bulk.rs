@@ -181,13 +181,14 @@ fn a_retried_bulk_submission_with_its_idempotency_key_creates_nothing() {
     let message = post_bulk_keyed(&server, &changed, "batch-1").error(409);
     assert!(!message.is_empty());
     assert_eq!(list_all(&server).1, 3);
-    // The same key sent with a single submission is another key.
+    // A single submission's key never matches one of a bulk's, even one spelled as the
+    // bulk's key and an index might be.
     let single = send(
         "POST",
         &server.url("/webservicetasks"),
         &[
             ("Content-Type", "application/json"),
-            ("Idempotency-Key", "batch-1"),
+            ("Idempotency-Key", "batch-1#0"),
         ],
         Some(
             json!({"kind": "sleep", "params": {"seconds": 0}})

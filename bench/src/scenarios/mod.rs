@@ -48,7 +48,7 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
     ),
     (
         "store-ceiling",
-        "tasks inserted, claimed and ended by the least SQL, batched as taskbox does",
+        "tasks inserted, claimed and ended by the least SQL (the claim a write), batched as taskbox does",
         store_ceiling::store_ceiling,
     ),
     (

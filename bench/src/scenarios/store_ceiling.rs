@@ -1,8 +1,10 @@
-//! The store's ceiling: the least SQL a task needs (its insert, its claim, its end) in one
-//! process, on the same SQLite with the same durability and the same batching as taskbox
-//! (one writer thread committing every write waiting, callers waiting for the commit), and
-//! nothing else: no params, no files, no counts, no indexes but the queue's. What
-//! `in-process` and `in-process-many` are divided by.
+//! The store's ceiling, as issue 14 defines it: the least SQL a task needs (its insert, its
+//! claim, its end) in one process, on the same SQLite with the same durability and the same
+//! batching as taskbox (one writer thread committing every write waiting, callers waiting
+//! for the commit), and nothing else: no params, no files, no counts, no indexes but the
+//! queue's. Its claim is a write, as a store shared by several processes needs; taskbox's
+//! own is a read (one process owns its file), so taskbox may pass it. What `in-process` is
+//! divided by.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -91,6 +93,8 @@ pub fn store_ceiling(ctx: &mut Ctx) -> Result<Row, String> {
         if n != last.0 {
             last = (n, Instant::now());
         } else if last.1.elapsed() > STALL_TIMEOUT {
+            stop.store(true, Ordering::SeqCst);
+            inserted.1.notify_all();
             return Err(format!(
                 "store-ceiling: stalled at {n} of {submitted} tasks"
             ));

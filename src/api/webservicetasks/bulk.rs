@@ -12,7 +12,6 @@ use super::view::write_task_json;
 use crate::http::fields::MediaType;
 use crate::http::{ApiError, PathArgs, Reply, Request, RequestContext};
 use crate::task::NewTask;
-use crate::task_service::TaskServiceError;
 
 /// POST /webservicetasks/bulk
 pub(super) fn create_many(
@@ -53,18 +52,19 @@ pub(super) fn create_many(
     let mut tasks = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = |why: String| ApiError::bad_request(format!("The task at index {i}: {why}"));
-        let Value::Object(object) = item else {
-            return Err(at("it must be an object with kind and params.".into()));
+        let parsed = match item {
+            Value::Object(object) => kind_and_params(object).map_err(at),
+            _ => Err(at("it must be an object with kind and params.".into())),
         };
-        let (kind, params) = kind_and_params(object).map_err(at)?;
-        // Checked here too, so that the first task at fault in the array's order is the one
-        // named, whatever is wrong with it.
-        service
-            .validate(&kind, &params, false)
-            .map_err(|e| match e {
-                TaskServiceError::Invalid(why) => at(why),
-                other => ApiError::from(other),
-            })?;
+        let (kind, params) = match parsed {
+            Ok(parsed) => parsed,
+            Err(malformed) => {
+                // A task before it that does not fit its kind is named first: the first
+                // task at fault in the array's order is the one named.
+                service.validate_all(&tasks)?;
+                return Err(malformed);
+            }
+        };
         tasks.push(NewTask {
             kind,
             params,
