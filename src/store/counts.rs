@@ -321,7 +321,10 @@ mod tests {
             let (page, total) = mine.list(&filter).unwrap();
             assert_eq!(page.len() as u64, total);
             lists += 1;
-            assert!(std::time::Instant::now() < deadline, "the submitters stalled");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the submitters stalled"
+            );
         }
         stop.store(true, Ordering::SeqCst);
         for submitter in submitters {

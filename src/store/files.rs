@@ -437,7 +437,7 @@ mod tests {
     /// written: an answer, not a failed job, so the batch it shares does not run again.
     #[test]
     fn a_byte_quota_refusal_inside_the_writer_does_not_make_its_batch_run_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let limits = StoreLimits {
@@ -454,18 +454,7 @@ mod tests {
         .unwrap();
         let upload = store.create_upload("default").unwrap();
         let release = store.inner.writer.hold();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (done, answer) = crossbeam_channel::bounded(1);
-        {
-            let runs = runs.clone();
-            store.inner.writer.write_then(
-                move |tx| {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    Ok(tx.execute("CREATE TABLE IF NOT EXISTS probe (n)", [])?)
-                },
-                move |r| done.send(r.is_ok()).unwrap(),
-            );
-        }
+        let (runs, answer) = store.inner.writer.probe();
         let over = store.append_chunks(upload.id(), 0, vec![bytes(2000)], Some("default".into()));
         release.send(()).unwrap();
         assert!(answer.recv().unwrap());

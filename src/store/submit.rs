@@ -390,7 +390,7 @@ mod tests {
     /// job writes nothing first, so the batch it shares does not run again.
     #[test]
     fn a_refusal_inside_the_writer_does_not_make_its_batch_run_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         let dir = tempfile::tempdir().unwrap();
         let limits = crate::store::StoreLimits {
             max_unfinished: 2,
@@ -412,18 +412,7 @@ mod tests {
         };
         all.submit(&keyed("a", "sleep")).unwrap();
         let release = store.inner.writer.hold();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (done, answer) = crossbeam_channel::bounded(1);
-        {
-            let runs = runs.clone();
-            store.inner.writer.write_then(
-                move |tx| {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    Ok(tx.execute("CREATE TABLE IF NOT EXISTS probe (n)", [])?)
-                },
-                move |r| done.send(r.is_ok()).unwrap(),
-            );
-        }
+        let (runs, answer) = store.inner.writer.probe();
         let refusals: Vec<_> = [
             keyed("a", "csv.export"),
             keyed("b", "sleep"),

@@ -291,6 +291,29 @@ impl Writer {
         release
     }
 
+    /// Queues a job that writes, counts its runs and answers whether it committed: a
+    /// probe of whether the batch it lands in ran again.
+    pub(super) fn probe(
+        &self,
+    ) -> (
+        Arc<std::sync::atomic::AtomicUsize>,
+        crossbeam_channel::Receiver<bool>,
+    ) {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (done, answer) = crossbeam_channel::bounded(1);
+        let counted = runs.clone();
+        self.write_then(
+            move |tx| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(tx.execute("CREATE TABLE IF NOT EXISTS probe (n)", [])?)
+            },
+            move |r| {
+                let _ = done.send(r.is_ok());
+            },
+        );
+        (runs, answer)
+    }
+
     /// Waits until `n` jobs are queued behind the held writer (at most 30 s).
     pub(super) fn wait_queued(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
