@@ -206,16 +206,7 @@ mod tests {
             max_unfinished: 3,
             ..StoreLimits::default()
         };
-        let open = || {
-            Store::open_with(
-                &path,
-                Durability::Normal,
-                4,
-                Arc::new(crate::clock::SystemClock),
-                limits,
-            )
-            .unwrap()
-        };
+        let open = || Store::open_limited(&path, limits);
         let store = open();
         let all = store.scoped(Scope::All);
         let a = all.submit(&task_of("a", Some("k"))).unwrap().task.id;

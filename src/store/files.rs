@@ -438,20 +438,12 @@ mod tests {
     #[test]
     fn a_byte_quota_refusal_inside_the_writer_does_not_make_its_batch_run_again() {
         use std::sync::atomic::Ordering;
-        use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let limits = StoreLimits {
             quota_bytes: 1000,
             ..StoreLimits::default()
         };
-        let store = Store::open_with(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            4,
-            Arc::new(crate::clock::SystemClock),
-            limits,
-        )
-        .unwrap();
+        let store = Store::open_limited(&dir.path().join("t.db"), limits);
         let upload = store.create_upload("default").unwrap();
         let release = store.inner.writer.hold();
         let (runs, answer) = store.inner.writer.probe();

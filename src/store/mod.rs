@@ -240,6 +240,14 @@ impl Store {
         Ok(store)
     }
 
+    /// A store on the file at `path` (NORMAL, a small pool, the system clock) with `limits`:
+    /// for the tests of a quota or a bound.
+    #[cfg(test)]
+    pub(crate) fn open_limited(path: &Path, limits: StoreLimits) -> Store {
+        Store::open_with(path, Durability::Normal, 4, Arc::new(SystemClock), limits)
+            .expect("a store opens")
+    }
+
     /// The pragmas in force on a pooled connection (for the start-up check and tests).
     pub fn pragmas(&self) -> Result<Pragmas> {
         pragmas_of(&*self.conn()?)

@@ -116,22 +116,13 @@ pub(super) const HOT_STATEMENTS: &[&str] = &[USAGE];
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::sync::Arc;
 
     use super::*;
-    use crate::clock::SystemClock;
-    use crate::store::{Durability, StoreLimits};
+    use crate::store::StoreLimits;
     use crate::task::{NewTask, Params, Scope};
 
     fn store_with(dir: &tempfile::TempDir, limits: StoreLimits) -> Store {
-        Store::open_with(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            4,
-            Arc::new(SystemClock),
-            limits,
-        )
-        .unwrap()
+        Store::open_limited(&dir.path().join("t.db"), limits)
     }
 
     fn refusal<T: std::fmt::Debug>(result: Result<T>) -> Refusal {

@@ -396,14 +396,7 @@ mod tests {
             max_unfinished: 2,
             ..crate::store::StoreLimits::default()
         };
-        let store = Store::open_with(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            DEFAULT_POOL_SIZE,
-            Arc::new(crate::clock::SystemClock),
-            limits,
-        )
-        .unwrap();
+        let store = Store::open_limited(&dir.path().join("t.db"), limits);
         let all = store.scoped(Scope::All);
         let keyed = |key: &str, kind: &str| {
             let mut new = NewTask::new(kind, Params::new());

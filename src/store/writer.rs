@@ -732,6 +732,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = Store::open(&path, Durability::Normal).unwrap();
+        // SQLite's own checkpoint (inside COMMIT, under the lock of memory.rs) is off on the
+        // writer's connection: the pragma reports 0 once another WAL hook replaced it. So the
+        // log kept short below is `checkpoint_if_due`'s doing.
+        let automatic: i64 = store
+            .write(|tx| Ok(tx.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(automatic, 0, "SQLite checkpoints inside COMMIT");
         let mut upload = store.scoped(Scope::All).create_upload().unwrap();
         let block = vec![7u8; 1 << 20];
         for _ in 0..24 {

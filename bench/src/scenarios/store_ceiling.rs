@@ -84,6 +84,11 @@ pub fn store_ceiling(ctx: &mut Ctx) -> Result<Row, String> {
         handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
     });
     let submitted_at = Instant::now();
+    // Wakes the claimer to see that it is to stop.
+    let stop_claiming = || {
+        stop.store(true, Ordering::SeqCst);
+        inserted.1.notify_all();
+    };
     let mut last = (0, Instant::now());
     let done = loop {
         let n = ended.load(Ordering::SeqCst);
@@ -93,16 +98,14 @@ pub fn store_ceiling(ctx: &mut Ctx) -> Result<Row, String> {
         if n != last.0 {
             last = (n, Instant::now());
         } else if last.1.elapsed() > STALL_TIMEOUT {
-            stop.store(true, Ordering::SeqCst);
-            inserted.1.notify_all();
+            stop_claiming();
             return Err(format!(
                 "store-ceiling: stalled at {n} of {submitted} tasks"
             ));
         }
         std::thread::sleep(super::POLL_EVERY / 10);
     };
-    stop.store(true, Ordering::SeqCst);
-    inserted.1.notify_all();
+    stop_claiming();
     let _ = claimer.join();
     drop(writes);
     let _ = writer.join();

@@ -7,7 +7,9 @@
 use serde_json::Value;
 
 use super::envelope::success_text;
-use super::submit::{check_json_charset, idempotency_key, json_body, kind_and_params};
+use super::submit::{
+    check_declared_length, check_json_charset, idempotency_key, json_body, kind_and_params,
+};
 use super::view::write_task_json;
 use crate::http::fields::MediaType;
 use crate::http::{ApiError, PathArgs, Reply, Request, RequestContext};
@@ -30,12 +32,7 @@ pub(super) fn create_many(
         ));
     }
     check_json_charset(media.as_ref())?;
-    if request.header("Content-Length").is_none() && request.header("Transfer-Encoding").is_none() {
-        return Err(ApiError::length_required(
-            "The request has a Content-Type but no Content-Length: send the length, or use \
-             chunked transfer encoding.",
-        ));
-    }
+    check_declared_length(request)?;
     let Value::Array(items) = json_body(ctx, request)? else {
         return Err(ApiError::bad_request(
             "The JSON body must be an array of tasks, each an object with kind and params.",

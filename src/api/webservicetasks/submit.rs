@@ -42,13 +42,8 @@ pub(super) fn create(
 ) -> Result<Reply, ApiError> {
     let idempotency_key = idempotency_key(request)?;
     let media = request.header("Content-Type").map(MediaType::parse);
-    let declares_length =
-        request.header("Content-Length").is_some() || request.header("Transfer-Encoding").is_some();
-    if media.is_some() && !declares_length {
-        return Err(ApiError::length_required(
-            "The request has a Content-Type but no Content-Length: send the length, or use \
-             chunked transfer encoding.",
-        ));
+    if media.is_some() {
+        check_declared_length(request)?;
     }
     let essence = media.as_ref().map(|m| m.essence.as_str()).unwrap_or("");
     let submission = match essence {
@@ -109,6 +104,17 @@ fn submit(ctx: &RequestContext, s: Submission, key: Option<String>) -> Result<Re
     let status = if submitted.created { 202 } else { 200 };
     Ok(success(status, task_json(&submitted.task))
         .with_header("Location", location(submitted.task.id)))
+}
+
+/// A request with a body (it has a Content-Type) says how long it is, or that it is chunked.
+pub(super) fn check_declared_length(request: &Request<'_>) -> Result<(), ApiError> {
+    if request.header("Content-Length").is_none() && request.header("Transfer-Encoding").is_none() {
+        return Err(ApiError::length_required(
+            "The request has a Content-Type but no Content-Length: send the length, or use \
+             chunked transfer encoding.",
+        ));
+    }
+    Ok(())
 }
 
 /// A JSON body is UTF-8: any other charset named is refused.
