@@ -166,7 +166,11 @@ impl Store {
     ) -> Result<bool> {
         let (client, owner) = (client.to_string(), owner.to_string());
         let now = self.clock().now_text();
+        let began_import = finish.began_import;
         let finished = self.write(move |tx| finish_in(tx, id, &client, &owner, &finish, &now))?;
+        if began_import {
+            self.inner.importing.release_at_end(id);
+        }
         self.activity().bump();
         Ok(finished)
     }
@@ -184,9 +188,13 @@ impl Store {
         let (client, owner) = (client.to_string(), owner.to_string());
         let now = self.clock().now_text();
         let store = self.clone();
+        let began_import = finish.began_import;
         self.inner.writer.write_then(
             move |tx| finish_in(tx, id, &client, &owner, &finish, &now),
             move |outcome| {
+                if began_import && outcome.is_ok() {
+                    store.inner.importing.release_at_end(id);
+                }
                 store.activity().bump();
                 then(outcome);
             },

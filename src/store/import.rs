@@ -7,9 +7,11 @@
 //! transaction, that the task is still this process's to run, so a task deleted or
 //! interrupted meanwhile writes nothing more. Imports into one dataset run one at a time;
 //! one waiting for its turn asks its caller, several times a second, whether to go on
-//! waiting, so a cancellation or a shutdown ends the wait at once.
+//! waiting, so a cancellation or a shutdown ends the wait at once. A committed import keeps
+//! its dataset's lock until its task's end is recorded (or the service's stop interrupts
+//! it), so the next import or update of the dataset sees its rows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -87,6 +89,10 @@ const LOCK_WAIT_TICK: Duration = Duration::from_millis(50);
 pub(super) struct ImportLocks {
     busy: Mutex<HashSet<String>>,
     freed: Condvar,
+    /// The locks of committed imports whose tasks' ends are not recorded yet, by task: their
+    /// rows become visible with that end, and an update or import let in before it would
+    /// not see them (see `ImportSession::commit`).
+    awaiting_end: Mutex<HashMap<TaskId, String>>,
 }
 
 impl ImportLocks {
@@ -120,17 +126,44 @@ impl ImportLocks {
         busy.remove(name);
         self.freed.notify_all();
     }
+
+    /// Releases the lock that task `task`'s committed import kept for its end, if any.
+    pub(super) fn release_at_end(&self, task: TaskId) {
+        let parked = self
+            .awaiting_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&task);
+        if let Some(name) = parked {
+            self.release(&name);
+        }
+    }
 }
 
-/// A dataset's lock (see [`ImportLocks`]), held until dropped.
+/// A dataset's lock (see [`ImportLocks`]), held until dropped or kept for a task's end.
 pub(super) struct DatasetLock {
     store: Store,
-    name: String,
+    /// None once handed to `awaiting_end`.
+    name: Option<String>,
+}
+
+impl DatasetLock {
+    /// Keeps the lock past this value's life, until task `task`'s end is recorded (see
+    /// `ImportLocks::release_at_end`).
+    fn keep_until_end_of(mut self, task: TaskId) {
+        if let Some(name) = self.name.take() {
+            let locks = &self.store.inner.importing;
+            let mut awaiting = locks.awaiting_end.lock().unwrap_or_else(|e| e.into_inner());
+            awaiting.insert(task, name);
+        }
+    }
 }
 
 impl Drop for DatasetLock {
     fn drop(&mut self) {
-        self.store.inner.importing.release(&self.name);
+        if let Some(name) = &self.name {
+            self.store.inner.importing.release(name);
+        }
     }
 }
 
@@ -150,7 +183,7 @@ impl Store {
             .acquire(&name, keep_waiting)
             .then(|| DatasetLock {
                 store: self.clone(),
-                name,
+                name: Some(name),
             })
     }
 }
@@ -182,7 +215,7 @@ impl Store {
         };
         let mut session = ImportSession {
             store: self.clone(),
-            _lock: lock,
+            lock: Some(lock),
             plan: Arc::new(ImportPlan {
                 task,
                 ..ImportPlan::default()
@@ -323,8 +356,8 @@ fn check_header(name: &str, header: &[String], key: &[String]) -> Result<(), Dat
 /// removes its rows.
 pub struct ImportSession {
     store: Store,
-    /// Released when the session drops, after its Drop has queued the removal.
-    _lock: DatasetLock,
+    /// Released as the session drops (after its Drop), or at the task's end once committed.
+    lock: Option<DatasetLock>,
     plan: Arc<ImportPlan>,
     /// The batch sent and not yet answered.
     in_flight: InFlight<Vec<RowOutcome>>,
@@ -373,6 +406,11 @@ impl ImportSession {
             Ok(())
         })?;
         self.finished = true;
+        // Held until the end that makes the rows visible: an update or import let in
+        // before it would not see them.
+        if let Some(lock) = self.lock.take() {
+            lock.keep_until_end_of(task);
+        }
         Ok(last)
     }
 }
@@ -420,7 +458,7 @@ impl Drop for ImportSession {
                 log::warn!("task {task}: could not remove an unfinished import: {e}");
             }
         }
-        // The lock is released as `_lock` drops, after this.
+        // The lock, if still here, is released as `lock` drops, after this.
     }
 }
 
@@ -601,6 +639,38 @@ mod tests {
             .query_row("SELECT count(*) FROM dataset_imports", [], |r| r.get(0))
             .unwrap();
         assert_eq!(imports, 0);
+    }
+
+    #[test]
+    fn a_committed_import_keeps_its_dataset_until_its_end_makes_the_rows_visible() {
+        let (_dir, store, task) = store_with_running_task();
+        let mut import = begin(&store, task);
+        import.insert(rows(3)).unwrap();
+        import.commit().unwrap();
+        // The rows are invisible until the end: an update let in now would not see them.
+        assert_eq!(visible(&store), 0);
+        let mut asked = 0;
+        let taken = store.lock_dataset("default", "t", &mut || {
+            asked += 1;
+            false
+        });
+        assert!(taken.is_none());
+        assert_eq!(asked, 1);
+        assert!(finish(&store, task));
+        assert_eq!(visible(&store), 3);
+        let lock = store.lock_dataset("default", "t", &mut || panic!("released at the end"));
+        assert!(lock.is_some());
+    }
+
+    #[test]
+    fn an_import_interrupted_after_its_commit_releases_its_dataset() {
+        let (_dir, store, task) = store_with_running_task();
+        let mut import = begin(&store, task);
+        import.insert(rows(3)).unwrap();
+        import.commit().unwrap();
+        assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
+        let lock = store.lock_dataset("default", "t", &mut || panic!("released by the stop"));
+        assert!(lock.is_some());
     }
 
     #[test]

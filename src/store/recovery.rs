@@ -59,6 +59,10 @@ impl Store {
                 .map(|(id, _)| id)
                 .collect::<Vec<_>>())
         })?;
+        for &id in &ids {
+            // Its import stays invisible (removed by the next start's recovery).
+            self.inner.importing.release_at_end(id);
+        }
         if !ids.is_empty() {
             self.activity().bump();
         }
