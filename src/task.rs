@@ -73,6 +73,17 @@ impl State {
         State::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// The number the store keeps for it: its place in a task's life, as in [`State::ALL`]
+    /// (migrations/008_narrow_task_keys.sql lists them).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The state the store numbers `code`.
+    pub fn from_code(code: i64) -> Option<State> {
+        State::ALL.get(usize::try_from(code).ok()?).copied()
+    }
+
     /// Whether the task has ended (it will not run again).
     pub fn is_finished(self) -> bool {
         matches!(self, State::Succeeded | State::Failed | State::Canceled)

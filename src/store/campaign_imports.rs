@@ -66,11 +66,15 @@ impl Store {
         scope: &Scope,
         query: &CampaignQuery,
     ) -> Result<(Vec<CampaignImport>, u64)> {
+        let client_no = match scope {
+            Scope::Client(client) => self.client_no_value(client),
+            Scope::All => Value::Null,
+        };
         let Statements {
             count,
             page,
             values,
-        } = statements(scope, query);
+        } = statements(scope, client_no, query);
         let conn = self.conn()?;
         let conn = super::snapshot::Snapshot::begin(&conn)?;
         let filters = &values[..values.len() - 2];
@@ -97,12 +101,13 @@ struct Statements {
     values: Vec<Value>,
 }
 
-fn statements(scope: &Scope, query: &CampaignQuery) -> Statements {
+/// `client_no` is the scope's client's number (see `Store::client_no_value`).
+fn statements(scope: &Scope, client_no: Value, query: &CampaignQuery) -> Statements {
     let mut values = vec![Value::Text(query.campaign.clone())];
     let mut matching = OF_CAMPAIGN.to_string();
-    if let Scope::Client(client) = scope {
-        values.push(Value::Text(client.clone()));
-        matching.push_str(&format!(" AND client = ?{}", values.len()));
+    if let Scope::Client(_) = scope {
+        values.push(client_no);
+        matching.push_str(&format!(" AND client_no = ?{}", values.len()));
     }
     if let Some(ids) = &query.task_ids {
         // One value however many ids: one statement for every length, no bound on variables.
@@ -328,8 +333,8 @@ mod tests {
             count,
             page,
             values,
-        } = statements(&acme, &query("c1", 0, 10));
-        let search = "SEARCH tasks USING INDEX tasks_import_campaign (client=? AND <expr>=?)";
+        } = statements(&acme, Value::Integer(1), &query("c1", 0, 10));
+        let search = "SEARCH tasks USING INDEX tasks_import_campaign (client_no=? AND <expr>=?)";
         assert_eq!(explain(&conn, "QUERY PLAN", &count, &values), [search]);
         // SQLite does not call the index covering (the kind it implies is a column it
         // lacks), but it seeks a task's row only to read a column of it, and the count
@@ -351,7 +356,7 @@ mod tests {
             count,
             page,
             values,
-        } = statements(&acme, &named);
+        } = statements(&acme, Value::Integer(1), &named);
         for sql in [count, page] {
             let steps = explain(&conn, "QUERY PLAN", &sql, &values).join("\n");
             assert!(!steps.contains("SCAN tasks"), "{sql}:\n{steps}");

@@ -26,7 +26,7 @@ pub(super) const LEASE_MS: i64 = 5 * 60 * 1000;
 /// The waiting tasks, oldest due first, ?1 of them: read from the queue's index alone
 /// (`tasks_queued_due`, whose condition this repeats).
 pub(super) const WAITING: &str = "SELECT id, due_at FROM tasks \
-     WHERE state = 'queued' AND lease_owner IS NULL ORDER BY due_at, id LIMIT ?1 + 0";
+     WHERE state = 1 AND lease_owner IS NULL ORDER BY due_at, id LIMIT ?1 + 0";
 
 /// What a worker needs of task ?1 to run it.
 const CLAIMED: &str =
@@ -35,9 +35,9 @@ const CLAIMED: &str =
 /// Task ?2 of client ?4, reserved by this process, starts at ?1, leased to owner ?3 until
 /// ?5. (The client is known; it is checked so that a caller naming the wrong one fails
 /// rather than move the wrong counts.)
-pub(super) const START_TASK: &str = "UPDATE tasks SET state = 'running', start_time = ?1, \
+pub(super) const START_TASK: &str = "UPDATE tasks SET state = 4, start_time = ?1, \
      updated_at = ?1, attempts = attempts + 1, lease_owner = ?3, lease_expires_at = ?5 \
-     WHERE id = ?2 AND state = 'queued' AND client = ?4";
+     WHERE id = ?2 AND state = 1 AND client = ?4";
 
 /// A task the dispatcher claimed for this process: what a worker needs to run it.
 #[derive(Debug, Clone)]

@@ -40,19 +40,24 @@ pub(super) struct TaskCounts {
     all: PerState,
 }
 
+/// The tasks per client (by name) and state, counted along the `tasks_client_state_id`
+/// index.
+const COUNT_BY_CLIENT_AND_STATE: &str =
+    "SELECT (SELECT name FROM clients WHERE no = client_no), state, n \
+     FROM (SELECT client_no, state, count(*) AS n FROM tasks GROUP BY client_no, state)";
+
 impl TaskCounts {
     /// Counts the tasks in `conn`'s file (the `tasks_client_state_id` index answers it).
     pub(super) fn load(conn: &Connection) -> Result<TaskCounts> {
         let mut by_client: HashMap<String, PerState> = HashMap::new();
-        let mut stmt =
-            conn.prepare("SELECT client, state, count(*) FROM tasks GROUP BY client, state")?;
+        let mut stmt = conn.prepare(COUNT_BY_CLIENT_AND_STATE)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let client: String = row.get(0)?;
-            let state: String = row.get(1)?;
+            let state: i64 = row.get(1)?;
             let n: i64 = row.get(2)?;
-            // The schema's CHECK lists the same states.
-            let Some(state) = State::parse(&state) else {
+            // The schema's CHECK allows the same states.
+            let Some(state) = State::from_code(state) else {
                 continue;
             };
             by_client.entry(client).or_default()[slot(state)] = n.max(0) as u64;
@@ -168,18 +173,19 @@ mod tests {
     /// Fails unless the kept counts of every client are those its rows say.
     fn assert_counts_agree(store: &Store, step: &str) {
         let conn = store.conn().unwrap();
+        // Counted by the names the rows hold, not through the numbers.
         let mut stmt = conn
             .prepare("SELECT client, state, count(*) FROM tasks GROUP BY client, state")
             .unwrap();
         let mut rows: HashMap<String, PerState> = HashMap::new();
         for row in stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
             })
             .unwrap()
         {
-            let (client, state, n): (String, String, u64) = row.unwrap();
-            rows.entry(client).or_default()[slot(State::parse(&state).unwrap())] = n;
+            let (client, state, n): (String, i64, u64) = row.unwrap();
+            rows.entry(client).or_default()[slot(State::from_code(state).unwrap())] = n;
         }
         let kept = store
             .inner

@@ -114,7 +114,7 @@ impl Store {
                     "UPDATE tasks SET percent_complete = ?1, total_records = ?2, \
                      succeeded_records = ?3, duplicate_records = ?4, failed_records = ?5, \
                      message = ?6, updated_at = ?7, lease_expires_at = ?10 \
-                     WHERE id = ?8 AND lease_owner = ?9 AND state = 'running' \
+                     WHERE id = ?8 AND lease_owner = ?9 AND state = 4 \
                      RETURNING cancel_requested",
                 )?
                 .query_row(
@@ -145,7 +145,7 @@ impl Store {
         let owner = owner.to_string();
         let changed = self.write(move |tx| {
             let changed = tx.execute(
-                "UPDATE tasks SET log_file_id = ?1 WHERE id = ?2 AND lease_owner = ?3 AND state = 'running'",
+                "UPDATE tasks SET log_file_id = ?1 WHERE id = ?2 AND lease_owner = ?3 AND state = 4",
                 params![file, id, owner],
             )?;
             tx.execute("UPDATE files SET attached = 1 WHERE id = ?1", [file])?;
@@ -234,7 +234,7 @@ fn finish_in(
             .prepare_cached(
                 "SELECT io_file_id FROM tasks WHERE id = ?1 AND lease_owner IS ?2 AND state = ?3",
             )?
-            .query_row(params![id, lease, expected.as_str()], |r| r.get(0))
+            .query_row(params![id, lease, expected.code()], |r| r.get(0))
             .optional()?;
         match old_io {
             Some(old_io) => old_io,
@@ -260,7 +260,7 @@ fn finish_in(
         None => (None, None),
     };
     let ended = tx.prepare_cached(END_TASK)?.execute(params![
-        finish.state.as_str(),
+        finish.state.code(),
         finish.message,
         c.total,
         c.succeeded,
@@ -275,7 +275,7 @@ fn finish_in(
         finish.started_at,
         log_text,
         lease,
-        expected.as_str(),
+        expected.code(),
         client,
     ])?;
     if ended == 0 {

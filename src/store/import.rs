@@ -464,9 +464,7 @@ impl Drop for ImportSession {
 
 pub(super) fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
     let running = tx
-        .prepare_cached(
-            "SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-        )?
+        .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 4")?
         .exists(params![task, owner])?;
     if running {
         Ok(())

@@ -1,5 +1,6 @@
 //! What the store keeps in memory beside the rows: the tasks per client and state
-//! (`counts.rs`), and the tasks a claim reserved that have not started yet (`claim.rs`).
+//! (`counts.rs`), the tasks a claim reserved that have not started yet (`claim.rs`), and the
+//! last task id given (`task_ids.rs`).
 //! Both are moved by the writer's jobs, which report what they changed (`JobTx`); the writer
 //! applies a batch's reports with its commit and drops them with its rollback. Both are
 //! made anew when the store opens: the counts from the rows, the reservations empty (a task
@@ -19,6 +20,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use rusqlite::Connection;
 
 use super::counts::{slot, Changes, PerState, TaskCounts};
+use super::task_ids::TaskIds;
 use super::Result;
 use crate::task::{State, TaskId};
 
@@ -30,6 +32,7 @@ pub(super) struct Memory {
     commits: RwLock<()>,
     counts: Mutex<TaskCounts>,
     reserved: Mutex<Reserved>,
+    pub(super) ids: TaskIds,
 }
 
 /// The reserved tasks, and what a claim in progress must not reserve.
@@ -75,6 +78,7 @@ impl Memory {
     pub(super) fn load(conn: &Connection) -> Result<Memory> {
         Ok(Memory {
             counts: Mutex::new(TaskCounts::load(conn)?),
+            ids: TaskIds::load(conn)?,
             ..Memory::default()
         })
     }

@@ -20,6 +20,7 @@ const STEPS: &[&str] = &[
     include_str!("../../migrations/005_tokens_and_tenants.sql"),
     include_str!("../../migrations/006_short_log_in_row.sql"),
     include_str!("../../migrations/007_counts_in_memory.sql"),
+    include_str!("../../migrations/008_narrow_task_keys.sql"),
 ];
 
 pub fn apply(conn: &Connection) -> Result<()> {
@@ -311,6 +312,79 @@ mod tests {
             )
             .unwrap();
         assert_eq!(triggers, 0, "the counting triggers and table are gone");
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    /// A file written by version 7 keeps every task, in every state, of every client, and
+    /// its ids: the next task's id is past every id given, even a deleted one.
+    #[test]
+    fn a_version_7_file_keeps_its_tasks_states_clients_and_ids() {
+        use crate::store::{Durability, ListFilter, Store};
+        use crate::task::{NewTask, Params, Scope, State};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &STEPS[..7] {
+                conn.execute_batch(step).unwrap();
+            }
+            // Tasks 1-8 in each state, then 9 (the highest) deleted: AUTOINCREMENT's
+            // sequence remembers it.
+            let mut sql = String::from("PRAGMA user_version = 7;");
+            for (i, state) in State::ALL.iter().enumerate() {
+                let id = i + 1;
+                let client = if id % 2 == 0 { "a" } else { "b" };
+                let (end, percent, lease) = match state {
+                    s if s.is_finished() => ("'2026-01-01T00:00:01'", 100, "NULL"),
+                    State::Running => ("NULL", 0, "'old'"),
+                    _ => ("NULL", 0, "NULL"),
+                };
+                sql.push_str(&format!(
+                    "INSERT INTO tasks (id, client, created_at, kind, due_at, updated_at, state, \
+                     end_time, percent_complete, lease_owner) VALUES ({id}, '{client}', \
+                     '2026-01-01T00:00:00', 'sleep', 0, '2026-01-01T00:00:00', '{}', {end}, \
+                     {percent}, {lease});",
+                    state.as_str()
+                ));
+            }
+            sql.push_str(
+                "INSERT INTO tasks (id, created_at, kind, due_at, updated_at) \
+                 VALUES (9, '', 'sleep', 0, '');
+                 DELETE FROM tasks WHERE id = 9;",
+            );
+            conn.execute_batch(&sql).unwrap();
+        }
+        let store = Store::open(&path, Durability::Normal).unwrap();
+        let scoped = store.scoped(Scope::All);
+        for (i, state) in State::ALL.iter().enumerate() {
+            let task = scoped.task((i + 1) as i64).unwrap();
+            let client = if (i + 1) % 2 == 0 { "a" } else { "b" };
+            assert_eq!((task.state, task.client.as_str()), (*state, client));
+        }
+        let listed = |client: &str, states: Vec<State>| {
+            let filter = ListFilter {
+                states,
+                limit: 10,
+                ..ListFilter::default()
+            };
+            let (tasks, total) = store
+                .scoped(Scope::Client(client.into()))
+                .list(&filter)
+                .unwrap();
+            (tasks.iter().map(|t| t.id).collect::<Vec<_>>(), total)
+        };
+        assert_eq!(listed("a", vec![]), (vec![8, 6, 4, 2], 4));
+        assert_eq!(
+            listed("b", vec![State::Queued, State::Running]),
+            (vec![5], 1)
+        );
+        assert_eq!(listed("b", vec![State::Queued]), (vec![], 0));
+        assert_eq!(listed("a", vec![State::Queued]), (vec![2], 1));
+        let mut new = NewTask::new("sleep", Params::new());
+        new.owner.client = "c".into();
+        let ids = store.submit_many(&[new.clone(), new]).unwrap();
+        assert_eq!(ids, [10, 11], "id 9 was given before the upgrade");
+        assert_eq!(listed("c", vec![]), (vec![11, 10], 2));
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 

@@ -25,6 +25,7 @@
 
 mod campaign_imports;
 mod claim;
+mod clients;
 mod counts;
 mod dataset_update;
 mod datasets;
@@ -46,6 +47,7 @@ mod snapshot;
 mod space;
 mod sqlite;
 mod submit;
+mod task_ids;
 mod task_uuid;
 mod tokens;
 mod writer;
@@ -110,6 +112,8 @@ struct Inner {
     activity: ChangeCounter,
     /// Datasets with an import running: imports into one dataset run one at a time.
     importing: import::ImportLocks,
+    /// The clients' numbers, which the tasks' indexes hold.
+    clients: clients::ClientNumbers,
     /// Every write goes through it (group commit); see `writer`.
     writer: writer::Writer,
     /// The service's clock: every "now" the store writes comes from it.
@@ -198,6 +202,7 @@ impl Store {
         init(&mut write_conn)?;
         let write_pragmas = pragmas_of(&write_conn)?;
         let memory = Arc::new(memory::Memory::load(&write_conn)?);
+        let clients = clients::ClientNumbers::load(&write_conn)?;
         let writer = writer::Writer::start(write_conn, memory.clone())
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         let manager = SqliteConnectionManager::file(path).with_init(init);
@@ -214,6 +219,7 @@ impl Store {
                 pool,
                 activity: ChangeCounter::default(),
                 importing: import::ImportLocks::default(),
+                clients,
                 writer,
                 clock,
                 limits,

@@ -65,13 +65,13 @@ impl Store {
         let mut clauses = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         if let Scope::Client(client) = scope {
-            values.push(Value::Text(client.clone()));
-            clauses.push(format!("client = ?{}", values.len()));
+            values.push(self.client_no_value(client));
+            clauses.push(format!("client_no = ?{}", values.len()));
         }
         if let Some(states) = &states {
             let mut marks = Vec::with_capacity(states.len());
             for state in states {
-                values.push(Value::Text(state.as_str().into()));
+                values.push(Value::Integer(state.code()));
                 marks.push(format!("?{}", values.len()));
             }
             clauses.push(format!("state IN ({})", marks.join(", ")));
@@ -164,12 +164,12 @@ fn text_bytes(task: &Task) -> usize {
 
 /// The state in column `index` of a row.
 pub(super) fn state_at(r: &Row<'_>, index: usize) -> rusqlite::Result<State> {
-    let text = r.get_ref(index)?.as_str()?;
-    State::parse(text).ok_or_else(|| {
+    let code = r.get_ref(index)?.as_i64()?;
+    State::from_code(code).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
-            rusqlite::types::Type::Text,
-            format!("unknown state {text:?}").into(),
+            rusqlite::types::Type::Integer,
+            format!("unknown state {code}").into(),
         )
     })
 }

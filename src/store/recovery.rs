@@ -26,11 +26,11 @@ impl Store {
                 let mut stmt = tx.prepare(
                     // The counters go back to 0: what the task had counted is not kept (an
                     // unfinished import's rows are removed; see docs/api.md).
-                    "UPDATE tasks SET state = 'failed', message = ?1, percent_complete = 100, \
+                    "UPDATE tasks SET state = 6, message = ?1, percent_complete = 100, \
                      end_time = ?2, updated_at = ?2, start_time = coalesce(start_time, ?2), \
                      lease_owner = NULL, lease_expires_at = NULL, total_records = 0, \
                      succeeded_records = 0, duplicate_records = 0, failed_records = 0 \
-                     WHERE state = 'running' AND (?3 IS NULL OR lease_owner = ?3) \
+                     WHERE state = 4 AND (?3 IS NULL OR lease_owner = ?3) \
                      RETURNING id, client",
                 )?;
                 let rows = stmt.query_map(params![INTERRUPTED, now, owner], |r| {
@@ -48,7 +48,7 @@ impl Store {
                 // its rows.
                 tx.execute(
                     "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE state = 'queued' AND lease_owner IS NOT NULL",
+                     WHERE state = 1 AND lease_owner IS NOT NULL",
                     [],
                 )?;
                 tx.execute("DELETE FROM files WHERE attached = 0", [])?;

@@ -67,14 +67,19 @@ impl Store {
         let removed = self.write(move |tx| {
             let mut delete = tx.prepare_cached(DELETE_EXPIRED)?;
             let mut removed = 0;
-            for id in &ids {
-                let deleted: Option<(String, String)> = delete
+            let mut last = None;
+            for &id in &ids {
+                let deleted: Option<(String, i64)> = delete
                     .query_row(params![id, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 if let Some((client, state)) = deleted {
-                    tx.moved(&client, State::parse(&state), None);
+                    tx.moved(&client, State::from_code(state), None);
                     removed += 1;
+                    last = last.max(Some(id));
                 }
+            }
+            if let Some(last) = last {
+                super::task_ids::keep_given(tx, last)?;
             }
             Ok(removed)
         })?;

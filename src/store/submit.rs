@@ -13,13 +13,12 @@ use super::{Result, Store, StoreError};
 use crate::task::{Counts, NewTask, State, Task, TaskId};
 
 /// A new task: ?1 user id, ?2 user name, ?3 client, ?4 now, ?5 kind, ?6 params JSON, ?7 IO
-/// file name, ?8 IO file, ?9 due (unix ms). Not `RETURNING id`: SQLite buffers RETURNING
-/// rows in a temporary b-tree it builds for every execution, which costs more than the
-/// insert itself; the rowid is read back instead.
+/// file name, ?8 IO file, ?9 due (unix ms), ?10 its id (see `task_ids`), ?11 the client's
+/// number (see `clients`).
 pub(super) const INSERT_TASK: &str =
-    "INSERT INTO tasks (user_id, user_name, client, created_at, kind, \
+    "INSERT INTO tasks (id, user_id, user_name, client, client_no, created_at, kind, \
      params, io_filename, io_file_id, due_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)";
+     VALUES (?10, ?1, ?2, ?3, ?11, ?4, ?5, ?6, ?7, ?8, ?9, ?4)";
 
 /// How long an Idempotency-Key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -56,6 +55,22 @@ impl Store {
     /// `submit` does.
     pub(super) fn submit_all(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
         self.precheck_unfinished(tasks)?;
+        let mut numbered: Vec<(&str, i64)> = Vec::new();
+        for task in tasks {
+            let client = task.owner.client.as_str();
+            if !numbered.iter().any(|(c, _)| *c == client) {
+                numbered.push((client, self.client_no(client)?));
+            }
+        }
+        let client_nos: Vec<i64> = tasks
+            .iter()
+            .map(|t| {
+                numbered
+                    .iter()
+                    .find(|(c, _)| *c == t.owner.client)
+                    .map_or(0, |n| n.1)
+            })
+            .collect();
         let tasks = Arc::new(tasks.to_vec());
         let now_ms = self.clock().now_ms();
         let store = self.clone();
@@ -65,7 +80,7 @@ impl Store {
         // made here once committed rather than on the writer that every write waits for.
         let outcomes = self.write(move |tx| {
             let quota = store.limits().max_unfinished;
-            insert_all(tx, &inserted, &at, now_ms, quota)
+            insert_all(tx, &inserted, &client_nos, &at, now_ms, quota)
         })??;
         // The writer dropped its handle on the tasks before answering.
         let tasks = Arc::try_unwrap(tasks).unwrap_or_else(|shared| (*shared).clone());
@@ -163,6 +178,7 @@ struct Plan {
 fn insert_all(
     tx: &JobTx<'_>,
     tasks: &[NewTask],
+    client_nos: &[i64],
     now: &str,
     now_ms: i64,
     quota: u64,
@@ -213,7 +229,7 @@ fn insert_all(
         }
     }
     let mut outcomes: Vec<Inserted> = Vec::with_capacity(tasks.len());
-    for (new, plan) in tasks.iter().zip(plans) {
+    for ((new, plan), &client_no) in tasks.iter().zip(plans).zip(client_nos) {
         let earlier_task = match plan.earlier {
             Earlier::Matched(id) => Some(id),
             Earlier::SameAs(j) => Some(outcomes[j].0),
@@ -231,7 +247,7 @@ fn insert_all(
                     )?
                     .execute(params![new.owner.client, new.owner.user_id, new.idempotency_key])?;
                 }
-                (insert_task(tx, new, &plan, now, now_ms)?, None)
+                (insert_task(tx, new, client_no, &plan, now, now_ms)?, None)
             }
         };
         outcomes.push(outcome);
@@ -297,6 +313,7 @@ fn per_client<'a>(tasks: impl Iterator<Item = &'a NewTask>) -> Vec<(&'a str, u64
 fn insert_task(
     tx: &JobTx<'_>,
     new: &NewTask,
+    client_no: i64,
     plan: &Plan,
     now: &str,
     now_ms: i64,
@@ -314,7 +331,8 @@ fn insert_task(
             )));
         }
     }
-    let id: TaskId = tx.prepare_cached(INSERT_TASK)?.insert(params![
+    let id = tx.new_task_id();
+    tx.prepare_cached(INSERT_TASK)?.execute(params![
         new.owner.user_id,
         new.owner.user_name,
         new.owner.client,
@@ -323,7 +341,9 @@ fn insert_task(
         plan.params_json,
         new.io_filename,
         new.io_file,
-        now_ms
+        now_ms,
+        id,
+        client_no
     ])?;
     if let Some(upload) = new.io_file {
         tx.prepare_cached("UPDATE files SET task_id = ?1, attached = 1 WHERE id = ?2")?

@@ -74,6 +74,11 @@ impl<'a> JobTx<'a> {
         }
     }
 
+    /// The id of a task this job inserts (see `task_ids`).
+    pub(super) fn new_task_id(&self) -> TaskId {
+        self.committed.ids.next()
+    }
+
     /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted,
     /// or deleted), by a statement of this job's that succeeded.
     pub(super) fn moved(&self, client: &str, from: Option<State>, to: Option<State>) {

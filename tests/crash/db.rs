@@ -51,9 +51,10 @@ pub struct TaskRow {
 pub fn tasks(conn: &Connection) -> BTreeMap<i64, TaskRow> {
     let mut stmt = conn
         .prepare(
-            "SELECT id, kind, CASE state WHEN 'running' THEN 'In progress' \
-             WHEN 'succeeded' THEN 'SUCCESS' WHEN 'failed' THEN 'ERROR' \
-             WHEN 'canceled' THEN 'CANCELED' ELSE 'Pending' END, \
+            // The store's state numbers (migrations/008_narrow_task_keys.sql).
+            "SELECT id, kind, CASE state WHEN 4 THEN 'In progress' \
+             WHEN 5 THEN 'SUCCESS' WHEN 6 THEN 'ERROR' \
+             WHEN 7 THEN 'CANCELED' ELSE 'Pending' END, \
              message, succeeded_records FROM tasks",
         )
         .unwrap();

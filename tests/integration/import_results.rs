@@ -411,7 +411,7 @@ fn an_import_in_each_state_has_its_status_word() {
         .unwrap();
     let changed = conn
         .execute(
-            "UPDATE tasks SET state = 'canceled', message = 'Canceled by request.', \
+            "UPDATE tasks SET state = 7 /* canceled */, message = 'Canceled by request.', \
              total_records = 0, succeeded_records = 0 WHERE id = ?1",
             [clean],
         )
