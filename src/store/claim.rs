@@ -216,7 +216,7 @@ impl Store {
 /// Marks a reserved task running within a transaction; see `Store::start_then`. Its
 /// reservation goes with the commit: started, or gone (deleted meanwhile).
 fn start_in(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     id: TaskId,
     client: &str,
     owner: &str,

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use super::datasets::{column, insert_row_sql, key_conditions, key_index_sql, table, visible_row};
 use super::import::{check_still_running, DatasetLock};
@@ -184,7 +184,7 @@ fn with_outcomes((rows, outcomes): Applied) -> Vec<(UpdateRow, UpdateOutcome)> {
 /// Applies one batch within a transaction (see `UpdateSession::apply`): `rows`, their
 /// cells in column order.
 fn apply_rows(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     plan: &UpdatePlan,
     rows: &[UpdateRow],
 ) -> Result<Vec<UpdateOutcome>> {

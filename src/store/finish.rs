@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::claim::LEASE_MS;
 use super::writer::JobTx;
@@ -16,7 +16,8 @@ use crate::task::{Counts, FileId, State, TaskId};
 /// its start time when its start was folded into its end, and ?14 its LOG when kept in the
 /// row. (The client is known; it is checked so that a caller naming the wrong one fails
 /// rather than move the wrong counts.)
-const END_TASK: &str = "UPDATE tasks SET state = ?1, message = ?2, percent_complete = 100, \
+pub(super) const END_TASK: &str =
+    "UPDATE tasks SET state = ?1, message = ?2, percent_complete = 100, \
      total_records = ?3, succeeded_records = ?4, duplicate_records = ?5, failed_records = ?6, \
      end_time = ?7, updated_at = ?7, lease_owner = NULL, lease_expires_at = NULL, \
      io_file_id = coalesce(?8, io_file_id), io_filename = coalesce(?9, io_filename), \
@@ -204,7 +205,7 @@ impl Store {
 
 /// Records a task's end within a transaction; see `Store::finish`.
 fn finish_in(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     id: TaskId,
     client: &str,
     owner: &str,
@@ -259,7 +260,7 @@ fn finish_in(
         Some((file, name)) => (Some(*file), Some(name.as_str())),
         None => (None, None),
     };
-    let ended = tx.prepare_cached(END_TASK)?.execute(params![
+    let ended = tx.end_task().execute(params![
         finish.state.code(),
         finish.message,
         c.total,
@@ -302,7 +303,7 @@ fn finish_in(
 /// shutdown, or never started (its start failed to commit). What this run produced is not
 /// the task's; the task, if it still exists and waits, is claimed again (its reservation
 /// goes with this commit).
-fn not_running(tx: &Transaction<'_>, id: TaskId, finish: &Finish) -> Result<bool> {
+fn not_running(tx: &Connection, id: TaskId, finish: &Finish) -> Result<bool> {
     // Files the task already points at (a LOG attached while it ran) stay with it.
     let produced = [
         finish.io_file.as_ref().map(|f| f.0),

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::datasets::{
     column, insert_row_sql, is_valid_name, key_conditions, key_index_sql, parse_columns, table,
@@ -417,7 +417,7 @@ impl ImportSession {
 
 /// Inserts one batch of an import within a transaction; see `ImportSession::insert`.
 fn insert_rows(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     plan: &ImportPlan,
     rows: &[Vec<String>],
 ) -> Result<Vec<RowOutcome>> {
@@ -462,7 +462,7 @@ impl Drop for ImportSession {
     }
 }
 
-pub(super) fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &str) -> Result<()> {
+pub(super) fn check_still_running(tx: &Connection, task: TaskId, owner: &str) -> Result<()> {
     let running = tx
         .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 4")?
         .exists(params![task, owner])?;
@@ -474,7 +474,7 @@ pub(super) fn check_still_running(tx: &Transaction<'_>, task: TaskId, owner: &st
 }
 
 /// Within the transaction that records task `task`'s end: its committed import is done.
-pub(super) fn finish_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
+pub(super) fn finish_import(tx: &Connection, task: TaskId) -> Result<()> {
     tx.prepare_cached(
         "UPDATE dataset_imports SET state = 'done' WHERE task_id = ?1 AND state = 'committed'",
     )?
@@ -483,7 +483,7 @@ pub(super) fn finish_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
 }
 
 /// Removes the rows of task `task`'s import unless it is done.
-pub(super) fn remove_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
+pub(super) fn remove_import(tx: &Connection, task: TaskId) -> Result<()> {
     let import: Option<(i64, i64)> = tx
         .prepare_cached(
             "SELECT dataset_id, after_row FROM dataset_imports WHERE task_id = ?1 AND state <> 'done'",
@@ -506,7 +506,7 @@ pub(super) fn remove_import(tx: &Transaction<'_>, task: TaskId) -> Result<()> {
 }
 
 /// At start: removes every import that a stopped process left unfinished.
-pub(super) fn remove_unfinished_imports(tx: &Transaction<'_>) -> Result<()> {
+pub(super) fn remove_unfinished_imports(tx: &Connection) -> Result<()> {
     let tasks: Vec<TaskId> = {
         let mut stmt = tx.prepare("SELECT task_id FROM dataset_imports WHERE state <> 'done'")?;
         let rows = stmt.query_map([], |r| r.get(0))?;

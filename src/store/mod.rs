@@ -290,7 +290,7 @@ impl Store {
     fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&writer::JobTx<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&writer::JobTx<'_, '_>) -> Result<T> + Send + 'static,
     {
         self.inner.writer.write(f)
     }

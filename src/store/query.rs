@@ -1,7 +1,7 @@
 //! Reading tasks: one by id, and the list with its filters, paging and kept totals.
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Row, Transaction};
+use rusqlite::{params_from_iter, Connection, Row};
 
 use super::counts::{slot, PerState};
 use super::snapshot::Snapshot;
@@ -145,7 +145,7 @@ fn occupied_states(counts: &PerState, wanted: &[State]) -> Option<Vec<State>> {
     )
 }
 
-pub(super) fn read_task(tx: &Transaction<'_>, id: TaskId) -> Result<Task> {
+pub(super) fn read_task(tx: &Connection, id: TaskId) -> Result<Task> {
     Ok(tx
         .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
         .query_row([id], task_from_row)?)

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::counts;
 use super::writer::JobTx;
@@ -58,12 +58,7 @@ impl Store {
 }
 
 /// Within the writer's transaction: refuses `adding` more bytes of `client`'s.
-pub(super) fn check_bytes_in(
-    tx: &Transaction<'_>,
-    client: &str,
-    limit: u64,
-    adding: u64,
-) -> Result<()> {
+pub(super) fn check_bytes_in(tx: &Connection, client: &str, limit: u64, adding: u64) -> Result<()> {
     check_bytes(tx, client, limit, adding)
 }
 
@@ -93,7 +88,7 @@ impl Store {
 
 /// Within the writer's transaction: refuses `adding` more unfinished tasks of `client`'s.
 pub(super) fn check_unfinished_in(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     client: &str,
     limit: u64,
     adding: u64,

@@ -176,7 +176,7 @@ struct Plan {
 /// nothing, so its batch need not run again without it (see writer.rs). The outer error
 /// is a failure that leaves writes to roll back.
 fn insert_all(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     tasks: &[NewTask],
     client_nos: &[i64],
     now: &str,
@@ -257,7 +257,7 @@ fn insert_all(
 
 /// What `new`'s Idempotency-Key `key` says, by the keys stored.
 fn earlier_of(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     new: &NewTask,
     key: &str,
     fingerprint: Option<&str>,
@@ -286,7 +286,7 @@ fn earlier_of(
 
 /// A retried submission's upload is not needed: the first one's is kept. (Only the
 /// client's own: an upload is used only by the client that sent it.)
-fn discard_retried_upload(tx: &JobTx<'_>, new: &NewTask) -> Result<()> {
+fn discard_retried_upload(tx: &JobTx<'_, '_>, new: &NewTask) -> Result<()> {
     if let Some(upload) = new.io_file {
         tx.execute(
             "DELETE FROM files WHERE id = ?1 AND task_id IS NULL AND client = ?2",
@@ -311,7 +311,7 @@ fn per_client<'a>(tasks: impl Iterator<Item = &'a NewTask>) -> Vec<(&'a str, u64
 
 /// Inserts a new task as `plan` prepared it (its key, if any, remembered with it).
 fn insert_task(
-    tx: &JobTx<'_>,
+    tx: &JobTx<'_, '_>,
     new: &NewTask,
     client_no: i64,
     plan: &Plan,
@@ -332,7 +332,7 @@ fn insert_task(
         }
     }
     let id = tx.new_task_id();
-    tx.prepare_cached(INSERT_TASK)?.execute(params![
+    tx.insert_task().execute(params![
         new.owner.user_id,
         new.owner.user_name,
         new.owner.client,

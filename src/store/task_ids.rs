@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 use super::Result;
 use crate::task::TaskId;
@@ -39,7 +39,7 @@ impl TaskIds {
 }
 
 /// Within the transaction that deletes task `id`: its id stays given.
-pub(super) fn keep_given(tx: &Transaction<'_>, id: TaskId) -> Result<()> {
+pub(super) fn keep_given(tx: &Connection, id: TaskId) -> Result<()> {
     tx.prepare_cached("UPDATE task_ids SET last = ?1 WHERE last < ?1")?
         .execute([id])?;
     Ok(())

@@ -19,7 +19,7 @@
 //! Shutdown flows through the channel: when the store's last handle drops, the sender
 //! drops, `recv` fails, the writer finishes its batch and closes the connection.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Statement};
 
 use super::counts;
 use super::memory::{Memory, Reports};
@@ -48,30 +48,47 @@ const GUARDED_AFTER_A_FAILURE: Duration = Duration::from_secs(1);
 /// a task's state or existence (`moved`) and every reserved task they take out of the queue
 /// (`released`): the writer applies a job's reports with its batch's commit, and drops them
 /// with its rollback.
-pub(super) struct JobTx<'a> {
-    tx: &'a Transaction<'a>,
+pub(super) struct JobTx<'a, 'c> {
+    tx: &'a Connection,
+    prepared: &'a Prepared<'c>,
     committed: &'a Memory,
     /// The reports of the batch's jobs before this one.
     batch: &'a Reports,
     job: RefCell<Reports>,
 }
 
-impl<'a> Deref for JobTx<'a> {
-    type Target = Transaction<'a>;
+impl Deref for JobTx<'_, '_> {
+    type Target = Connection;
 
-    fn deref(&self) -> &Transaction<'a> {
+    fn deref(&self) -> &Connection {
         self.tx
     }
 }
 
-impl<'a> JobTx<'a> {
-    fn new(tx: &'a Transaction<'a>, committed: &'a Memory, batch: &'a Reports) -> Self {
+impl<'a, 'c> JobTx<'a, 'c> {
+    fn new(
+        tx: &'a Connection,
+        prepared: &'a Prepared<'c>,
+        committed: &'a Memory,
+        batch: &'a Reports,
+    ) -> Self {
         JobTx {
             tx,
+            prepared,
             committed,
             batch,
             job: RefCell::default(),
         }
+    }
+
+    /// The statement that inserts a task (`submit::INSERT_TASK`), prepared once.
+    pub(super) fn insert_task(&self) -> RefMut<'a, Statement<'c>> {
+        self.prepared.insert_task.borrow_mut()
+    }
+
+    /// The statement that records a task's end (`finish::END_TASK`), prepared once.
+    pub(super) fn end_task(&self) -> RefMut<'a, Statement<'c>> {
+        self.prepared.end_task.borrow_mut()
     }
 
     /// The id of a task this job inserts (see `task_ids`).
@@ -115,12 +132,34 @@ impl<'a> JobTx<'a> {
     }
 }
 
+/// The statements the writer runs for every batch or nearly every task, prepared once for
+/// its connection. Through rusqlite's statement cache, each use hashed the statement's text
+/// twice and compared it whole, and a `Transaction` prepared its BEGIN and COMMIT anew every
+/// time: about 5,000 instructions per task between them.
+pub(super) struct Prepared<'c> {
+    begin: RefCell<Statement<'c>>,
+    commit: RefCell<Statement<'c>>,
+    insert_task: RefCell<Statement<'c>>,
+    end_task: RefCell<Statement<'c>>,
+}
+
+impl<'c> Prepared<'c> {
+    fn new(conn: &'c Connection) -> rusqlite::Result<Prepared<'c>> {
+        Ok(Prepared {
+            begin: RefCell::new(conn.prepare("BEGIN IMMEDIATE")?),
+            commit: RefCell::new(conn.prepare("COMMIT")?),
+            insert_task: RefCell::new(conn.prepare(super::submit::INSERT_TASK)?),
+            end_task: RefCell::new(conn.prepare(super::finish::END_TASK)?),
+        })
+    }
+}
+
 /// A write waiting for the writer.
 trait Job: Send {
     /// Runs the work within the batch's transaction: Ok if it succeeded (its changes stay),
     /// else its error. Called again when the batch runs again (see `run_batch`): the last
     /// run's result is the job's.
-    fn run(&mut self, tx: &JobTx<'_>) -> Result<()>;
+    fn run(&mut self, tx: &JobTx<'_, '_>) -> Result<()>;
     /// Answers the caller once the batch's fate is known.
     fn complete(self: Box<Self>, commit: &Result<()>);
 }
@@ -135,9 +174,9 @@ struct Work<T, F> {
 impl<T, F> Job for Work<T, F>
 where
     T: Send,
-    F: FnMut(&JobTx<'_>) -> Result<T> + Send,
+    F: FnMut(&JobTx<'_, '_>) -> Result<T> + Send,
 {
-    fn run(&mut self, tx: &JobTx<'_>) -> Result<()> {
+    fn run(&mut self, tx: &JobTx<'_, '_>) -> Result<()> {
         let work = &mut self.work;
         let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)))
             .unwrap_or_else(|_| Err(StoreError::Internal("a write panicked".into())));
@@ -235,6 +274,8 @@ impl Writer {
         memory: Arc<Memory>,
         guarded_for: Duration,
     ) -> std::io::Result<Writer> {
+        // Its statements are prepared again on its thread; a schema they do not fit fails here.
+        drop(Prepared::new(&conn).map_err(std::io::Error::other)?);
         let (jobs, queue) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -246,7 +287,7 @@ impl Writer {
     pub(super) fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_, '_>) -> Result<T> + Send + 'static,
     {
         let slot = Arc::new(AnswerSlot {
             answer: Mutex::new(None),
@@ -263,7 +304,7 @@ impl Writer {
     pub(super) fn write_then<T, F>(&self, work: F, then: impl FnOnce(Result<T>) + Send + 'static)
     where
         T: Send + 'static,
-        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_, '_>) -> Result<T> + Send + 'static,
     {
         let job = Work {
             work,
@@ -347,7 +388,7 @@ impl<T: Send + 'static> InFlight<T> {
     /// not sent.
     pub(super) fn send<F>(&mut self, writer: &Writer, work: F) -> Result<Option<T>>
     where
-        F: FnMut(&JobTx<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&JobTx<'_, '_>) -> Result<T> + Send + 'static,
     {
         let earlier = self.wait()?;
         let (done, outcome) = crossbeam_channel::bounded(1);
@@ -401,15 +442,21 @@ fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded
     // The WAL hook replaces SQLite's automatic checkpoint on this connection, the only one
     // that writes; `checkpoint_if_due` takes its place.
     conn.wal_hook(Some(note_wal_pages));
+    let prepared = Prepared::new(&conn).map_err(|e| StoreError::classify(&conn, e));
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         let guarded = batch.len() > 1 && guarded_until.is_some_and(|until| Instant::now() < until);
-        let outcome = if guarded {
-            run_guarded(&conn, memory, &mut batch, None)
-        } else {
-            run_batch(&conn, memory, &mut batch, guarded_for, &mut guarded_until)
+        let at = Batch {
+            conn: &conn,
+            memory,
+        };
+        let outcome = match &prepared {
+            // `start` prepared the same statements on the same connection.
+            Err(e) => Err(e.clone()),
+            Ok(prepared) if guarded => run_guarded(&at, prepared, &mut batch, None),
+            Ok(prepared) => run_batch(&at, prepared, &mut batch, guarded_for, &mut guarded_until),
         };
         if let Err(e) = &outcome {
             log::warn!("a write transaction of {} job(s) failed: {e}", batch.len());
@@ -432,76 +479,109 @@ fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded
 /// A failed BEGIN or COMMIT fails the batch and leaves the connection usable: SQLite rolls
 /// back what it must and, once no statement is active, resets its pager after an I/O error
 /// or a full disk (`pager_unlock`), so the next batch starts clean when the cause is gone.
-fn run_batch(
-    conn: &Connection,
-    memory: &Memory,
+fn run_batch<'c>(
+    at: &Batch<'c>,
+    prepared: &Prepared<'c>,
     batch: &mut [Box<dyn Job>],
     guarded_for: Duration,
     guarded_until: &mut Option<Instant>,
 ) -> Result<()> {
-    let tx = begin(conn)?;
+    let tx = begin(at.conn, prepared)?;
     let mut reports = Reports::default();
     for (i, job) in batch.iter_mut().enumerate() {
-        let job_tx = JobTx::new(&tx, memory, &reports);
+        let job_tx = JobTx::new(at.conn, prepared, at.memory, &reports);
         let ran = job.run(&job_tx);
         let reported = job_tx.into_reports();
-        ensure_open(&tx, &ran)?;
+        ensure_open(at.conn, &ran)?;
         if ran.is_err() {
-            let rolled_back = tx.rollback().map_err(|e| StoreError::classify(conn, e));
+            let rolled_back = tx.rollback();
             if batch.len() == 1 {
                 // The job's own error answers it.
                 return rolled_back;
             }
             rolled_back?;
             *guarded_until = Some(Instant::now() + guarded_for);
-            return run_guarded(conn, memory, batch, Some(i));
+            return run_guarded(at, prepared, batch, Some(i));
         }
         reports.absorb(reported);
     }
-    memory.commit_with(|| commit(conn, tx), reports)
+    at.memory.commit_with(|| tx.commit(prepared), reports)
 }
 
 /// Runs the batch (again, but for the job at `failed`, which keeps the error it failed
 /// with), each job in a savepoint of its own: one that fails now is rolled back alone.
-fn run_guarded(
-    conn: &Connection,
-    memory: &Memory,
+fn run_guarded<'c>(
+    at: &Batch<'c>,
+    prepared: &Prepared<'c>,
     batch: &mut [Box<dyn Job>],
     failed: Option<usize>,
 ) -> Result<()> {
-    let tx = begin(conn)?;
+    let tx = begin(at.conn, prepared)?;
     let mut reports = Reports::default();
     for (i, job) in batch.iter_mut().enumerate() {
         if Some(i) == failed {
             continue;
         }
-        statement(&tx, "SAVEPOINT job")?;
-        let job_tx = JobTx::new(&tx, memory, &reports);
+        statement(at.conn, "SAVEPOINT job")?;
+        let job_tx = JobTx::new(at.conn, prepared, at.memory, &reports);
         let ran = job.run(&job_tx);
         let reported = job_tx.into_reports();
-        ensure_open(&tx, &ran)?;
+        ensure_open(at.conn, &ran)?;
         if ran.is_err() {
-            statement(&tx, "ROLLBACK TO job")?;
+            statement(at.conn, "ROLLBACK TO job")?;
         } else {
             reports.absorb(reported);
         }
-        statement(&tx, "RELEASE job")?;
+        statement(at.conn, "RELEASE job")?;
     }
-    memory.commit_with(|| commit(conn, tx), reports)
+    at.memory.commit_with(|| tx.commit(prepared), reports)
 }
 
-fn begin(conn: &Connection) -> Result<Transaction<'_>> {
-    // Begun through a shared borrow, so that a failure can still ask `conn` why.
-    Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-        .map_err(|e| StoreError::classify(conn, e))
+/// Where a batch runs: the write connection, and the memory its reports go to.
+struct Batch<'c> {
+    conn: &'c Connection,
+    memory: &'c Memory,
 }
 
-fn commit(conn: &Connection, tx: Transaction<'_>) -> Result<()> {
-    tx.commit().map_err(|e| StoreError::classify(conn, e))
+/// A batch's transaction, rolled back if dropped still open (a failure on the way out).
+struct Open<'c> {
+    conn: &'c Connection,
+}
+
+fn begin<'c>(conn: &'c Connection, prepared: &Prepared<'c>) -> Result<Open<'c>> {
+    let begun = prepared.begin.borrow_mut().execute([]);
+    begun.map_err(|e| StoreError::classify(conn, e))?;
+    Ok(Open { conn })
+}
+
+impl Open<'_> {
+    fn commit(self, prepared: &Prepared<'_>) -> Result<()> {
+        let committed = prepared.commit.borrow_mut().execute([]);
+        // A COMMIT that failed may leave the transaction open (busy): dropping `self`
+        // rolls it back.
+        committed
+            .map(|_| ())
+            .map_err(|e| StoreError::classify(self.conn, e))
+    }
+
+    fn rollback(self) -> Result<()> {
+        let rolled_back = self.conn.execute_batch("ROLLBACK");
+        rolled_back.map_err(|e| StoreError::classify(self.conn, e))
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                log::warn!("rolling back a failed write transaction failed: {e}");
+            }
+        }
+    }
 }
 
 /// Runs one of the batch's own statements (cached: they run for every job).
-fn statement(tx: &Transaction<'_>, sql: &str) -> Result<()> {
+fn statement(tx: &Connection, sql: &str) -> Result<()> {
     tx.prepare_cached(sql)
         .and_then(|mut s| s.execute([]))
         .map(|_| ())
@@ -513,7 +593,7 @@ fn statement(tx: &Transaction<'_>, sql: &str) -> Result<()> {
 /// job of the batch is then lost, and each must hear that cause (not an error about a
 /// savepoint that no longer exists), and nothing more may run, since it would run outside
 /// any transaction and commit piecemeal.
-fn ensure_open(tx: &Transaction<'_>, ran: &Result<()>) -> Result<()> {
+fn ensure_open(tx: &Connection, ran: &Result<()>) -> Result<()> {
     if !tx.is_autocommit() {
         return Ok(());
     }
@@ -539,6 +619,8 @@ mod tests {
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER UNIQUE);")
             .unwrap();
+        // The writer prepares the statements of the tasks' table.
+        super::super::migrate::apply(&conn).unwrap();
         let memory = Arc::new(Memory::default());
         let writer = Writer::start_guarding_for(conn, memory.clone(), guarded_for).unwrap();
         (dir, Arc::new(writer), memory)
