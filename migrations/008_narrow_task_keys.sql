@@ -11,7 +11,9 @@
 -- 2. `tasks.state` is a number, in the order of a task's life (src/task.rs `State::code`):
 --    0 scheduled, 1 queued, 2 held, 3 retrying, 4 running, 5 succeeded, 6 failed,
 --    7 canceled. The ended states are those from 5 up.
--- 3. Task ids are given by the store (one more than the last given), no longer by
+-- 3. The (client, id) index is gone: a client's list of every state merges its walks of
+--    the (client_no, state, id) index, one per state that holds tasks.
+-- 4. Task ids are given by the store (one more than the last given), no longer by
 --    AUTOINCREMENT, which read and wrote `sqlite_sequence` at every insert. So that no id
 --    is ever given twice (a task's UUID is made from its id), `task_ids.last` keeps the
 --    highest id deleted, and the store starts from the higher of it and the highest row.
@@ -96,8 +98,8 @@ DELETE FROM sqlite_sequence WHERE name = 'tasks';
 CREATE INDEX tasks_queued_due ON tasks (due_at, id) WHERE state = 1 AND lease_owner IS NULL;
 -- Recovery and shutdown: the running tasks.
 CREATE INDEX tasks_leased ON tasks (lease_owner) WHERE lease_owner IS NOT NULL;
--- The list query, newest first, with its filters.
-CREATE INDEX tasks_client_id ON tasks (client_no, id);
+-- The list query, newest first, with its filters. A client's list of every state merges
+-- one walk of tasks_client_state_id per state (src/store/query.rs): no (client, id) index.
 CREATE INDEX tasks_client_state_id ON tasks (client_no, state, id);
 CREATE INDEX tasks_client_kind_id ON tasks (client_no, kind, id);
 CREATE INDEX tasks_client_user_id ON tasks (client_no, user_id, id);

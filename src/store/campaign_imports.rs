@@ -306,28 +306,11 @@ mod tests {
         assert!(ended.end_time.is_some());
     }
 
-    /// The rows of `EXPLAIN` (`prefix` "") or `EXPLAIN QUERY PLAN` of `sql` with `values`
-    /// bound: their opcodes (column 1), or the plan's steps (column 3).
-    fn explain(
-        conn: &rusqlite::Connection,
-        what: &str,
-        sql: &str,
-        values: &[Value],
-    ) -> Vec<String> {
-        let column = if what.is_empty() { 1 } else { 3 };
-        let mut explain = conn.prepare(&format!("EXPLAIN {what} {sql}")).unwrap();
-        let values = &values[..explain.parameter_count()];
-        explain
-            .query_map(params_from_iter(values), |r| r.get(column))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
-
     #[test]
     fn the_count_and_the_page_read_the_campaign_index_and_sort_nothing() {
         let (_dir, store) = open();
         let conn = store.conn().unwrap();
+        let explain = crate::store::tests::explain;
         let acme = Scope::Client("acme".into());
         let Statements {
             count,

@@ -302,6 +302,24 @@ mod tests {
     use crate::task::{NewTask, Params, TaskId};
     use rusqlite::TransactionBehavior;
 
+    /// The rows of `EXPLAIN` (`prefix` "") or `EXPLAIN QUERY PLAN` of `sql` with `values`
+    /// bound: their opcodes (column 1), or the plan's steps (column 3).
+    pub(super) fn explain(
+        conn: &rusqlite::Connection,
+        what: &str,
+        sql: &str,
+        values: &[rusqlite::types::Value],
+    ) -> Vec<String> {
+        let column = if what.is_empty() { 1 } else { 3 };
+        let mut explain = conn.prepare(&format!("EXPLAIN {what} {sql}")).unwrap();
+        let values = &values[..explain.parameter_count()];
+        explain
+            .query_map(rusqlite::params_from_iter(values), |r| r.get(column))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     /// A task submitted, claimed and started by owner "me", as the engine does before its
     /// handler writes (for the tests of the verbs a handler uses).
     pub(super) fn running_task(store: &Store) -> TaskId {

@@ -58,59 +58,32 @@ impl Store {
             .inner
             .memory
             .at_snapshot(|| conn.pin(), |counts| counts.of(client))?;
-        let states = occupied_states(&counts, &filter.states);
-        if states.as_ref().is_some_and(Vec::is_empty) {
+        let client_no = match scope {
+            Scope::Client(client) => Some(self.client_no_value(client)),
+            Scope::All => None,
+        };
+        let Some(ListSql {
+            count,
+            page,
+            values,
+        }) = list_sql(client_no, filter, &counts)
+        else {
             return Ok((Vec::new(), 0));
-        }
-        let mut clauses = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        if let Scope::Client(client) = scope {
-            values.push(self.client_no_value(client));
-            clauses.push(format!("client_no = ?{}", values.len()));
-        }
-        if let Some(states) = &states {
-            let mut marks = Vec::with_capacity(states.len());
-            for state in states {
-                values.push(Value::Integer(state.code()));
-                marks.push(format!("?{}", values.len()));
-            }
-            clauses.push(format!("state IN ({})", marks.join(", ")));
-        }
-        if let Some(kind) = &filter.kind {
-            values.push(Value::Text(kind.clone()));
-            clauses.push(format!("kind = ?{}", values.len()));
-        }
-        if let Some(user_id) = filter.user_id {
-            values.push(Value::Integer(user_id));
-            clauses.push(format!("user_id = ?{}", values.len()));
-        }
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
         };
         // Filtered by client and state at most, the kept counts answer; other filters count.
-        let total: u64 = if filter.kind.is_none() && filter.user_id.is_none() {
-            match &states {
-                Some(states) => states.iter().map(|s| counts[slot(*s)]).sum(),
-                None => counts.iter().sum(),
+        let filters = &values[..values.len() - 2];
+        let total: u64 = match count {
+            Count::Kept(total) => total,
+            Count::Sql(sql) => {
+                let counted: i64 = conn
+                    .prepare_cached(&sql)?
+                    .query_row(params_from_iter(filters), |r| r.get(0))?;
+                counted.max(0) as u64
             }
-        } else {
-            let counted: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM tasks {where_sql}"))?
-                .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
-            counted.max(0) as u64
         };
-        let n = values.len();
-        values.push(Value::Integer(i64::from(filter.limit)));
-        values.push(Value::Integer(
-            i64::try_from(filter.offset).unwrap_or(i64::MAX),
-        ));
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks {where_sql} ORDER BY id DESC LIMIT ?{} + 0 OFFSET ?{} + 0",
-            n + 1,
-            n + 2
-        );
+        let Some(sql) = page else {
+            return Ok((Vec::new(), total));
+        };
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(values.iter()))?;
         let mut tasks = Vec::new();
@@ -125,6 +98,94 @@ impl Store {
         }
         Ok((tasks, total))
     }
+}
+
+/// A list's statements: how its total is had, its page (None: no task can match), and
+/// their values (the page's limit and offset last; the count takes the others).
+struct ListSql {
+    count: Count,
+    page: Option<String>,
+    values: Vec<Value>,
+}
+
+enum Count {
+    /// From the kept counts.
+    Kept(u64),
+    /// Counted by this statement.
+    Sql(String),
+}
+
+/// The statements of a list of `filter`'s tasks of the client numbered `client_no` (None:
+/// every client's), whose tasks per state are `counts`. None when no task can match.
+fn list_sql(client_no: Option<Value>, filter: &ListFilter, counts: &PerState) -> Option<ListSql> {
+    let states = occupied_states(counts, &filter.states);
+    if states.as_ref().is_some_and(Vec::is_empty) {
+        return None;
+    }
+    let mut clauses = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let by_client = client_no.is_some();
+    if let Some(client_no) = client_no {
+        values.push(client_no);
+        clauses.push(format!("client_no = ?{}", values.len()));
+    }
+    if let Some(states) = &states {
+        let mut marks = Vec::with_capacity(states.len());
+        for state in states {
+            values.push(Value::Integer(state.code()));
+            marks.push(format!("?{}", values.len()));
+        }
+        clauses.push(format!("state IN ({})", marks.join(", ")));
+    }
+    if let Some(kind) = &filter.kind {
+        values.push(Value::Text(kind.clone()));
+        clauses.push(format!("kind = ?{}", values.len()));
+    }
+    if let Some(user_id) = filter.user_id {
+        values.push(Value::Integer(user_id));
+        clauses.push(format!("user_id = ?{}", values.len()));
+    }
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let by_state_only = filter.kind.is_none() && filter.user_id.is_none();
+    let count = if by_state_only {
+        Count::Kept(match &states {
+            Some(states) => states.iter().map(|s| counts[slot(*s)]).sum(),
+            None => counts.iter().sum(),
+        })
+    } else {
+        Count::Sql(format!("SELECT count(*) FROM tasks {where_sql}"))
+    };
+    let from = if by_client && by_state_only {
+        // A client's list, by state at most: one walk of the (client_no, state, id) index
+        // per state, merged.
+        by_state(
+            states.unwrap_or_else(|| occupied_states_of(counts)),
+            &mut values,
+        )
+    } else {
+        Some(format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}"))
+    };
+    let n = values.len();
+    values.push(Value::Integer(i64::from(filter.limit)));
+    values.push(Value::Integer(
+        i64::try_from(filter.offset).unwrap_or(i64::MAX),
+    ));
+    let page = from.map(|from| {
+        format!(
+            "{from} ORDER BY id DESC LIMIT ?{} + 0 OFFSET ?{} + 0",
+            n + 1,
+            n + 2
+        )
+    });
+    Some(ListSql {
+        count,
+        page,
+        values,
+    })
 }
 
 /// Of the `wanted` states (all when empty: None), those that some task is in, by the kept
@@ -143,6 +204,35 @@ fn occupied_states(counts: &PerState, wanted: &[State]) -> Option<Vec<State>> {
             .filter(|s| wanted.contains(s) && counts[slot(*s)] > 0)
             .collect(),
     )
+}
+
+/// Every state that holds tasks, by the kept counts.
+fn occupied_states_of(counts: &PerState) -> Vec<State> {
+    State::ALL
+        .into_iter()
+        .filter(|s| counts[slot(*s)] > 0)
+        .collect()
+}
+
+/// The rows of a client's tasks in `states` (its number is `values`' first, ?1), as one
+/// SELECT per state joined by UNION ALL: the tasks have no (client, id) index (one fewer
+/// entry for every new task to insert), and a single `state IN (...)` ordered by id would
+/// make SQLite sort every matching row, while each arm walks the (client_no, state, id)
+/// index in id order and SQLite merges the arms, stopping at the page. Every task is in
+/// one state, so no row comes twice. None when `states` is empty.
+fn by_state(states: Vec<State>, values: &mut Vec<Value>) -> Option<String> {
+    values.truncate(1);
+    let arms: Vec<String> = states
+        .into_iter()
+        .map(|state| {
+            values.push(Value::Integer(state.code()));
+            format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE client_no = ?1 AND state = ?{}",
+                values.len()
+            )
+        })
+        .collect();
+    (!arms.is_empty()).then(|| arms.join(" UNION ALL "))
 }
 
 pub(super) fn read_task(tx: &Connection, id: TaskId) -> Result<Task> {
@@ -214,8 +304,97 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::explain;
     use crate::store::*;
     use crate::task::{NewTask, Params, Scope, State};
+
+    /// No list sorts its rows (at a million tasks, a sort reads every matching one): a
+    /// client's list by state walks the (client_no, state, id) index, merging a walk per
+    /// state; its other filters walk their own index; every client's list walks the table.
+    #[test]
+    fn no_list_sorts_its_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let conn = store.conn().unwrap();
+        let mut counts = PerState::default();
+        for (state, n) in [
+            (State::Queued, 5),
+            (State::Running, 2),
+            (State::Succeeded, 90),
+        ] {
+            counts[slot(state)] = n;
+        }
+        let client = Some(Value::Integer(1));
+        let filter = |states: &[State], kind: Option<&str>, user_id: Option<i64>| ListFilter {
+            states: states.to_vec(),
+            kind: kind.map(String::from),
+            user_id,
+            limit: 10,
+            ..ListFilter::default()
+        };
+        let waiting = [
+            State::Scheduled,
+            State::Queued,
+            State::Held,
+            State::Retrying,
+        ];
+        let by_state = "USING INDEX tasks_client_state_id (client_no=? AND state=?)";
+        let cases = [
+            (client.clone(), filter(&[], None, None), Some(by_state), 3),
+            (
+                client.clone(),
+                filter(&waiting, None, None),
+                Some(by_state),
+                1,
+            ),
+            (
+                client.clone(),
+                filter(&[State::Running, State::Queued], None, None),
+                Some(by_state),
+                2,
+            ),
+            (
+                client.clone(),
+                filter(&[], Some("sleep"), None),
+                Some("tasks_client_kind_id"),
+                1,
+            ),
+            (
+                client.clone(),
+                filter(&[State::Queued, State::Running], Some("sleep"), None),
+                Some("tasks_client_kind_id"),
+                1,
+            ),
+            (
+                client.clone(),
+                filter(&[], None, Some(7)),
+                Some("tasks_client_user_id"),
+                1,
+            ),
+            (None, filter(&[], None, None), None, 1),
+            (None, filter(&waiting, None, None), None, 1),
+        ];
+        for (client_no, filter, index, walks) in cases {
+            let sql = list_sql(client_no, &filter, &counts).unwrap();
+            let page = sql.page.unwrap();
+            let plan = explain(&conn, "QUERY PLAN", &page, &sql.values).join("\n");
+            assert!(!plan.contains("TEMP B-TREE"), "{page}:\n{plan}");
+            let found = plan.matches("SEARCH tasks").count() + plan.matches("SCAN tasks").count();
+            assert_eq!(found, walks, "{page}:\n{plan}");
+            match index {
+                Some(index) => assert_eq!(plan.matches(index).count(), walks, "{plan}"),
+                None => assert!(plan.contains("SCAN tasks"), "{plan}"),
+            }
+        }
+        // Nothing to read: no task in the states asked for.
+        assert!(list_sql(None, &filter(&[State::Failed], None, None), &counts).is_some());
+        assert!(list_sql(
+            None,
+            &filter(&[State::Failed, State::Held], None, None),
+            &counts
+        )
+        .is_none());
+    }
 
     #[test]
     fn the_kept_counts_match_the_tasks_through_every_change() {
