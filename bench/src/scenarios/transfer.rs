@@ -66,7 +66,8 @@ impl Read for PatternReader<'_> {
 }
 
 pub fn files(ctx: &mut Ctx) -> Result<Row, String> {
-    let size: u64 = if ctx.quick { 64 << 20 } else { 1 << 30 };
+    // Issue 14's size: a large export or import, not the largest file taskbox takes.
+    let size: u64 = if ctx.quick { 64 << 20 } else { 256 << 20 };
     let dir = ctx.dir("files")?;
     let server = ctx.start_taskbox(&dir, None)?;
     let addr = server.addr;
