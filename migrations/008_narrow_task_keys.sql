@@ -27,10 +27,11 @@ CREATE TABLE clients (
 INSERT INTO clients (name) SELECT DISTINCT client FROM tasks ORDER BY client;
 
 CREATE TABLE task_ids (
+    one   INTEGER PRIMARY KEY CHECK (one = 1),            -- a single row
     last  INTEGER NOT NULL CHECK (last >= 0)
 );
-INSERT INTO task_ids (last)
-    SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+INSERT INTO task_ids (one, last)
+    SELECT 1, max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
                coalesce((SELECT max(id) FROM tasks), 0));
 
 CREATE TABLE tasks_v8 (
@@ -84,15 +85,14 @@ SELECT id, user_id, user_name, client, (SELECT no FROM clients WHERE name = task
     percent_complete,
     CASE state WHEN 'scheduled' THEN 0 WHEN 'queued' THEN 1 WHEN 'held' THEN 2
                WHEN 'retrying' THEN 3 WHEN 'running' THEN 4 WHEN 'succeeded' THEN 5
-               WHEN 'failed' THEN 6 ELSE 7 END,
+               WHEN 'failed' THEN 6 WHEN 'canceled' THEN 7 END,  -- no other: NOT NULL stops
     message, total_records, succeeded_records, duplicate_records, failed_records, due_at,
     start_time, end_time, updated_at, attempts, lease_owner, lease_expires_at,
     cancel_requested, log_text
 FROM tasks;
 
-DROP TABLE tasks;
+DROP TABLE tasks;  -- and its row of sqlite_sequence
 ALTER TABLE tasks_v8 RENAME TO tasks;
-DELETE FROM sqlite_sequence WHERE name = 'tasks';
 
 -- The dispatcher's claim: queued tasks by due time. Partial, so finished tasks cost nothing.
 CREATE INDEX tasks_queued_due ON tasks (due_at, id) WHERE state = 1 AND lease_owner IS NULL;

@@ -11,26 +11,27 @@ pub type TaskId = i64;
 /// A stored file's id (an IO, LOG or ERR file, or an upload being received).
 pub type FileId = i64;
 
-/// A task's state, as the store keeps it. Each API family shows it in its own words (the
-/// Web Service Tasks contract folds the four waiting states into "Pending").
+/// A task's state. Each API family shows it in its own words (the Web Service Tasks
+/// contract folds the four waiting states into "Pending"). The store keeps its number
+/// (`code`): the numbers are in stored files and in the store's SQL, so they never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     /// Waiting for its start time.
-    Scheduled,
+    Scheduled = 0,
     /// Ready to run, waiting for a worker (or reserved by one, not yet started).
-    Queued,
+    Queued = 1,
     /// Ready, but held back by its queue's concurrency or rate limit.
-    Held,
+    Held = 2,
     /// Waiting for its next attempt after a failed one.
-    Retrying,
+    Retrying = 3,
     /// Running on a worker.
-    Running,
+    Running = 4,
     /// Ended: its handler succeeded.
-    Succeeded,
+    Succeeded = 5,
     /// Ended: its handler failed, or the service stopped while it ran.
-    Failed,
+    Failed = 6,
     /// Ended: cancelled at a client's request.
-    Canceled,
+    Canceled = 7,
 }
 
 impl State {
@@ -54,7 +55,7 @@ impl State {
         State::Retrying,
     ];
 
-    /// The name the store keeps (schema.sql's CHECK lists the same).
+    /// Its name: the store's own word for it, in logs and in the schema's comments.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Scheduled => "scheduled",
@@ -68,7 +69,7 @@ impl State {
         }
     }
 
-    /// The state the store calls `name`.
+    /// The state named `name` (see `as_str`).
     pub fn parse(name: &str) -> Option<State> {
         State::ALL.into_iter().find(|s| s.as_str() == name)
     }
@@ -291,6 +292,21 @@ fn file_stem(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The numbers the store keeps, which its SQL and files written by it hold
+    /// (migrations/008_narrow_task_keys.sql), and its test of an ended task (from 5 up).
+    #[test]
+    fn state_codes_are_fixed() {
+        let codes: Vec<i64> = State::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7]);
+        for s in State::ALL {
+            assert_eq!(State::from_code(s.code()), Some(s));
+            assert_eq!(s.is_finished(), s.code() >= 5, "{s}");
+        }
+        assert_eq!((State::Queued.code(), State::Running.code()), (1, 4));
+        assert_eq!(State::from_code(8), None);
+        assert_eq!(State::from_code(-1), None);
+    }
 
     #[test]
     fn state_names_round_trip() {

@@ -173,6 +173,18 @@ mod tests {
     /// Fails unless the kept counts of every client are those its rows say.
     fn assert_counts_agree(store: &Store, step: &str) {
         let conn = store.conn().unwrap();
+        let misnumbered: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM tasks t LEFT JOIN clients c ON c.no = t.client_no \
+                 WHERE c.name IS NOT t.client",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            misnumbered, 0,
+            "a task's number is not its client's, after {step}"
+        );
         // Counted by the names the rows hold, not through the numbers.
         let mut stmt = conn
             .prepare("SELECT client, state, count(*) FROM tasks GROUP BY client, state")

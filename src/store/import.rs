@@ -84,7 +84,8 @@ pub enum RowOutcome {
 /// at each release): a cancellation or a shutdown ends the wait within this.
 const LOCK_WAIT_TICK: Duration = Duration::from_millis(50);
 
-/// The datasets with an import running in this process.
+/// The datasets locked in this process: by an import or an update running, or by a committed
+/// import whose task's end is not recorded yet.
 #[derive(Default)]
 pub(super) struct ImportLocks {
     busy: Mutex<HashSet<String>>,
@@ -92,7 +93,7 @@ pub(super) struct ImportLocks {
     /// The locks of committed imports whose tasks' ends are not recorded yet, by task: their
     /// rows become visible with that end, and an update or import let in before it would
     /// not see them (see `ImportSession::commit`).
-    awaiting_end: Mutex<HashMap<TaskId, String>>,
+    awaiting_end: Mutex<HashMap<TaskId, Vec<String>>>,
 }
 
 impl ImportLocks {
@@ -134,7 +135,7 @@ impl ImportLocks {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&task);
-        if let Some(name) = parked {
+        for name in parked.into_iter().flatten() {
             self.release(&name);
         }
     }
@@ -154,7 +155,7 @@ impl DatasetLock {
         if let Some(name) = self.name.take() {
             let locks = &self.store.inner.importing;
             let mut awaiting = locks.awaiting_end.lock().unwrap_or_else(|e| e.into_inner());
-            awaiting.insert(task, name);
+            awaiting.entry(task).or_default().push(name);
         }
     }
 }
@@ -255,11 +256,13 @@ impl Store {
                     (id, header.clone())
                 }
             };
-            // An import of this dataset still 'running' is dead (this process runs one at a
-            // time and holds the lock): its rows must not count as duplicates.
+            // An import of this dataset not 'done' is dead: this process runs one at a time
+            // and holds the lock, which a committed import keeps until its task's end makes
+            // it done (one interrupted by the service's stop stays 'committed'). Its rows
+            // must not count as duplicates.
             let dead: Vec<TaskId> = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT task_id FROM dataset_imports WHERE dataset_id = ?1 AND state = 'running'",
+                    "SELECT task_id FROM dataset_imports WHERE dataset_id = ?1 AND state <> 'done'",
                 )?;
                 let rows = stmt.query_map([found.0], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
@@ -669,6 +672,23 @@ mod tests {
         assert_eq!(store.interrupt_running(Some("me")).unwrap(), vec![task]);
         let lock = store.lock_dataset("default", "t", &mut || panic!("released by the stop"));
         assert!(lock.is_some());
+        drop(lock);
+        // Its rows, left for the next start to remove, are not duplicates of a later
+        // import's.
+        let next = running_task(&store);
+        let mut import = store
+            .begin_import(
+                next,
+                "me",
+                "default",
+                "t",
+                &strings(&["k", "v"]),
+                &strings(&["k"]),
+                &mut || true,
+            )
+            .unwrap();
+        import.insert(rows(3)).unwrap();
+        assert_eq!(import.commit().unwrap(), vec![RowOutcome::Inserted; 3]);
     }
 
     #[test]

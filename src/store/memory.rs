@@ -1,10 +1,12 @@
 //! What the store keeps in memory beside the rows: the tasks per client and state
 //! (`counts.rs`), the tasks a claim reserved that have not started yet (`claim.rs`), and the
 //! last task id given (`task_ids.rs`).
-//! Both are moved by the writer's jobs, which report what they changed (`JobTx`); the writer
-//! applies a batch's reports with its commit and drops them with its rollback. Both are
-//! made anew when the store opens: the counts from the rows, the reservations empty (a task
-//! reserved by a process that stopped simply waits again).
+//! The counts and the reservations are moved by the writer's jobs, which report what they
+//! changed (`JobTx`); the writer applies a batch's reports with its commit and drops them
+//! with its rollback. Both are made anew when the store opens: the counts from the rows,
+//! the reservations empty (a task reserved by a process that stopped simply waits again).
+//! The last id given only grows: an id given in a batch rolled back is skipped, never
+//! given again.
 //!
 //! A reader that pairs them with rows must see both at one moment: a list (its total beside
 //! its page), a claim (the tasks its snapshot finds waiting, less those reserved). The writer
@@ -24,7 +26,8 @@ use super::task_ids::TaskIds;
 use super::Result;
 use crate::task::{State, TaskId};
 
-/// The counts and the reservations, and the lock that keeps them of one moment with the rows.
+/// The counts and the reservations, and the lock that keeps them of one moment with the rows;
+/// and the last task id given.
 #[derive(Default)]
 pub(super) struct Memory {
     /// Written by the writer across a commit and the reports' update; read by a reader while
@@ -32,7 +35,7 @@ pub(super) struct Memory {
     commits: RwLock<()>,
     counts: Mutex<TaskCounts>,
     reserved: Mutex<Reserved>,
-    pub(super) ids: TaskIds,
+    ids: TaskIds,
 }
 
 /// The reserved tasks, and what a claim in progress must not reserve.
@@ -81,6 +84,11 @@ impl Memory {
             ids: TaskIds::load(conn)?,
             ..Memory::default()
         })
+    }
+
+    /// A new task's id (see `task_ids`).
+    pub(super) fn new_task_id(&self) -> TaskId {
+        self.ids.next()
     }
 
     fn counts(&self) -> MutexGuard<'_, TaskCounts> {

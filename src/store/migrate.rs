@@ -23,6 +23,12 @@ const STEPS: &[&str] = &[
     include_str!("../../migrations/008_narrow_task_keys.sql"),
 ];
 
+/// Whether the file of `conn` is at this taskbox's schema version (false for a new file).
+pub fn is_current(conn: &Connection) -> Result<bool> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(current == STEPS.len() as i64)
+}
+
 pub fn apply(conn: &Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let latest = STEPS.len() as i64;
@@ -34,6 +40,10 @@ pub fn apply(conn: &Connection) -> Result<()> {
     }
     if current == latest {
         return Ok(());
+    }
+    if current > 0 {
+        // A step may rebuild the tasks' table: a large file takes a while.
+        log::info!("upgrading the database from schema version {current} to {latest}");
     }
     // Outside the transaction: inside one, the pragma is a no-op.
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
@@ -385,6 +395,17 @@ mod tests {
         let ids = store.submit_many(&[new.clone(), new]).unwrap();
         assert_eq!(ids, [10, 11], "id 9 was given before the upgrade");
         assert_eq!(listed("c", vec![]), (vec![11, 10], 2));
+        let misnumbered: i64 = store
+            .conn()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM tasks t LEFT JOIN clients c ON c.no = t.client_no \
+                 WHERE c.name IS NOT t.client",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(misnumbered, 0, "every task's number is its client's");
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 

@@ -320,6 +320,29 @@ mod tests {
             .unwrap()
     }
 
+    /// The bundled SQLite is built as .cargo/config.toml says: a page cache per connection
+    /// (no process-wide mutex at every page) and no memory statistics (no mutex at every
+    /// allocation). A `LIBSQLITE3_FLAGS` of the environment would override it.
+    #[test]
+    fn sqlite_is_built_without_its_global_mutexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     /// A task submitted, claimed and started by owner "me", as the engine does before its
     /// handler writes (for the tests of the verbs a handler uses).
     pub(super) fn running_task(store: &Store) -> TaskId {

@@ -70,7 +70,6 @@ impl Store {
         else {
             return Ok((Vec::new(), 0));
         };
-        // Filtered by client and state at most, the kept counts answer; other filters count.
         let filters = &values[..values.len() - 2];
         let total: u64 = match count {
             Count::Kept(total) => total,
@@ -122,52 +121,31 @@ fn list_sql(client_no: Option<Value>, filter: &ListFilter, counts: &PerState) ->
     if states.as_ref().is_some_and(Vec::is_empty) {
         return None;
     }
-    let mut clauses = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let by_client = client_no.is_some();
-    if let Some(client_no) = client_no {
-        values.push(client_no);
-        clauses.push(format!("client_no = ?{}", values.len()));
-    }
-    if let Some(states) = &states {
-        let mut marks = Vec::with_capacity(states.len());
-        for state in states {
-            values.push(Value::Integer(state.code()));
-            marks.push(format!("?{}", values.len()));
-        }
-        clauses.push(format!("state IN ({})", marks.join(", ")));
-    }
-    if let Some(kind) = &filter.kind {
-        values.push(Value::Text(kind.clone()));
-        clauses.push(format!("kind = ?{}", values.len()));
-    }
-    if let Some(user_id) = filter.user_id {
-        values.push(Value::Integer(user_id));
-        clauses.push(format!("user_id = ?{}", values.len()));
-    }
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    // Filtered by client and state at most, the kept counts answer; other filters count.
     let by_state_only = filter.kind.is_none() && filter.user_id.is_none();
-    let count = if by_state_only {
-        Count::Kept(match &states {
-            Some(states) => states.iter().map(|s| counts[slot(*s)]).sum(),
-            None => counts.iter().sum(),
-        })
-    } else {
-        Count::Sql(format!("SELECT count(*) FROM tasks {where_sql}"))
+    let kept = match &states {
+        Some(states) => states.iter().map(|s| counts[slot(*s)]).sum(),
+        None => counts.iter().sum(),
     };
-    let from = if by_client && by_state_only {
+    let mut values: Vec<Value> = Vec::new();
+    let (count, from) = match client_no {
         // A client's list, by state at most: one walk of the (client_no, state, id) index
         // per state, merged.
-        by_state(
-            states.unwrap_or_else(|| occupied_states_of(counts)),
-            &mut values,
-        )
-    } else {
-        Some(format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}"))
+        Some(client_no) if by_state_only => {
+            values.push(client_no);
+            let states = states.unwrap_or_else(|| occupied_states_of(counts));
+            (Count::Kept(kept), by_state(states, &mut values))
+        }
+        client_no => {
+            let where_sql = where_clause(client_no, states.as_deref(), filter, &mut values);
+            let count = if by_state_only {
+                Count::Kept(kept)
+            } else {
+                Count::Sql(format!("SELECT count(*) FROM tasks {where_sql}"))
+            };
+            let from = format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}");
+            (count, Some(from))
+        }
     };
     let n = values.len();
     values.push(Value::Integer(i64::from(filter.limit)));
@@ -188,8 +166,44 @@ fn list_sql(client_no: Option<Value>, filter: &ListFilter, counts: &PerState) ->
     })
 }
 
+/// The WHERE clause of a list with `filter`'s kind and user (and `states`, `client_no`),
+/// its values pushed onto `values`.
+fn where_clause(
+    client_no: Option<Value>,
+    states: Option<&[State]>,
+    filter: &ListFilter,
+    values: &mut Vec<Value>,
+) -> String {
+    let mut clauses = Vec::new();
+    if let Some(client_no) = client_no {
+        values.push(client_no);
+        clauses.push(format!("client_no = ?{}", values.len()));
+    }
+    if let Some(states) = states {
+        let mut marks = Vec::with_capacity(states.len());
+        for state in states {
+            values.push(Value::Integer(state.code()));
+            marks.push(format!("?{}", values.len()));
+        }
+        clauses.push(format!("state IN ({})", marks.join(", ")));
+    }
+    if let Some(kind) = &filter.kind {
+        values.push(Value::Text(kind.clone()));
+        clauses.push(format!("kind = ?{}", values.len()));
+    }
+    if let Some(user_id) = filter.user_id {
+        values.push(Value::Integer(user_id));
+        clauses.push(format!("user_id = ?{}", values.len()));
+    }
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    }
+}
+
 /// Of the `wanted` states (all when empty: None), those that some task is in, by the kept
-/// `counts`. A list filtered by one state walks the (client, state, id) index newest first
+/// `counts`. A list filtered by one state walks the (client_no, state, id) index newest first
 /// and stops at its page; filtered by several (Web Service Tasks' Pending is every waiting
 /// state), SQLite would read every matching row to sort them. Only the states that hold
 /// tasks are kept, which is mostly one.
@@ -214,14 +228,13 @@ fn occupied_states_of(counts: &PerState) -> Vec<State> {
         .collect()
 }
 
-/// The rows of a client's tasks in `states` (its number is `values`' first, ?1), as one
+/// The rows of a client's tasks in `states` (its number is `values`' only one, ?1), as one
 /// SELECT per state joined by UNION ALL: the tasks have no (client, id) index (one fewer
 /// entry for every new task to insert), and a single `state IN (...)` ordered by id would
 /// make SQLite sort every matching row, while each arm walks the (client_no, state, id)
 /// index in id order and SQLite merges the arms, stopping at the page. Every task is in
 /// one state, so no row comes twice. None when `states` is empty.
 fn by_state(states: Vec<State>, values: &mut Vec<Value>) -> Option<String> {
-    values.truncate(1);
     let arms: Vec<String> = states
         .into_iter()
         .map(|state| {

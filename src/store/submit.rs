@@ -55,22 +55,17 @@ impl Store {
     /// `submit` does.
     pub(super) fn submit_all(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
         self.precheck_unfinished(tasks)?;
-        let mut numbered: Vec<(&str, i64)> = Vec::new();
+        // Each task's client number (see `clients`), numbering a new client first.
+        let mut numbered: HashMap<&str, i64> = HashMap::new();
+        let mut client_nos = Vec::with_capacity(tasks.len());
         for task in tasks {
             let client = task.owner.client.as_str();
-            if !numbered.iter().any(|(c, _)| *c == client) {
-                numbered.push((client, self.client_no(client)?));
-            }
+            let no = match numbered.get(client) {
+                Some(&no) => no,
+                None => *numbered.entry(client).or_insert(self.client_no(client)?),
+            };
+            client_nos.push(no);
         }
-        let client_nos: Vec<i64> = tasks
-            .iter()
-            .map(|t| {
-                numbered
-                    .iter()
-                    .find(|(c, _)| *c == t.owner.client)
-                    .map_or(0, |n| n.1)
-            })
-            .collect();
         let tasks = Arc::new(tasks.to_vec());
         let now_ms = self.clock().now_ms();
         let store = self.clone();

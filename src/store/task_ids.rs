@@ -23,7 +23,8 @@ impl TaskIds {
     /// Where `conn`'s file leaves off.
     pub(super) fn load(conn: &Connection) -> Result<TaskIds> {
         let last: i64 = conn.query_row(
-            "SELECT max((SELECT last FROM task_ids), coalesce((SELECT max(id) FROM tasks), 0))",
+            "SELECT max(coalesce((SELECT max(last) FROM task_ids), 0), \
+             coalesce((SELECT max(id) FROM tasks), 0))",
             [],
             |r| r.get(0),
         )?;
@@ -32,7 +33,7 @@ impl TaskIds {
         })
     }
 
-    /// A new task's id. (Only the writer's thread asks.)
+    /// A new task's id. (Atomic, so any thread may ask; only the writer's does.)
     pub(super) fn next(&self) -> TaskId {
         self.last.fetch_add(1, Ordering::Relaxed) + 1
     }

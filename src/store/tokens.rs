@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::sqlite::Durability;
-use super::{Conn, Result, Store};
+use super::{Conn, Result, Store, StoreError};
 
 /// A token as stored (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +132,22 @@ pub struct TokenBook {
 
 impl TokenBook {
     /// Opens (creating it if missing, at the current schema) the database at `path`. A
-    /// server may be running on it.
+    /// server may be running on it, unless the file needs a schema upgrade: an upgrade
+    /// may rebuild tables under a server of the older version, which would go on with
+    /// statements of the old schema. Then the file must be free (`Locked` otherwise).
     pub fn open(path: &Path) -> Result<TokenBook> {
+        let _upgrading = if super::migrate::is_current(&Connection::open(path)?)? {
+            None
+        } else {
+            Some(super::sqlite::lock_database(path).map_err(|e| match e {
+                StoreError::Locked(_) => StoreError::Locked(format!(
+                    "{} needs a schema upgrade and a taskbox server is running on it: stop \
+                     that server (or start this version's) before managing tokens",
+                    path.display()
+                )),
+                other => other,
+            })?)
+        };
         let conn = super::open_migrated(path)?;
         conn.execute_batch(&format!(
             "PRAGMA foreign_keys=ON; PRAGMA synchronous={};",
@@ -186,6 +200,35 @@ impl TokenBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The token commands upgrade a file's schema only while no server holds it: an older
+    /// server would go on with statements of the old schema.
+    #[test]
+    fn a_file_to_upgrade_is_not_upgraded_under_a_running_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let version = || -> i64 {
+            Connection::open(&path)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        let server = super::super::sqlite::lock_database(&path).unwrap();
+        let refused = TokenBook::open(&path).err().unwrap();
+        assert!(matches!(refused, StoreError::Locked(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("needs a schema upgrade"),
+            "{refused}"
+        );
+        assert_eq!(version(), 0, "nothing was upgraded");
+        drop(server);
+        let book = TokenBook::open(&path).unwrap();
+        assert!(version() > 0);
+        // At the current schema, a running server does not stop the token commands.
+        let _server = super::super::sqlite::lock_database(&path).unwrap();
+        drop(book);
+        TokenBook::open(&path).unwrap();
+    }
 
     fn new_token(client: &str) -> NewToken {
         NewToken {

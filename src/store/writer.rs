@@ -93,7 +93,7 @@ impl<'a, 'c> JobTx<'a, 'c> {
 
     /// The id of a task this job inserts (see `task_ids`).
     pub(super) fn new_task_id(&self) -> TaskId {
-        self.committed.ids.next()
+        self.committed.new_task_id()
     }
 
     /// One of `client`'s tasks went `from` one state `to` another (None: it was inserted,
