@@ -28,8 +28,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Memory freed goes back to the system at once rather than a second later: a transfer's
 /// buffers come and go faster than that, and held back they added about 40 MiB to the
-/// resident size during a 256 MiB upload.
-/// An operator's `MIMALLOC_PURGE_DELAY` wins.
+/// resident size during a 256 MiB upload. An operator's `MIMALLOC_PURGE_DELAY` wins.
 #[allow(unsafe_code)]
 fn give_memory_back_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {

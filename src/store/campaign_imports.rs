@@ -66,15 +66,11 @@ impl Store {
         scope: &Scope,
         query: &CampaignQuery,
     ) -> Result<(Vec<CampaignImport>, u64)> {
-        let client_no = match scope {
-            Scope::Client(client) => self.client_no_value(client),
-            Scope::All => Value::Null,
-        };
         let Statements {
             count,
             page,
             values,
-        } = statements(scope, client_no, query);
+        } = statements(self.client_no_of(scope), query);
         let conn = self.conn()?;
         let conn = super::snapshot::Snapshot::begin(&conn)?;
         let filters = &values[..values.len() - 2];
@@ -101,11 +97,12 @@ struct Statements {
     values: Vec<Value>,
 }
 
-/// `client_no` is the scope's client's number (see `Store::client_no_value`).
-fn statements(scope: &Scope, client_no: Value, query: &CampaignQuery) -> Statements {
+/// `client_no` is the scope's client's number, None for every client's (see
+/// `Store::client_no_of`).
+fn statements(client_no: Option<Value>, query: &CampaignQuery) -> Statements {
     let mut values = vec![Value::Text(query.campaign.clone())];
     let mut matching = OF_CAMPAIGN.to_string();
-    if let Scope::Client(_) = scope {
+    if let Some(client_no) = client_no {
         values.push(client_no);
         matching.push_str(&format!(" AND client_no = ?{}", values.len()));
     }
@@ -311,12 +308,11 @@ mod tests {
         let (_dir, store) = open();
         let conn = store.conn().unwrap();
         let explain = crate::store::tests::explain;
-        let acme = Scope::Client("acme".into());
         let Statements {
             count,
             page,
             values,
-        } = statements(&acme, Value::Integer(1), &query("c1", 0, 10));
+        } = statements(Some(Value::Integer(1)), &query("c1", 0, 10));
         let search = "SEARCH tasks USING INDEX tasks_import_campaign (client_no=? AND <expr>=?)";
         assert_eq!(explain(&conn, "QUERY PLAN", &count, &values), [search]);
         // SQLite does not call the index covering (the kind it implies is a column it
@@ -339,7 +335,7 @@ mod tests {
             count,
             page,
             values,
-        } = statements(&acme, Value::Integer(1), &named);
+        } = statements(Some(Value::Integer(1)), &named);
         for sql in [count, page] {
             let steps = explain(&conn, "QUERY PLAN", &sql, &values).join("\n");
             assert!(!steps.contains("SCAN tasks"), "{sql}:\n{steps}");

@@ -11,6 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::{Result, Store};
+use crate::task::Scope;
 
 /// The numbers of the clients that have had tasks, by name.
 #[derive(Default)]
@@ -34,6 +35,11 @@ impl ClientNumbers {
         let by_name = self.by_name.read().unwrap_or_else(|e| e.into_inner());
         by_name.get(client).copied()
     }
+
+    fn insert(&self, client: &str, no: i64) {
+        let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        by_name.insert(client.to_string(), no);
+    }
 }
 
 impl Store {
@@ -54,22 +60,20 @@ impl Store {
                 |r| r.get(0),
             )?)
         })?;
-        let mut by_name = self
-            .inner
-            .clients
-            .by_name
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        by_name.insert(client.to_string(), no);
+        self.inner.clients.insert(client, no);
         Ok(no)
     }
 
-    /// `client`'s number as a value to compare `tasks.client_no` with: NULL, which matches
-    /// no task, for a client never numbered (it has no task).
-    pub(super) fn client_no_value(&self, client: &str) -> Value {
-        match self.inner.clients.get(client) {
-            Some(no) => Value::Integer(no),
-            None => Value::Null,
+    /// The number of `scope`'s client as a value to compare `tasks.client_no` with (None:
+    /// the scope is every client's): NULL, which matches no task, for a client never
+    /// numbered (it has no task).
+    pub(super) fn client_no_of(&self, scope: &Scope) -> Option<Value> {
+        match scope {
+            Scope::Client(client) => Some(match self.inner.clients.get(client) {
+                Some(no) => Value::Integer(no),
+                None => Value::Null,
+            }),
+            Scope::All => None,
         }
     }
 }
@@ -77,6 +81,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::{Durability, Store};
+    use crate::task::Scope;
     use rusqlite::types::Value;
 
     /// A client is numbered once, by its first task, and keeps its number across a restart;
@@ -85,17 +90,20 @@ mod tests {
     fn a_client_is_numbered_once_and_for_good() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
+        let value_of = |store: &Store, client: &str| {
+            store.client_no_of(&Scope::Client(client.into())).unwrap()
+        };
         let store = Store::open(&path, Durability::Normal).unwrap();
-        assert_eq!(store.client_no_value("a"), Value::Null);
+        assert_eq!(value_of(&store, "a"), Value::Null);
         let a = store.client_no("a").unwrap();
         let b = store.client_no("b").unwrap();
         assert_ne!(a, b);
         assert_eq!(store.client_no("a").unwrap(), a);
-        assert_eq!(store.client_no_value("a"), Value::Integer(a));
+        assert_eq!(value_of(&store, "a"), Value::Integer(a));
         drop(store);
         let store = Store::open(&path, Durability::Normal).unwrap();
-        assert_eq!(store.client_no_value("b"), Value::Integer(b));
+        assert_eq!(value_of(&store, "b"), Value::Integer(b));
         assert_eq!(store.client_no("b").unwrap(), b);
-        assert_eq!(store.client_no_value("c"), Value::Null);
+        assert_eq!(value_of(&store, "c"), Value::Null);
     }
 }

@@ -159,7 +159,7 @@ impl Store {
         // error: the job succeeds, and the batch it shares need not run again (writer.rs).
         let work = move |tx: &super::writer::JobTx<'_, '_>| -> Result<Result<()>> {
             if let Some(client) = &quota {
-                if let Err(refused) = super::space::check_bytes_in(tx, client, limit, added) {
+                if let Err(refused) = super::space::check_bytes(tx, client, limit, added) {
                     return Ok(Err(refused));
                 }
             }

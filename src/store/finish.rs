@@ -169,10 +169,7 @@ impl Store {
         let now = self.clock().now_text();
         let began_import = finish.began_import;
         let finished = self.write(move |tx| finish_in(tx, id, &client, &owner, &finish, &now))?;
-        if began_import {
-            self.inner.importing.release_at_end(id);
-        }
-        self.activity().bump();
+        self.after_end(id, began_import, true);
         Ok(finished)
     }
 
@@ -193,13 +190,20 @@ impl Store {
         self.inner.writer.write_then(
             move |tx| finish_in(tx, id, &client, &owner, &finish, &now),
             move |outcome| {
-                if began_import && outcome.is_ok() {
-                    store.inner.importing.release_at_end(id);
-                }
-                store.activity().bump();
+                store.after_end(id, began_import, outcome.is_ok());
                 then(outcome);
             },
         );
+    }
+
+    /// After task `id`'s end was written (`committed`, or failed): the dataset its import
+    /// kept for the end is released once the end is recorded (see `import`), and whoever
+    /// waits for a task to end looks again.
+    fn after_end(&self, id: TaskId, began_import: bool, committed: bool) {
+        if began_import && committed {
+            self.inner.importing.release_at_end(id);
+        }
+        self.activity().bump();
     }
 }
 

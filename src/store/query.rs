@@ -58,10 +58,7 @@ impl Store {
             .inner
             .memory
             .at_snapshot(|| conn.pin(), |counts| counts.of(client))?;
-        let client_no = match scope {
-            Scope::Client(client) => Some(self.client_no_value(client)),
-            Scope::All => None,
-        };
+        let client_no = self.client_no_of(scope);
         let Some(ListSql {
             count,
             page,

@@ -57,13 +57,9 @@ impl Store {
     }
 }
 
-/// Within the writer's transaction: refuses `adding` more bytes of `client`'s.
-pub(super) fn check_bytes_in(tx: &Connection, client: &str, limit: u64, adding: u64) -> Result<()> {
-    check_bytes(tx, client, limit, adding)
-}
-
-/// Refuses `adding` more bytes of `client`'s past `limit`, by the kept usage as `conn` sees it.
-fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Result<()> {
+/// Refuses `adding` more bytes of `client`'s past `limit`, by the kept usage as `conn` sees
+/// it: committed (a pooled connection), or within the writer's transaction.
+pub(super) fn check_bytes(conn: &Connection, client: &str, limit: u64, adding: u64) -> Result<()> {
     let used: i64 = conn
         .prepare_cached(USAGE)?
         .query_row([client], |r| r.get(0))

@@ -56,16 +56,10 @@ impl Store {
     pub(super) fn submit_all(&self, tasks: &[NewTask]) -> Result<Vec<Submitted>> {
         self.precheck_unfinished(tasks)?;
         // Each task's client number (see `clients`), numbering a new client first.
-        let mut numbered: HashMap<&str, i64> = HashMap::new();
-        let mut client_nos = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let client = task.owner.client.as_str();
-            let no = match numbered.get(client) {
-                Some(&no) => no,
-                None => *numbered.entry(client).or_insert(self.client_no(client)?),
-            };
-            client_nos.push(no);
-        }
+        let client_nos = tasks
+            .iter()
+            .map(|t| self.client_no(&t.owner.client))
+            .collect::<Result<Vec<i64>>>()?;
         let tasks = Arc::new(tasks.to_vec());
         let now_ms = self.clock().now_ms();
         let store = self.clone();

@@ -443,15 +443,15 @@ fn run(conn: Connection, memory: &Memory, queue: Receiver<Box<dyn Job>>, guarded
     // that writes; `checkpoint_if_due` takes its place.
     conn.wal_hook(Some(note_wal_pages));
     let prepared = Prepared::new(&conn).map_err(|e| StoreError::classify(&conn, e));
+    let at = Batch {
+        conn: &conn,
+        memory,
+    };
     let mut guarded_until: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         let guarded = batch.len() > 1 && guarded_until.is_some_and(|until| Instant::now() < until);
-        let at = Batch {
-            conn: &conn,
-            memory,
-        };
         let outcome = match &prepared {
             // `start` prepared the same statements on the same connection.
             Err(e) => Err(e.clone()),
@@ -565,6 +565,14 @@ impl Open<'_> {
     }
 
     fn rollback(self) -> Result<()> {
+        self.roll_back()
+    }
+
+    /// Rolls the transaction back, if SQLite has not already.
+    fn roll_back(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
         let rolled_back = self.conn.execute_batch("ROLLBACK");
         rolled_back.map_err(|e| StoreError::classify(self.conn, e))
     }
@@ -572,10 +580,8 @@ impl Open<'_> {
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
-        if !self.conn.is_autocommit() {
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                log::warn!("rolling back a failed write transaction failed: {e}");
-            }
+        if let Err(e) = self.roll_back() {
+            log::warn!("rolling back a failed write transaction failed: {e}");
         }
     }
 }
@@ -807,6 +813,30 @@ mod tests {
         w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (1)", [])?))
             .unwrap();
         assert_eq!(count(&w), 1);
+    }
+
+    /// A COMMIT that fails with the transaction still open (a deferred constraint) fails
+    /// its batch, and the transaction is rolled back: the next batch begins anew and the
+    /// failed one left nothing.
+    #[test]
+    fn a_failed_commit_is_rolled_back_and_the_writer_goes_on() {
+        let (_dir, w) = writer();
+        w.write(|tx| {
+            Ok(tx.execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (p INTEGER REFERENCES parent (id)
+                     DEFERRABLE INITIALLY DEFERRED);",
+            )?)
+        })
+        .unwrap();
+        let orphan = w.write(|tx| Ok(tx.execute("INSERT INTO child (p) VALUES (7)", [])?));
+        assert!(orphan.is_err(), "a child without its parent was committed");
+        w.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .unwrap();
+        let children: i64 = w
+            .write(|tx| Ok(tx.query_row("SELECT count(*) FROM child", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!((children, count(&w)), (0, 1));
     }
 
     /// The writer checkpoints the WAL itself (SQLite's automatic checkpoint is off on its
